@@ -1,0 +1,1 @@
+"""Data generators: synthetic Gaussian inputs and targets (:mod:`earlylin.data.synthetic`)."""

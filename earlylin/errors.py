@@ -1,0 +1,17 @@
+"""The one error type earlylin raises for anything a user can fix, and its two refinements."""
+
+
+class EarlylinError(Exception):
+    """A bad input or a failed run, with a message that names the value, the valid range and the flag."""
+
+
+class ConfigError(EarlylinError, ValueError):
+    """An invalid configuration value, detected before any work starts."""
+
+
+class DivergenceError(EarlylinError, FloatingPointError):
+    """Gradient descent diverged: the loss became NaN/inf or grew far beyond its initial value."""
+
+
+class DataError(EarlylinError, OSError):
+    """A data file is missing, truncated, or fails its integrity check."""

@@ -1,0 +1,223 @@
+"""One two-layer run: data → network and linear models → batched GD → metrics per step and seed.
+
+:func:`run_two_layer` is the Python API behind ``python -m earlylin.verify``. It returns plain data
+(see :func:`summarise` for the summary keys) and caches each seed's metrics under its full config.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from earlylin import compare, nets
+from earlylin.activations import gaussian_constants, get_activation
+from earlylin.config import DTYPES, TwoLayerConfig, resolve_device, set_exact_fp32
+from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
+from earlylin.errors import ConfigError
+from earlylin.linear import LinearTrajectory, features, stability_bound
+from earlylin.records import Cache, to_jsonable
+from earlylin.train import record_schedule, run_gd
+
+N_LOGITS = 5  # test points whose outputs are recorded (Fig 1b)
+STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
+
+
+def _stack(arrays: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays)).to(device=device, dtype=dtype)
+
+
+def _cache_payload(cfg: TwoLayerConfig, seed: int, device: torch.device) -> dict[str, Any]:
+    payload = cfg.as_dict()
+    payload.update(seeds=None, seed=seed, device=device.type)
+    return payload
+
+
+def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, progress: bool) -> dict[int, dict]:
+    """Train ``seeds`` of ``cfg`` as one batch; return {seed: metrics} (lists over recorded steps)."""
+    dtype = DTYPES[cfg.dtype]
+    act = get_activation(cfg.activation)
+    data = [
+        make_dataset(s, cfg.d, cfg.n, cfg.n_test, cfg.sigma, cfg.target, cfg.teacher_width, cfg.inputs)
+        for s in seeds
+    ]
+    consts = gaussian_constants(act)
+    nu = consts.nu(tr_sigma2_over_d(data[0].spectrum))
+    f64 = torch.float64
+    X64, Xt64 = _stack([b.x_train for b in data], device, f64), _stack([b.x_test for b in data], device, f64)
+    y64, yt64 = _stack([b.y_train for b in data], device, f64), _stack([b.y_test for b in data], device, f64)
+
+    psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
+    bound = float(stability_bound(psi).min())
+    if cfg.lr >= bound:
+        raise ConfigError(
+            f"--lr {cfg.lr:g} is past the linear model's stability bound 2n/λ_max(ΨᵀΨ) = {bound:.4g} "
+            f"(d={cfg.d}, layers={cfg.layers}); use --lr below {bound:.4g}"
+        )
+    if cfg.lr > STABILITY_WARN * bound:
+        warnings.warn(f"--lr {cfg.lr:g} is within 10% of the stability bound {bound:.4g}", stacklevel=2)
+    lin = LinearTrajectory.fit(psi, y64, cfg.lr)
+    psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
+    stripped = LinearTrajectory.fit(psi_s, y64, cfg.lr)
+    vsplit = compare.VlinSplit(psi_t)
+
+    X, Xt, y, yt = X64.to(dtype), Xt64.to(dtype), y64.to(dtype), yt64.to(dtype)
+    inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
+    W = _stack([w for w, _ in inits], device, dtype)
+    v = _stack([v for _, v in inits], device, dtype)
+    train_W = cfg.layers in ("first", "both")
+    train_v = cfg.layers in ("second", "both")
+    H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
+
+    net_step = nets.TwoLayerStep(act, X, y, train_W, train_v)
+
+    def step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
+        Wp, vp = params
+        if H_fixed is None:
+            loss, f, gW, gv = net_step(Wp, vp)
+            return loss, f, [gW, gv]
+        # second layer only: the hidden features never change, so reuse them
+        f = (H_fixed @ vp.unsqueeze(-1)).squeeze(-1) / math.sqrt(cfg.width)
+        r = f - y
+        gv = (H_fixed.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1) / (cfg.n * math.sqrt(cfg.width))
+        return 0.5 * torch.mean(r * r, -1), f, [None, gv]
+
+    window = compare.early_window(cfg.d, cfg.lr, cfg.window_c)
+    steps = record_schedule(cfg.steps, cfg.n_log, extra=[window])
+    rows: list[dict[str, torch.Tensor]] = []
+
+    def on_record(t: int, f_train: torch.Tensor, params: list[torch.Tensor]) -> None:
+        f_net, ft_net = f_train.double(), nets.forward(act, params[0], params[1], Xt).double()
+        tt = torch.tensor([t])
+        f_lin, ft_lin = lin.outputs(psi, tt)[:, 0], lin.outputs(psi_t, tt)[:, 0]
+        f_str, ft_str = stripped.outputs(psi_s, tt)[:, 0], stripped.outputs(psi_st, tt)[:, 0]
+        par_net, perp_net = vsplit.split(ft_net - yt64)
+        par_lin, perp_lin = vsplit.split(ft_lin - yt64)
+        rows.append({
+            "train_loss_net": compare.half_mse_loss(f_net, y64),
+            "test_loss_net": compare.half_mse_loss(ft_net, yt64),
+            "train_loss_lin": compare.half_mse_loss(f_lin, y64),
+            "test_loss_lin": compare.half_mse_loss(ft_lin, yt64),
+            "train_loss_stripped": compare.half_mse_loss(f_str, y64),
+            "test_loss_stripped": compare.half_mse_loss(ft_str, yt64),
+            "train_mse": compare.mse(f_net, f_lin),
+            "test_mse": compare.mse(ft_net, ft_lin),
+            "train_rel_mse": compare.relative_mse(f_net, f_lin),
+            "test_rel_mse": compare.relative_mse(ft_net, ft_lin),
+            "test_mse_stripped": compare.mse(ft_net, ft_str),
+            "train_err_net": compare.class_error(f_net, y64),
+            "test_err_net": compare.class_error(ft_net, yt64),
+            "test_err_lin": compare.class_error(ft_lin, yt64),
+            "test_res_par_net": par_net,
+            "test_res_perp_net": perp_net,
+            "test_res_par_lin": par_lin,
+            "test_res_perp_lin": perp_lin,
+            "logits_net": ft_net[:, :N_LOGITS],
+            "logits_lin": ft_lin[:, :N_LOGITS],
+        })
+
+    start = time.perf_counter()
+    lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
+    diverged = run_gd(step_fn, [W, v], lrs, cfg.steps, steps, on_record, seeds, progress)
+    wall = time.perf_counter() - start
+
+    table = {k: torch.stack([r[k] for r in rows], dim=1).cpu().numpy() for k in rows[0]}
+    out: dict[int, dict] = {}
+    for i, s in enumerate(seeds):
+        metrics = {k: to_jsonable(val[i]) for k, val in table.items()}
+        metrics.update(
+            steps=steps,
+            logits_y=to_jsonable(yt64[i, :N_LOGITS]),
+            vlin_rank=int(vsplit.rank[i]),
+            stability_bound=float(stability_bound(psi[i : i + 1])[0]),
+            diverged_at=diverged.get(s),
+            wall_time_s=wall / len(seeds),
+        )
+        out[s] = metrics
+    return out
+
+
+def run_two_layer(cfg: TwoLayerConfig, cache: Cache | None = None, progress: bool = False) -> dict[str, Any]:
+    """Run (or load from ``cache``) every seed of ``cfg``; return config, per-seed metrics and summary."""
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    set_exact_fp32()
+    cache = cache or Cache(None)
+    per_seed: dict[int, dict] = {}
+    for s in cfg.seeds:
+        hit = cache.load(_cache_payload(cfg, s, device))
+        if hit is not None:
+            per_seed[s] = {**hit, "cached": True}
+    missing = [s for s in cfg.seeds if s not in per_seed]
+    start = time.perf_counter()
+    if missing:
+        fresh = train_seeds(cfg, missing, device, progress)
+        for s, metrics in fresh.items():
+            if metrics["diverged_at"] is None:
+                cache.store(_cache_payload(cfg, s, device), metrics)
+            per_seed[s] = {**metrics, "cached": False}
+    wall = time.perf_counter() - start
+    consts = gaussian_constants(get_activation(cfg.activation))
+    result = {
+        "config": cfg.as_dict(),
+        "device": str(device),
+        "constants": consts.as_dict(),
+        "per_seed": {str(s): per_seed[s] for s in cfg.seeds},
+    }
+    result["summary"] = summarise(result, wall)
+    return result
+
+
+def _seed_curves(result: dict[str, Any], key: str) -> np.ndarray:
+    """(K, R) array of one metric over seeds (null → NaN)."""
+    rows = [result["per_seed"][s][key] for s in result["per_seed"]]
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+
+
+def summarise(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
+    """The stable summary of one d: early-window maxima, escape step and last-step losses.
+
+    Keys: early_window_steps, max_test_mse_early, max_rel_test_mse_early (and their per-seed lists),
+    max_test_mse_stripped_early, escape_step (on the seed-mean test MSE curve; null if not reached),
+    escape_step_per_seed, test_loss_net, test_loss_lin, test_loss_stripped (last step, seed mean),
+    diverged_seeds, wall_time_s.
+    """
+    cfg = result["config"]
+    first = next(iter(result["per_seed"].values()))
+    steps = first["steps"]
+    window = compare.early_window(cfg["d"], cfg["lr"], cfg["window_c"])
+    early = np.array(steps) <= window
+
+    def early_max(key: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmax(_seed_curves(result, key)[:, early], axis=1)
+
+    def mean_last(key: str) -> float:
+        return float(np.mean(_seed_curves(result, key)[:, -1]))
+
+    mse_seed, rel_seed = early_max("test_mse"), early_max("test_rel_mse")
+    test_mse = _seed_curves(result, "test_mse")
+    escape = compare.escape_step(steps, np.mean(test_mse, axis=0).tolist(), window, cfg["escape_factor"])
+    return to_jsonable({
+        "d": cfg["d"],
+        "early_window_steps": window,
+        "max_test_mse_early": float(np.mean(mse_seed)),
+        "max_rel_test_mse_early": float(np.mean(rel_seed)),
+        "max_test_mse_early_per_seed": mse_seed,
+        "max_rel_test_mse_early_per_seed": rel_seed,
+        "max_test_mse_stripped_early": float(np.mean(early_max("test_mse_stripped"))),
+        "escape_step": escape,
+        "escape_step_per_seed": [
+            compare.escape_step(steps, row.tolist(), window, cfg["escape_factor"]) for row in test_mse
+        ],
+        "test_loss_net": mean_last("test_loss_net"),
+        "test_loss_lin": mean_last("test_loss_lin"),
+        "test_loss_stripped": mean_last("test_loss_stripped"),
+        "diverged_seeds": {s: m["diverged_at"] for s, m in result["per_seed"].items() if m["diverged_at"] is not None},
+        "wall_time_s": wall_time_s,
+    })

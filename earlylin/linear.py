@@ -1,0 +1,108 @@
+"""The predicted linear models of THEORY §3 (paper eqs 5, 9, 11) and their exact GD trajectory.
+
+Features, for x ∈ ℝ^d and the constants of :mod:`earlylin.activations`:
+
+    first layer :  ψ₁(x) = [ ζ x/√d ; ν/√d ]
+    second layer:  ψ₂(x) = [ ζ x/√d ; ν/√(2d) ; q(x) ],
+                   q(x)  = ϑ₀ + ϑ₁ (‖x‖/√d − 1) + ϑ₂ (‖x‖/√d − 1)²       (the norm feature)
+    both layers :  ψ(x)  = [ ψ₁(x) ; ψ₂(x) ]
+    stripped    :  the x columns only (no constant, no norm feature) — the Fig 2 foil.
+
+Each model f^lin(x) = βᵀψ(x) is trained by GD on L = (1/2n)‖Ψβ − y‖² from β₀ = 0 with the learning
+rate of the layer(s) it mimics. With F = ΨᵀΨ/n = U Λ Uᵀ and b = Ψᵀy/n the iterates are, exactly,
+
+    β_t = U · diag((1 − (1 − ηλ_k)^t) / λ_k) · Uᵀ b          (λ_k = 0: the limit η t)
+
+so a whole trajectory costs one p×p eigendecomposition, whatever the number of steps. GD is stable
+iff η < 2/λ_max(F) = 2n/λ_max(ΨᵀΨ) (:func:`stability_bound`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from earlylin.activations import GaussianConstants
+
+LAYERS = ("first", "second", "both")
+
+
+def features(
+    X: torch.Tensor, consts: GaussianConstants, nu: float, layers: str, stripped: bool = False
+) -> torch.Tensor:
+    """Feature matrix Ψ of shape (..., n, p) for inputs X (..., n, d); see the module docstring."""
+    d = X.shape[-1]
+    x_part = consts.zeta * X / math.sqrt(d)
+    ones = torch.ones_like(X[..., :1])
+    eps = torch.linalg.vector_norm(X, dim=-1, keepdim=True) / math.sqrt(d) - 1.0
+    q = consts.theta0 + consts.theta1 * eps + consts.theta2 * eps * eps
+    psi1 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(d))]
+    psi2 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(2 * d)), q]
+    blocks = {"first": psi1, "second": psi2, "both": psi1 + psi2}[layers]
+    return torch.cat(blocks, dim=-1)
+
+
+def feature_kernel(
+    X: torch.Tensor, Xp: torch.Tensor, consts: GaussianConstants, nu: float, layers: str
+) -> torch.Tensor:
+    """Θ^lin(X, X′) = Ψ(X)Ψ(X′)ᵀ written out term by term (THEORY §3), an independent check of
+    :func:`features`: first ζ²XXᵀ/d + ν²/d; second ζ²XXᵀ/d + ν²/(2d) + q qᵀ; both their sum."""
+    d = X.shape[-1]
+
+    def q(A: torch.Tensor) -> torch.Tensor:
+        eps = torch.linalg.vector_norm(A, dim=-1) / math.sqrt(d) - 1.0
+        return consts.theta0 + consts.theta1 * eps + consts.theta2 * eps**2
+
+    lin = consts.zeta**2 * (X @ Xp.transpose(-1, -2)) / d
+    k1 = lin + nu**2 / d
+    k2 = lin + nu**2 / (2 * d) + q(X).unsqueeze(-1) * q(Xp).unsqueeze(-2)
+    return {"first": k1, "second": k2, "both": k1 + k2}[layers]
+
+
+@dataclass
+class LinearTrajectory:
+    """Closed-form GD trajectory of f^lin = βᵀψ for a batch of K problems (float64)."""
+
+    eigvals: torch.Tensor  # (K, p)
+    eigvecs: torch.Tensor  # (K, p, p)
+    b_eig: torch.Tensor  # (K, p)  Uᵀ b
+    lr: float
+
+    @classmethod
+    def fit(cls, psi_train: torch.Tensor, y: torch.Tensor, lr: float) -> LinearTrajectory:
+        psi = psi_train.double()
+        n = psi.shape[-2]
+        F = psi.transpose(-1, -2) @ psi / n
+        lam, U = torch.linalg.eigh(F)
+        b = (psi.transpose(-1, -2) @ y.double().unsqueeze(-1)).squeeze(-1) / n
+        b_eig = (U.transpose(-1, -2) @ b.unsqueeze(-1)).squeeze(-1)
+        return cls(lam.clamp_min(0.0), U, b_eig, lr)
+
+    def gain(self, steps: torch.Tensor) -> torch.Tensor:
+        """(1 − (1 − ηλ)^t)/λ for every step and eigenvalue, shape (K, R, p); ηt where λ = 0."""
+        t = steps.double().to(self.eigvals.device).view(1, -1, 1)
+        lam = self.eigvals.unsqueeze(1)
+        a = self.lr * lam
+        # 1 − (1 − a)^t: expm1/log1p keeps full relative precision when a is tiny
+        small = -torch.expm1(t * torch.log1p(-a.clamp(max=0.5)))
+        num = torch.where(a < 0.5, small, 1.0 - torch.pow(1.0 - a, t))
+        safe = torch.where(lam > 0, lam, torch.ones_like(lam))
+        return torch.where(lam > 0, num / safe, self.lr * t)
+
+    def coef(self, steps: torch.Tensor) -> torch.Tensor:
+        """β_t for each step, shape (K, R, p)."""
+        return (self.gain(steps) * self.b_eig.unsqueeze(1)) @ self.eigvecs.transpose(-1, -2)
+
+    def outputs(self, psi: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """f^lin_t(X) = Ψ β_t for each step, shape (K, R, n)."""
+        return self.coef(steps) @ psi.double().transpose(-1, -2)
+
+
+def stability_bound(psi_train: torch.Tensor) -> torch.Tensor:
+    """Largest stable GD learning rate 2n/λ_max(ΨᵀΨ) per batch entry, shape (K,)."""
+    psi = psi_train.double()
+    n = psi.shape[-2]
+    lam_max = torch.linalg.eigvalsh(psi.transpose(-1, -2) @ psi / n)[..., -1]
+    return 2.0 / lam_max

@@ -1,0 +1,140 @@
+"""Plain-data records: atomic JSON writes, the run environment, and a checksummed result cache.
+
+- :func:`write_json_atomic` writes to a temporary file in the target's directory, fsyncs and renames
+  it over the target, so a run killed at any moment leaves the previous file or none, never half.
+- :func:`environment` is what every record carries: versions, device, dtype, TF32 flags, threads.
+- :class:`Cache` stores one entry per (config, seed) under ``sha256(config, seed, version)``; an
+  entry whose JSON does not parse or whose checksum does not match is ignored and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import earlylin
+
+SCHEMA = "earlylin.record/1"
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert tensors/arrays/NaN to JSON-safe values (NaN and ±inf become null)."""
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as JSON (NaN → null) to ``path`` atomically."""
+    text = json.dumps(to_jsonable(obj), indent=1) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def environment(device: torch.device, dtype: str) -> dict[str, Any]:
+    """Versions, device and numerical precision of this process."""
+    env: dict[str, Any] = {
+        "earlylin": earlylin.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+        "dtype": dtype,
+        "torch_threads": torch.get_num_threads(),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "linear_model_dtype": "float64",
+    }
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["device_name"] = platform.processor() or platform.machine()
+    return env
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "earlylin"
+
+
+class Cache:
+    """Content-addressed store of per-(config, seed) results with checksums."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+
+    def key(self, payload: dict[str, Any]) -> str:
+        full = {"payload": payload, "earlylin": earlylin.__version__}
+        return hashlib.sha256(canonical(full).encode()).hexdigest()[:32]
+
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        return self.directory / key[:2] / f"{key}.json"
+
+    def load(self, payload: dict[str, Any]) -> Any | None:
+        """The stored result for ``payload``, or None if absent, unreadable or corrupted."""
+        if self.directory is None:
+            return None
+        path = self._path(self.key(payload))
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            result = entry["result"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if entry.get("sha256") != hashlib.sha256(canonical(result).encode()).hexdigest():
+            return None
+        return result
+
+    def store(self, payload: dict[str, Any], result: Any) -> None:
+        if self.directory is None:
+            return
+        result = to_jsonable(result)
+        entry = {
+            "payload": to_jsonable(payload),
+            "sha256": hashlib.sha256(canonical(result).encode()).hexdigest(),
+            "result": result,
+        }
+        write_json_atomic(self._path(self.key(payload)), entry)

@@ -1,0 +1,223 @@
+"""Train a two-layer network and its predicted linear model side by side and report how close they stay.
+
+Usage:
+    python -m earlylin.verify --layers both --d 50            # the paper's Fig 1 setting
+    python -m earlylin.verify --layers both --d 50 --quick    # a smoke run in seconds
+    python -m earlylin.verify --d 25 50 100 200 --seeds 0 1 2 # closeness vs d, with the log-log slope
+
+Writes ``<out>/record.json`` (config, environment, metrics per recorded step and seed, summary) and
+``<out>/verify.png`` (loss curves, MSE between net and linear model, and MSE vs d), and prints a
+compact table. Exit status: 0 success, 2 invalid input, 3 some seeds diverged (their steps are named;
+the record is still written), 4 every seed diverged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earlylin import figures
+from earlylin.activations import ACTIVATION_NAMES
+from earlylin.config import DEVICES, DTYPES, QUICK, Sweep, TwoLayerConfig, resolve_device
+from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
+from earlylin.errors import ConfigError, DivergenceError, EarlylinError
+from earlylin.experiment import run_two_layer
+from earlylin.linear import LAYERS
+from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_json_atomic
+
+DEFAULT = TwoLayerConfig()
+TABLE_KEYS = (
+    ("train_loss_net", "train loss net"),
+    ("test_loss_net", "test loss net"),
+    ("test_loss_lin", "test loss lin"),
+    ("test_mse", "MSE(net,lin)"),
+    ("test_rel_mse", "rel MSE"),
+    ("test_mse_stripped", "MSE(net,strip)"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m earlylin.verify",
+        description="Check that early GD on a two-layer net follows its linear model (Hu et al. 2020).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    a = p.add_argument
+    a("--layers", choices=LAYERS, default=DEFAULT.layers, help="which layer(s) GD trains (η₁, η₂ of THEORY §1)")
+    a("--d", type=int, nargs="+", default=[DEFAULT.d], help="input dimension(s); several give the closeness-vs-d table")
+    a("--activation", default=DEFAULT.activation, help=f"φ: one of {', '.join(ACTIVATION_NAMES)}")
+    a("--width", type=int, default=None, help=f"hidden width m, even [default {DEFAULT.width}]")
+    a("--n", type=int, default=None, help=f"training points [default {DEFAULT.n}; --quick {QUICK['n']}]")
+    a("--n-test", type=int, default=None, help=f"test points [default {DEFAULT.n_test}; --quick {QUICK['n_test']}]")
+    a("--teacher-width", type=int, default=DEFAULT.teacher_width, help="width of the erf teacher")
+    a("--target", choices=TARGET_NAMES, default=DEFAULT.target,
+      help="teacher: y = sign(f*(x)); norm: ½ sign(f*) + ½ tanh(standardised ‖x‖²) (Fig 2)")
+    a("--sigma", choices=SIGMA_NAMES, default=DEFAULT.sigma, help="input covariance spectrum, Tr Σ = d")
+    a("--inputs", choices=INPUT_NAMES, default=DEFAULT.inputs, help="distribution of the entries of x̄")
+    a("--lr", type=float, default=DEFAULT.lr, help="learning rate η (η₁ and/or η₂)")
+    a("--steps", type=int, default=None, help=f"GD steps [default {DEFAULT.steps}; --quick {QUICK['steps']}]")
+    a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, trained as one batch")
+    a("--scale-alpha", type=float, default=None,
+      help="with several --d: grow n and width as (d/d₀)^{1+α} from the first d (unset: fixed n, width)")
+    a("--window-c", type=float, default=DEFAULT.window_c, help="early window T = c·d·log(d)/η")
+    a("--escape-factor", type=float, default=DEFAULT.escape_factor,
+      help="escape step: first step after T with test MSE(net, lin) > factor × its value at T")
+    a("--n-log", type=int, default=DEFAULT.n_log, help="log-spaced recorded steps (plus 0, T and the last)")
+    a("--device", choices=DEVICES, default=DEFAULT.device, help="auto: CUDA if available, else CPU")
+    a("--dtype", choices=tuple(DTYPES), default=DEFAULT.dtype,
+      help="network precision (the linear models are always float64; on CUDA fp32 runs with TF32 off)")
+    a("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")
+    a("--quick", action="store_true", help="reduced size for a smoke run (n, n-test, steps as above)")
+    a("--cache-dir", type=Path, default=default_cache_dir(), help="where per-(config, seed) results are cached")
+    a("--no-cache", action="store_true", help="neither read nor write the cache")
+    a("--no-plot", action="store_true", help="skip verify.png")
+    a("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Sweep:
+    preset: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for key in ("width", "n", "n_test", "steps"):
+        value = getattr(args, key)
+        if value is not None:
+            preset[key] = value
+    base = TwoLayerConfig(
+        d=args.d[0], layers=args.layers, activation=args.activation, teacher_width=args.teacher_width,
+        target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr, seeds=tuple(args.seeds),
+        window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype,
+        device=args.device, **preset,
+    )
+    return Sweep(base=base, ds=tuple(args.d), scale_alpha=args.scale_alpha)
+
+
+def loglog_slope(ds: list[int], values: np.ndarray) -> float:
+    """Least-squares slope of log(value) against log(d)."""
+    return float(np.polyfit(np.log(ds), np.log(values), 1)[0])
+
+
+def sweep_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Top-level summary: the single run's summary, or by_d + slope (+ the largest d's keys) for several d."""
+    if len(runs) == 1:
+        return dict(runs[0]["summary"])
+    by_d = [r["summary"] for r in runs]
+    ds = [s["d"] for s in by_d]
+    per_seed = np.array([s["max_rel_test_mse_early_per_seed"] for s in by_d], dtype=float)  # (D, K)
+    slopes = [loglog_slope(ds, per_seed[:, k]) for k in range(per_seed.shape[1])]
+    mse_mean = np.array([s["max_test_mse_early"] for s in by_d])
+    out = dict(by_d[int(np.argmax(ds))])
+    out.update(
+        by_d=by_d,
+        slope={
+            "metric": "max_rel_test_mse_early",
+            "mean": float(np.mean(slopes)),
+            "std": float(np.std(slopes, ddof=1)) if len(slopes) > 1 else 0.0,
+            "per_seed": slopes,
+            "of_seed_mean": loglog_slope(ds, per_seed.mean(axis=1)),
+            "test_mse_of_seed_mean": loglog_slope(ds, mse_mean),
+        },
+        wall_time_s=float(sum(s["wall_time_s"] for s in by_d)),
+    )
+    return out
+
+
+def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The terminal report: per-step table of each run, then the closeness-vs-d table if several d."""
+    lines = []
+    for run in runs:
+        cfg, s = run["config"], run["summary"]
+        seed0 = next(iter(run["per_seed"].values()))
+        steps = seed0["steps"]
+        lines.append(
+            f"d={cfg['d']} m={cfg['width']} n={cfg['n']} layers={cfg['layers']} φ={cfg['activation']} "
+            f"η={cfg['lr']:g} seeds={cfg['seeds']} T={s['early_window_steps']} (seed-mean values)"
+        )
+        lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in TABLE_KEYS))
+        show = sorted({steps[0], steps[-1], s["early_window_steps"],
+                       *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))})
+        for t in show:
+            i = steps.index(t)
+            vals = []
+            for key, _ in TABLE_KEYS:
+                col = [m[key][i] for m in run["per_seed"].values()]
+                col = [np.nan if c is None else c for c in col]
+                vals.append("nan" if np.all(np.isnan(col)) else f"{np.nanmean(col):.5f}")
+            lines.append(f"{t:>7} " + " ".join(f"{v:>15}" for v in vals))
+        lines.append(
+            f"  max test MSE(net,lin) for t ≤ T: {s['max_test_mse_early']:.3g}   "
+            f"max rel MSE: {s['max_rel_test_mse_early']:.3g}   "
+            f"max MSE(net,stripped): {s['max_test_mse_stripped_early']:.3g}   "
+            f"escape step: {s['escape_step']}   wall: {s['wall_time_s']:.1f}s"
+        )
+        if s["diverged_seeds"]:
+            lines.append(f"  DIVERGED seeds (seed: first bad step): {s['diverged_seeds']}")
+        lines.append("")
+    if "by_d" in summary:
+        lines.append(f"{'d':>6} {'m':>7} {'n':>8} {'T':>6} {'max MSE t≤T':>12} {'max rel MSE':>12} {'escape':>7}")
+        for run in runs:
+            s, c = run["summary"], run["config"]
+            lines.append(
+                f"{s['d']:>6} {c['width']:>7} {c['n']:>8} {s['early_window_steps']:>6} "
+                f"{s['max_test_mse_early']:>12.4g} {s['max_rel_test_mse_early']:>12.4g} {s['escape_step']!s:>7}"
+            )
+        sl = summary["slope"]
+        lines.append(
+            f"log-log slope of max rel MSE vs d: {sl['mean']:.3f} ± {sl['std']:.3f} (over seeds; "
+            f"of the seed mean: {sl['of_seed_mean']:.3f})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        sweep = config_from_args(args)
+        configs = sweep.configs()
+        device = resolve_device(args.device)
+        if args.device == "auto" and device.type == "cpu" and not args.quiet:
+            print("note: --device auto found no CUDA device; running on CPU", file=sys.stderr)
+        cache = Cache(None if args.no_cache else args.cache_dir)
+        start = time.perf_counter()
+        runs = []
+        for cfg in configs:
+            if not args.quiet:
+                print(f"running d={cfg.d} (n={cfg.n}, m={cfg.width}, {cfg.steps} steps, "
+                      f"{len(cfg.seeds)} seed(s)) on {device}", file=sys.stderr)
+            runs.append(run_two_layer(cfg, cache, progress=not args.quiet))
+        summary = sweep_summary(runs)
+        record = {
+            "schema": SCHEMA,
+            "kind": "two_layer",
+            "argv": sys.argv[1:] if argv is None else list(argv),
+            "sweep": {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha},
+            "environment": environment(device, args.dtype),
+            "runs": runs,
+            "summary": summary,
+            "total_wall_time_s": time.perf_counter() - start,
+        }
+        path = write_json_atomic(args.out / "record.json", record)
+        print(format_table(runs, summary))
+        print(f"record: {path}")
+        if not args.no_plot:
+            print(f"figure: {figures.plot_verify(record, args.out / 'verify.png')}")
+    except DivergenceError as err:
+        print(f"earlylin: error: {err}", file=sys.stderr)
+        return 4
+    except ConfigError as err:
+        print(f"earlylin: error: {err}", file=sys.stderr)
+        return 2
+    except EarlylinError as err:
+        print(f"earlylin: error: {err}", file=sys.stderr)
+        return 1
+    if any(r["summary"]["diverged_seeds"] for r in runs):
+        print("earlylin: some seeds diverged (see the table); use a smaller --lr", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
