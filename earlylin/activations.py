@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -136,7 +137,7 @@ def _piecewise_rule(kinks: tuple[float, ...], n_nodes: int, cutoff: float) -> tu
     edges = [-cutoff, *sorted(kinks), cutoff]
     x, w = np.polynomial.legendre.leggauss(n_nodes)
     nodes, weights = [], []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         g = 0.5 * (b - a) * x + 0.5 * (a + b)
         nodes.append(g)
         weights.append(0.5 * (b - a) * w * np.exp(-0.5 * g * g) * _INV_SQRT_2PI)

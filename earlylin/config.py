@@ -5,8 +5,8 @@ n = 20,000 train and 2,000 test points, teacher of width 5, η = 1. The paper's 
 unknown; the default 2,000 steps show the agreement window (T = 5·d·log d/η ≈ 980 steps at d = 50)
 and the start of the escape (the net's MSE to f^lin passes its minimum near step 1,600 and its train
 loss drops below the linear model's), within 60 s on a 2-core CPU. The MSE doubles from its value at
-T only near step 5,200 at d = 50: ``--steps 6000`` (≈ 2.5 min on a 2-core CPU) shows that escape. ``--quick`` (:data:`QUICK`) shrinks
-n, n_test and the step count for a smoke run in seconds.
+T only near step 5,200 at d = 50: ``--steps 6000`` (≈ 2.5 min on a 2-core CPU) shows that escape.
+``--quick`` (:data:`QUICK`) shrinks n, n_test and the step count for a smoke run in seconds.
 
 Every check raises :class:`~earlylin.errors.ConfigError` naming the flag, the value and the valid
 range, before any work starts.

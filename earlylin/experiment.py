@@ -65,7 +65,7 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
     stripped = LinearTrajectory.fit(psi_s, y64, cfg.lr)
     vsplit = compare.VlinSplit(psi_t)
 
-    X, Xt, y, yt = X64.to(dtype), Xt64.to(dtype), y64.to(dtype), yt64.to(dtype)
+    X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
     inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
     W = _stack([w for w, _ in inits], device, dtype)
     v = _stack([v for _, v in inits], device, dtype)
