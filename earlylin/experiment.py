@@ -81,9 +81,9 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
             loss, f, gW, gv = net_step(Wp, vp)
             return loss, f, [gW, gv]
         # second layer only: the hidden features never change, so reuse them
-        f = (H_fixed @ vp.unsqueeze(-1)).squeeze(-1) / math.sqrt(cfg.width)
+        f = nets.readout(H_fixed, vp) / math.sqrt(cfg.width)
         r = f - y
-        gv = (H_fixed.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1) / (cfg.n * math.sqrt(cfg.width))
+        gv = nets.backprop_readout(H_fixed, r) / (cfg.n * math.sqrt(cfg.width))
         return 0.5 * torch.mean(r * r, -1), f, [None, gv]
 
     window = compare.early_window(cfg.d, cfg.lr, cfg.window_c)

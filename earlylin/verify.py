@@ -137,8 +137,8 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"η={cfg['lr']:g} seeds={cfg['seeds']} T={s['early_window_steps']} (seed-mean values)"
         )
         lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in TABLE_KEYS))
-        show = sorted({steps[0], steps[-1], s["early_window_steps"],
-                       *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))})
+        show = sorted({steps[0], steps[-1], *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))}
+                      | ({s["early_window_steps"]} & set(steps)))
         for t in show:
             i = steps.index(t)
             vals = []
