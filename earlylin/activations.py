@@ -40,6 +40,7 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 _SQRT_2 = math.sqrt(2.0)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_LOG_TWO_OVER_SQRT_PI = math.log(_TWO_OVER_SQRT_PI)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ def _erf_dphi(z: torch.Tensor) -> torch.Tensor:
 
 
 def _erf_dphi_into(z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    return torch.mul(z, z, out=out).neg_().exp_().mul_(_TWO_OVER_SQRT_PI)
+    # exp(log(2/√π) − z²) = (2/√π) e^{−z²} in two passes over memory instead of four
+    torch.addcmul(torch.full((), _LOG_TWO_OVER_SQRT_PI, dtype=z.dtype, device=z.device), z, z, value=-1.0, out=out)
+    return out.exp_()
 
 
 def _gelu_dphi(z: torch.Tensor) -> torch.Tensor:

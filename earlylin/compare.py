@@ -80,3 +80,81 @@ def escape_step(steps: Sequence[int], test_mse: Sequence[float], window: int, fa
         if s > window and value > factor * ref:
             return int(s)
     return None
+
+
+N_LOGITS = 5  # test points whose outputs are recorded (Fig 1b)
+
+
+class LinearComparison:
+    """Everything the network is compared with: f^lin and the stripped model (closed-form
+    trajectories, float64), the labels and the V_lin split. :meth:`row` gives one recorded step."""
+
+    def __init__(
+        self,
+        psi: tuple[torch.Tensor, torch.Tensor],
+        psi_stripped: tuple[torch.Tensor, torch.Tensor],
+        y: torch.Tensor,
+        y_test: torch.Tensor,
+        lr: float,
+    ) -> None:
+        from earlylin.linear import LinearTrajectory, stability_bound
+
+        self.psi, self.psi_s = psi, psi_stripped
+        self.y, self.yt = y.double(), y_test.double()
+        self.bound = stability_bound(psi[0])
+        self.lin = LinearTrajectory.fit(psi[0], self.y, lr)
+        self.stripped = LinearTrajectory.fit(psi_stripped[0], self.y, lr)
+        self.vsplit = VlinSplit(psi[1])
+
+    def row(self, t: int, f_train: torch.Tensor, f_test: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All per-seed metrics at step t, given the network's train and test outputs."""
+        f_net, ft_net, y, yt = f_train.double(), f_test.double(), self.y, self.yt
+        tt = torch.tensor([t])
+        f_lin, ft_lin = (self.lin.outputs(p, tt)[:, 0] for p in self.psi)
+        f_str, ft_str = (self.stripped.outputs(p, tt)[:, 0] for p in self.psi_s)
+        par_net, perp_net = self.vsplit.split(ft_net - yt)
+        par_lin, perp_lin = self.vsplit.split(ft_lin - yt)
+        return {
+            "train_loss_net": half_mse_loss(f_net, y),
+            "test_loss_net": half_mse_loss(ft_net, yt),
+            "train_loss_lin": half_mse_loss(f_lin, y),
+            "test_loss_lin": half_mse_loss(ft_lin, yt),
+            "train_loss_stripped": half_mse_loss(f_str, y),
+            "test_loss_stripped": half_mse_loss(ft_str, yt),
+            "train_mse": mse(f_net, f_lin),
+            "test_mse": mse(ft_net, ft_lin),
+            "train_rel_mse": relative_mse(f_net, f_lin),
+            "test_rel_mse": relative_mse(ft_net, ft_lin),
+            "test_mse_stripped": mse(ft_net, ft_str),
+            "train_err_net": class_error(f_net, y),
+            "test_err_net": class_error(ft_net, yt),
+            "test_err_lin": class_error(ft_lin, yt),
+            "test_res_par_net": par_net,
+            "test_res_perp_net": perp_net,
+            "test_res_par_lin": par_lin,
+            "test_res_perp_lin": perp_lin,
+            "logits_net": ft_net[:, :N_LOGITS],
+            "logits_lin": ft_lin[:, :N_LOGITS],
+        }
+
+    def per_seed(
+        self, rows: list[dict[str, torch.Tensor]], steps: list[int], seeds: list[int], diverged: dict[int, int],
+        wall: float,
+    ) -> dict[int, dict]:
+        """Stack recorded rows into {seed: {metric: [value per step]}} plain data."""
+        from earlylin.records import to_jsonable
+
+        table = {k: torch.stack([r[k] for r in rows], dim=1).cpu().numpy() for k in rows[0]}
+        out: dict[int, dict] = {}
+        for i, s in enumerate(seeds):
+            metrics = {k: to_jsonable(val[i]) for k, val in table.items()}
+            metrics.update(
+                steps=list(steps),
+                logits_y=to_jsonable(self.yt[i, :N_LOGITS]),
+                vlin_rank=int(self.vsplit.rank[i]),
+                stability_bound=float(self.bound[i]),
+                diverged_at=diverged.get(s),
+                wall_time_s=wall / len(seeds),
+            )
+            out[s] = metrics
+        return out

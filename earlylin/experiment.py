@@ -19,11 +19,10 @@ from earlylin.activations import gaussian_constants, get_activation
 from earlylin.config import DTYPES, TwoLayerConfig, resolve_device, set_exact_fp32
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
 from earlylin.errors import ConfigError
-from earlylin.linear import LinearTrajectory, features, stability_bound
+from earlylin.linear import features
 from earlylin.records import Cache, to_jsonable
 from earlylin.train import record_schedule, run_gd
 
-N_LOGITS = 5  # test points whose outputs are recorded (Fig 1b)
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
 
 
@@ -52,18 +51,9 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
     y64, yt64 = _stack([b.y_train for b in data], device, f64), _stack([b.y_test for b in data], device, f64)
 
     psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
-    bound = float(stability_bound(psi).min())
-    if cfg.lr >= bound:
-        raise ConfigError(
-            f"--lr {cfg.lr:g} is past the linear model's stability bound 2n/λ_max(ΨᵀΨ) = {bound:.4g} "
-            f"(d={cfg.d}, layers={cfg.layers}); use --lr below {bound:.4g}"
-        )
-    if cfg.lr > STABILITY_WARN * bound:
-        warnings.warn(f"--lr {cfg.lr:g} is within 10% of the stability bound {bound:.4g}", stacklevel=2)
-    lin = LinearTrajectory.fit(psi, y64, cfg.lr)
     psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
-    stripped = LinearTrajectory.fit(psi_s, y64, cfg.lr)
-    vsplit = compare.VlinSplit(psi_t)
+    comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr)
+    check_lr(cfg.lr, comparison.bound, f"d={cfg.d}, layers={cfg.layers}")
 
     X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
     inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
@@ -91,54 +81,26 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
     rows: list[dict[str, torch.Tensor]] = []
 
     def on_record(t: int, f_train: torch.Tensor, params: list[torch.Tensor]) -> None:
-        f_net, ft_net = f_train.double(), nets.forward(act, params[0], params[1], Xt).double()
-        tt = torch.tensor([t])
-        f_lin, ft_lin = lin.outputs(psi, tt)[:, 0], lin.outputs(psi_t, tt)[:, 0]
-        f_str, ft_str = stripped.outputs(psi_s, tt)[:, 0], stripped.outputs(psi_st, tt)[:, 0]
-        par_net, perp_net = vsplit.split(ft_net - yt64)
-        par_lin, perp_lin = vsplit.split(ft_lin - yt64)
-        rows.append({
-            "train_loss_net": compare.half_mse_loss(f_net, y64),
-            "test_loss_net": compare.half_mse_loss(ft_net, yt64),
-            "train_loss_lin": compare.half_mse_loss(f_lin, y64),
-            "test_loss_lin": compare.half_mse_loss(ft_lin, yt64),
-            "train_loss_stripped": compare.half_mse_loss(f_str, y64),
-            "test_loss_stripped": compare.half_mse_loss(ft_str, yt64),
-            "train_mse": compare.mse(f_net, f_lin),
-            "test_mse": compare.mse(ft_net, ft_lin),
-            "train_rel_mse": compare.relative_mse(f_net, f_lin),
-            "test_rel_mse": compare.relative_mse(ft_net, ft_lin),
-            "test_mse_stripped": compare.mse(ft_net, ft_str),
-            "train_err_net": compare.class_error(f_net, y64),
-            "test_err_net": compare.class_error(ft_net, yt64),
-            "test_err_lin": compare.class_error(ft_lin, yt64),
-            "test_res_par_net": par_net,
-            "test_res_perp_net": perp_net,
-            "test_res_par_lin": par_lin,
-            "test_res_perp_lin": perp_lin,
-            "logits_net": ft_net[:, :N_LOGITS],
-            "logits_lin": ft_lin[:, :N_LOGITS],
-        })
+        rows.append(comparison.row(t, f_train, nets.forward(act, params[0], params[1], Xt)))
 
     start = time.perf_counter()
     lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
     diverged = run_gd(step_fn, [W, v], lrs, cfg.steps, steps, on_record, seeds, progress)
     wall = time.perf_counter() - start
 
-    table = {k: torch.stack([r[k] for r in rows], dim=1).cpu().numpy() for k in rows[0]}
-    out: dict[int, dict] = {}
-    for i, s in enumerate(seeds):
-        metrics = {k: to_jsonable(val[i]) for k, val in table.items()}
-        metrics.update(
-            steps=steps,
-            logits_y=to_jsonable(yt64[i, :N_LOGITS]),
-            vlin_rank=int(vsplit.rank[i]),
-            stability_bound=float(stability_bound(psi[i : i + 1])[0]),
-            diverged_at=diverged.get(s),
-            wall_time_s=wall / len(seeds),
+    return comparison.per_seed(rows, steps, seeds, diverged, wall)
+
+
+def check_lr(lr: float, bound: torch.Tensor, context: str) -> None:
+    """Refuse η at or past the linear model's stability bound 2n/λ_max(ΨᵀΨ); warn within 10% of it."""
+    limit = float(bound.min())
+    if lr >= limit:
+        raise ConfigError(
+            f"--lr {lr:g} is past the linear model's stability bound 2n/λ_max(ΨᵀΨ) = {limit:.4g} "
+            f"({context}); use --lr below {limit:.4g}"
         )
-        out[s] = metrics
-    return out
+    if lr > STABILITY_WARN * limit:
+        warnings.warn(f"--lr {lr:g} is within 10% of the stability bound {limit:.4g}", stacklevel=3)
 
 
 def run_two_layer(cfg: TwoLayerConfig, cache: Cache | None = None, progress: bool = False) -> dict[str, Any]:
