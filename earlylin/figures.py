@@ -4,7 +4,7 @@
 the net, f^lin and the stripped model over steps (log axis, Fig 1a); (b) test MSE between net and
 f^lin (and the stripped model) with the early window T and the escape step; (c) with several d,
 the early-window maximum of the relative MSE against d (Fig 1c) — with one d, the outputs of five
-test points, net against f^lin (Fig 1b).
+test points, net against f^lin (Fig 1b); (d) the test residual split onto V_lin and V_lin⊥ (Fig 3a).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
     steps = np.array(seed0["steps"], dtype=float)
     x = np.maximum(steps, 0.5)  # step 0 drawn at 0.5 on the log axis
     s = run["summary"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
 
     ax = axes[0]
     for key, label, style in (
@@ -87,4 +87,10 @@ def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
             ax.plot(x, net[:, j], f"C{j}-", lw=1.2)
             ax.plot(x, lin[:, j], f"C{j}--", lw=1.2)
         ax.set(xscale="log", xlabel="step", ylabel="output", title="(b′) 5 test points: net — , f_lin --")
+    ax = axes[3]
+    for who, style in (("net", "C0-"), ("lin", "C1--")):
+        ax.plot(x, seed_mean(run, f"test_res_perp_{who}"), style, label=f"{who}: V_lin⊥ part")
+        ax.plot(x, seed_mean(run, f"test_res_par_{who}"), style[:2] + ":", label=f"{who}: V_lin part")
+    ax.set(xscale="log", xlabel="step", ylabel="‖P(f−y)‖²/n, ‖(I−P)(f−y)‖²/n", title="(d) test residual split")
+    ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -4,6 +4,8 @@ Usage:
     python -m earlylin.verify --layers both --d 50            # the paper's Fig 1 setting
     python -m earlylin.verify --layers both --d 50 --quick    # a smoke run in seconds
     python -m earlylin.verify --d 25 50 100 200 --seeds 0 1 2 # closeness vs d, with the log-log slope
+    python -m earlylin.verify --dataset cifar --arch fc       # CIFAR-10 cats vs horses, deep FC (Fig 3)
+    python -m earlylin.verify --dataset cifar --arch cnn --quick
 
 Writes ``<out>/record.json`` (config, environment, metrics per recorded step and seed, summary) and
 ``<out>/verify.png`` (loss curves, MSE between net and linear model, and MSE vs d), and prints a
@@ -21,8 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from earlylin import figures
+from earlylin import deep, figures
 from earlylin.activations import ACTIVATION_NAMES
+from earlylin.cifar_experiment import LINEAR_KINDS, CifarConfig, run_cifar
+from earlylin.cifar_experiment import QUICK as CIFAR_QUICK
+from earlylin.cifar_experiment import QUICK_WIDTH as CIFAR_QUICK_WIDTH
 from earlylin.config import DEVICES, DTYPES, QUICK, Sweep, TwoLayerConfig, resolve_device
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import ConfigError, DivergenceError, EarlylinError
@@ -39,6 +44,7 @@ TABLE_KEYS = (
     ("test_rel_mse", "rel MSE"),
     ("test_mse_stripped", "MSE(net,strip)"),
 )
+SPLIT_KEYS = (("test_res_perp_net", "V⊥ resid net"), ("test_res_perp_lin", "V⊥ resid lin"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,18 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--layers", choices=LAYERS, default=DEFAULT.layers, help="which layer(s) GD trains (η₁, η₂ of THEORY §1)")
-    a("--d", type=int, nargs="+", default=[DEFAULT.d], help="input dimension(s); several give the closeness-vs-d table")
-    a("--activation", default=DEFAULT.activation, help=f"φ: one of {', '.join(ACTIVATION_NAMES)}")
-    a("--width", type=int, default=None, help=f"hidden width m, even [default {DEFAULT.width}]")
-    a("--n", type=int, default=None, help=f"training points [default {DEFAULT.n}; --quick {QUICK['n']}]")
-    a("--n-test", type=int, default=None, help=f"test points [default {DEFAULT.n_test}; --quick {QUICK['n_test']}]")
+    a("--d", type=int, nargs="+", default=None,
+      help=f"input dimension(s); several give the closeness-vs-d table [default {DEFAULT.d}; CIFAR: 192]")
+    a("--activation", default=None,
+      help=f"φ: one of {', '.join(ACTIVATION_NAMES)} [default {DEFAULT.activation}; CIFAR: relu or erf, "
+      f"default {CifarConfig.activation}]")
+    a("--width", type=int, default=None, help=f"hidden width m, even [default {DEFAULT.width}; CIFAR "
+      f"{CifarConfig.width}, --quick {CIFAR_QUICK_WIDTH}]")
+    a("--n", type=int, default=None, help=f"training points [default {DEFAULT.n}; --quick {QUICK['n']}; "
+      f"CIFAR {CifarConfig.n}, --quick {CIFAR_QUICK['n']}]")
+    a("--n-test", type=int, default=None, help=f"test points [default {DEFAULT.n_test}; --quick {QUICK['n_test']}; "
+      f"CIFAR {CifarConfig.n_test}, --quick {CIFAR_QUICK['n_test']}]")
     a("--teacher-width", type=int, default=DEFAULT.teacher_width, help="width of the erf teacher")
     a("--target", choices=TARGET_NAMES, default=DEFAULT.target,
       help="teacher: y = sign(f*(x)); norm: ½ sign(f*) + ½ tanh(standardised ‖x‖²) (Fig 2)")
     a("--sigma", choices=SIGMA_NAMES, default=DEFAULT.sigma, help="input covariance spectrum, Tr Σ = d")
     a("--inputs", choices=INPUT_NAMES, default=DEFAULT.inputs, help="distribution of the entries of x̄")
     a("--lr", type=float, default=DEFAULT.lr, help="learning rate η (η₁ and/or η₂)")
-    a("--steps", type=int, default=None, help=f"GD steps [default {DEFAULT.steps}; --quick {QUICK['steps']}]")
+    a("--steps", type=int, default=None, help=f"GD steps [default {DEFAULT.steps}; --quick {QUICK['steps']}; "
+      f"CIFAR {CifarConfig.steps}, --quick {CIFAR_QUICK['steps']}]")
     a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, trained as one batch")
     a("--scale-alpha", type=float, default=None,
       help="with several --d: grow n and width as (d/d₀)^{1+α} from the first d (unset: fixed n, width)")
@@ -71,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     a("--device", choices=DEVICES, default=DEFAULT.device, help="auto: CUDA if available, else CPU")
     a("--dtype", choices=tuple(DTYPES), default=DEFAULT.dtype,
       help="network precision (the linear models are always float64; on CUDA fp32 runs with TF32 off)")
+    g = p.add_argument_group("CIFAR-10 cats vs horses (Fig 3): --dataset cifar")
+    g.add_argument("--dataset", choices=("synthetic", "cifar"), default="synthetic",
+                   help="synthetic Gaussian inputs (two-layer net) or pooled CIFAR-10 (deep FC / CNN)")
+    g.add_argument("--arch", choices=deep.ARCHS, default="fc", help="CIFAR network: 4-hidden-layer FC or 4-conv CNN")
+    g.add_argument("--depth", type=int, default=CifarConfig.depth, help="hidden / conv layers of the CIFAR net")
+    g.add_argument("--filter", type=int, default=CifarConfig.kernel_size, help="CNN filter size k (k×k)")
+    g.add_argument("--linear", choices=LINEAR_KINDS, default=CifarConfig.linear,
+                   help="derived: linearised analytic NTK; fitted: least squares to the net's empirical NTK")
+    g.add_argument("--n-fit", type=int, default=CifarConfig.n_fit, help="training points for --linear fitted")
+    g.add_argument("--cifar-root", default=None, help="folder holding cifar-10-batches-py/ (torchvision layout)")
+    g.add_argument("--npz", default=None, help="path of cifar10_cat_horse.npz (default: found in shared/data)")
+    g.add_argument("--download", action="store_true", help="fetch CIFAR-10 with torchvision if no data is found")
     a("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")
     a("--quick", action="store_true", help="reduced size for a smoke run (n, n-test, steps as above)")
     a("--cache-dir", type=Path, default=default_cache_dir(), help="where per-(config, seed) results are cached")
@@ -80,19 +105,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> Sweep:
-    preset: dict[str, Any] = dict(QUICK) if args.quick else {}
+def _sizes(args: argparse.Namespace, quick: dict[str, Any]) -> dict[str, Any]:
+    """--quick preset, overridden by any size flag given explicitly."""
+    preset: dict[str, Any] = dict(quick) if args.quick else {}
     for key in ("width", "n", "n_test", "steps"):
         value = getattr(args, key)
         if value is not None:
             preset[key] = value
+    return preset
+
+
+def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
+    if args.d not in (None, [192]):
+        raise ConfigError(f"--d {args.d}: the pooled CIFAR inputs have d = 192; leave --d out with --dataset cifar")
+    quick = {**CIFAR_QUICK, "width": CIFAR_QUICK_WIDTH[args.arch]}
+    return CifarConfig(
+        arch=args.arch, depth=args.depth, kernel_size=args.filter, activation=args.activation or CifarConfig.activation,
+        lr=args.lr, seeds=tuple(args.seeds), linear=args.linear, n_fit=args.n_fit, window_c=args.window_c,
+        escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype, device=args.device,
+        npz_path=args.npz, cifar_root=args.cifar_root, download=args.download, **_sizes(args, quick),
+    ).validate()
+
+
+def config_from_args(args: argparse.Namespace) -> Sweep:
+    preset = _sizes(args, QUICK)
+    ds = args.d or [DEFAULT.d]
     base = TwoLayerConfig(
-        d=args.d[0], layers=args.layers, activation=args.activation, teacher_width=args.teacher_width,
+        d=ds[0], layers=args.layers, activation=args.activation or DEFAULT.activation,
+        teacher_width=args.teacher_width,
         target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr, seeds=tuple(args.seeds),
         window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype,
         device=args.device, **preset,
     )
-    return Sweep(base=base, ds=tuple(args.d), scale_alpha=args.scale_alpha)
+    return Sweep(base=base, ds=tuple(ds), scale_alpha=args.scale_alpha)
 
 
 def loglog_slope(ds: list[int], values: np.ndarray) -> float:
@@ -132,17 +177,19 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         cfg, s = run["config"], run["summary"]
         seed0 = next(iter(run["per_seed"].values()))
         steps = seed0["steps"]
+        model = f"layers={cfg['layers']}" if "layers" in cfg else f"arch={cfg['arch']} depth={cfg['depth']}"
         lines.append(
-            f"d={cfg['d']} m={cfg['width']} n={cfg['n']} layers={cfg['layers']} φ={cfg['activation']} "
+            f"d={cfg['d']} width={cfg['width']} n={cfg['n']} {model} φ={cfg['activation']} "
             f"η={cfg['lr']:g} seeds={cfg['seeds']} T={s['early_window_steps']} (seed-mean values)"
         )
-        lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in TABLE_KEYS))
+        keys = TABLE_KEYS + (SPLIT_KEYS if "arch" in cfg else ())
+        lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in keys))
         show = sorted({steps[0], steps[-1], *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))}
                       | ({s["early_window_steps"]} & set(steps)))
         for t in show:
             i = steps.index(t)
             vals = []
-            for key, _ in TABLE_KEYS:
+            for key, _ in keys:
                 col = [m[key][i] for m in run["per_seed"].values()]
                 col = [np.nan if c is None else c for c in col]
                 vals.append("nan" if np.all(np.isnan(col)) else f"{np.nanmean(col):.5f}")
@@ -175,8 +222,13 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        sweep = config_from_args(args)
-        configs = sweep.configs()
+        configs: list[Any]
+        if args.dataset == "cifar":
+            configs, sweep_info, kind = [cifar_config_from_args(args)], {"ds": [192]}, "cifar"
+        else:
+            sweep = config_from_args(args)
+            configs, kind = sweep.configs(), "two_layer"
+            sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha}
         device = resolve_device(args.device)
         if args.device == "auto" and device.type == "cpu" and not args.quiet:
             print("note: --device auto found no CUDA device; running on CPU", file=sys.stderr)
@@ -185,15 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for cfg in configs:
             if not args.quiet:
-                print(f"running d={cfg.d} (n={cfg.n}, m={cfg.width}, {cfg.steps} steps, "
+                print(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
                       f"{len(cfg.seeds)} seed(s)) on {device}", file=sys.stderr)
-            runs.append(run_two_layer(cfg, cache, progress=not args.quiet))
+            run = run_cifar if kind == "cifar" else run_two_layer
+            runs.append(run(cfg, cache, progress=not args.quiet))
         summary = sweep_summary(runs)
         record = {
             "schema": SCHEMA,
-            "kind": "two_layer",
+            "kind": kind,
             "argv": sys.argv[1:] if argv is None else list(argv),
-            "sweep": {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha},
+            "sweep": sweep_info,
             "environment": environment(device, args.dtype),
             "runs": runs,
             "summary": summary,

@@ -56,7 +56,7 @@ def test_help_lists_every_flag_with_default(capsys):
     for flag in ("--layers", "--d", "--activation", "--width", "--n", "--n-test", "--lr", "--steps", "--seeds",
                  "--sigma", "--device", "--dtype", "--out", "--quick", "--escape-factor", "--target"):
         assert flag in text
-    assert "default: both" in text and "default: erf" in text
+    assert "default: both" in text and "default erf" in text and "default 50" in text
 
 
 @pytest.mark.parametrize(
