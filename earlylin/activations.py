@@ -57,6 +57,8 @@ class Activation:
         """φ(z) written into the preallocated ``out`` (the trainer's hot path avoids allocations)."""
         if self.phi is torch.erf or self.phi is torch.tanh:
             return self.phi(z, out=out)
+        if self.name == "relu":
+            return torch.clamp(z, min=0.0, out=out)
         return out.copy_(self.phi(z))
 
     def dphi_out(self, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -88,8 +90,13 @@ def _leaky(slope: float) -> Activation:
     def dphi(z: torch.Tensor) -> torch.Tensor:
         return torch.where(z >= 0, torch.ones_like(z), torch.full_like(z, slope))
 
+    def dphi_into(z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        # heaviside(z, 1) is 1 for z ≥ 0, else 0; then a + (1 − a)·H
+        torch.heaviside(z, torch.ones((), dtype=z.dtype, device=z.device), out=out)
+        return out if slope == 0.0 else out.mul_(1.0 - slope).add_(slope)
+
     name = "relu" if slope == 0.0 else f"leaky_relu:{slope:g}"
-    return Activation(name, phi, dphi, kinks=(0.0,))
+    return Activation(name, phi, dphi, kinks=(0.0,), dphi_into=dphi_into)
 
 
 _SMOOTH: dict[str, Activation] = {

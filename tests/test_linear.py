@@ -101,3 +101,21 @@ def test_stability_bound_is_sharp():
     above = _iterate(psi, y, 1.01 * bound, [3000])
     assert torch.isfinite(below).all() and float(below.norm()) < 10 * float((torch.linalg.pinv(psi[0]) @ y[0]).norm())
     assert float(above.norm()) > 1e6
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 25),
+    p=st.integers(1, 6),
+    seed=st.integers(0, 10**6),
+    frac=st.floats(0.05, 0.98),
+    steps=st.lists(st.integers(0, 60), min_size=1, max_size=4, unique=True),
+)
+def test_closed_form_equals_iteration_random_problems(n, p, seed, frac, steps):
+    """Random small problems (any n, p, incl. rank-deficient p > n) and η up to 0.98 × the bound."""
+    g = torch.Generator().manual_seed(seed)
+    psi = torch.randn(1, n, p, generator=g, dtype=torch.float64)
+    y = torch.randn(1, n, generator=g, dtype=torch.float64)
+    lr = frac * float(stability_bound(psi)[0])
+    traj = LinearTrajectory.fit(psi, y, lr)
+    assert_close(traj.coef(torch.tensor(sorted(steps))), _iterate(psi, y, lr, sorted(steps)), rtol=1e-9, atol=1e-9)
