@@ -35,7 +35,7 @@ from torch.func import jacrev
 
 from earlylin import compare, deep, kernels
 from earlylin.activations import get_activation
-from earlylin.config import DEVICES, DTYPES, resolve_device, set_exact_fp32
+from earlylin.config import DEVICES, DTYPES, RunControls, resolve_device, set_exact_fp32
 from earlylin.data.cifar import load_cat_horse
 from earlylin.errors import ConfigError
 from earlylin.experiment import check_lr, summarise
@@ -47,7 +47,7 @@ LINEAR_KINDS = ("derived", "fitted")
 
 
 @dataclass(frozen=True)
-class CifarConfig:
+class CifarConfig(RunControls):
     """One CIFAR run. Defaults: the full 10k/2k set, width 512 (FC units / CNN channels), η = 1."""
 
     arch: str = "fc"
@@ -62,11 +62,6 @@ class CifarConfig:
     seeds: tuple[int, ...] = (0,)
     linear: str = "derived"
     n_fit: int = 256
-    window_c: float = 5.0
-    escape_factor: float = 2.0
-    n_log: int = 60
-    dtype: str = "float32"
-    device: str = "auto"
     npz_path: str | None = None
     cifar_root: str | None = None
     download: bool = False

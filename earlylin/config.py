@@ -33,7 +33,19 @@ MAX_DIM = 100_000
 
 
 @dataclass(frozen=True)
-class TwoLayerConfig:
+class RunControls:
+    """Fields every run shares: the early window T = c·d·log(d)/η, the escape factor, the number of
+    log-spaced recorded steps, the network's dtype and the device."""
+
+    window_c: float = WINDOW_C
+    escape_factor: float = 2.0
+    n_log: int = 60
+    dtype: str = "float32"
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TwoLayerConfig(RunControls):
     """One two-layer run at one input dimension d (several seeds, batched)."""
 
     d: int = 50
@@ -49,11 +61,6 @@ class TwoLayerConfig:
     lr: float = 1.0
     steps: int = 1_600
     seeds: tuple[int, ...] = (0,)
-    window_c: float = WINDOW_C
-    escape_factor: float = 2.0
-    n_log: int = 60
-    dtype: str = "float32"
-    device: str = "auto"
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
