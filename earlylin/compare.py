@@ -8,6 +8,9 @@ All functions take tensors with the seed axis first and return one value per see
 - V_lin = column span of the linear model's test feature matrix Ψ_test, P its orthogonal projector;
   a residual r = f − y splits as ‖Pr‖²/n + ‖(I − P)r‖²/n (THEORY §5, Fig 3a). A linear model's
   V_lin⊥ part is −(I − P)y at every step; the network's falls only once it goes beyond linear.
+- μ_Y(F; L) = I(F; Y) − I(F; Y | L) of the sign predictions (Kalimeris et al. 2019,
+  :mod:`earlylin.mu`): how much of what the network's predictions say about the labels the linear
+  model's predictions already explain.
 - early window T = c·d·log(d)/η (THEORY §4) and the escape step: the first recorded step after T
   at which the test MSE(net, f_lin) exceeds ``escape_factor`` × its value at T.
 """
@@ -18,6 +21,8 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+from earlylin.mu import mu_metric
 
 ZERO_OUTPUT = 1e-12  # mean f² at or below this is an all-zero output up to fp32 rounding
 
@@ -133,6 +138,7 @@ class LinearComparison:
             "test_res_perp_net": perp_net,
             "test_res_par_lin": par_lin,
             "test_res_perp_lin": perp_lin,
+            "mu": mu_metric(ft_net, ft_lin, yt),
             "logits_net": ft_net[:, :N_LOGITS],
             "logits_lin": ft_lin[:, :N_LOGITS],
         }

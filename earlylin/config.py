@@ -61,6 +61,7 @@ class TwoLayerConfig(RunControls):
     lr: float = 1.0
     steps: int = 1_600
     seeds: tuple[int, ...] = (0,)
+    ntk_lin: bool = False  # also train the θ-linearised network (Lee et al. 2019) and record its MSE
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin import compare, nets
+from earlylin import compare, linearized, nets
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.config import DTYPES, TwoLayerConfig, resolve_device, set_exact_fp32
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
@@ -64,8 +64,17 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
     H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
 
     net_step = nets.TwoLayerStep(act, X, y, train_W, train_v)
+    # the θ-linearised network (Lee et al. 2019) trains its own copy of θ alongside; the network's
+    # loss alone drives the divergence checks. For the second layer alone it equals the network.
+    ntk_step = linearized.LinearizedStep(act, W, v, X, y, train_W, train_v) if cfg.ntk_lin else None
 
     def step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
+        loss, f, grads = net_step_fn(params[:2])
+        if ntk_step is not None:
+            grads = [*grads, *ntk_step(params[2:])[2]]
+        return loss, f, grads
+
+    def net_step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
         Wp, vp = params
         if H_fixed is None:
             loss, f, gW, gv = net_step(Wp, vp)
@@ -81,11 +90,16 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
     rows: list[dict[str, torch.Tensor]] = []
 
     def on_record(t: int, f_train: torch.Tensor, params: list[torch.Tensor]) -> None:
-        rows.append(comparison.row(t, f_train, nets.forward(act, params[0], params[1], Xt)))
+        ft_net = nets.forward(act, params[0], params[1], Xt)
+        row = comparison.row(t, f_train, ft_net)
+        if ntk_step is not None:
+            row["test_mse_ntk_lin"] = compare.mse(ft_net.double(), ntk_step.forward(params[2], params[3], Xt).double())
+        rows.append(row)
 
     start = time.perf_counter()
     lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
-    diverged = run_gd(step_fn, [W, v], lrs, cfg.steps, steps, on_record, seeds, progress)
+    params = [W, v, *ntk_step.init_params()] if ntk_step is not None else [W, v]
+    diverged = run_gd(step_fn, params, lrs * (len(params) // 2), cfg.steps, steps, on_record, seeds, progress)
     wall = time.perf_counter() - start
 
     return comparison.per_seed(rows, steps, seeds, diverged, wall)
@@ -173,6 +187,8 @@ def summarise(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
         "max_test_mse_early_per_seed": mse_seed,
         "max_rel_test_mse_early_per_seed": rel_seed,
         "max_test_mse_stripped_early": float(np.mean(early_max("test_mse_stripped"))),
+        "max_test_mse_ntk_lin_early": float(np.mean(early_max("test_mse_ntk_lin"))) if "test_mse_ntk_lin" in first
+        else None,
         "escape_step": escape,
         "escape_step_per_seed": [
             compare.escape_step(steps, row.tolist(), window, cfg["escape_factor"]) for row in test_mse

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, trained as one batch")
     a("--scale-alpha", type=float, default=None,
       help="with several --d: grow n and width as (d/d₀)^{1+α} from the first d (unset: fixed n, width)")
+    a("--ntk-lin", action="store_true",
+      help="also train the θ-linearised network f₀ + ∇f₀·(θ − θ₀) and record its test MSE to the net "
+      "(≈ 1.7× the training time)")
     a("--window-c", type=float, default=DEFAULT.window_c, help="early window T = c·d·log(d)/η")
     a("--escape-factor", type=float, default=DEFAULT.escape_factor,
       help="escape step: first step after T with test MSE(net, lin) > factor × its value at T")
@@ -135,7 +138,7 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
         teacher_width=args.teacher_width,
         target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr, seeds=tuple(args.seeds),
         window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype,
-        device=args.device, **preset,
+        device=args.device, ntk_lin=args.ntk_lin, **preset,
     )
     return Sweep(base=base, ds=tuple(ds), scale_alpha=args.scale_alpha)
 

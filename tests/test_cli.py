@@ -93,3 +93,15 @@ def test_cuda_without_gpu_is_an_error(tmp_path, capsys):
         pytest.skip("a GPU is present")
     code = verify.main([*SMALL[:-2], "--device", "cuda", "--out", str(tmp_path)])
     assert code == 2 and "no CUDA device" in capsys.readouterr().err
+
+
+def test_ntk_linearised_and_mu_are_recorded(tmp_path):
+    """--ntk-lin records MSE(net, θ-linearised net), far below MSE(net, f^lin) early on (the kernel
+    regime holds before the kernel's linearity in x does); μ is recorded at every step (0 at step 0)."""
+    code, rec = _run(tmp_path, "--d", "10", "--ntk-lin", "--no-plot", "--dtype", "float64")
+    assert code == 0
+    m = rec["runs"][0]["per_seed"]["0"]
+    assert len(m["test_mse_ntk_lin"]) == len(m["steps"]) and m["test_mse_ntk_lin"][0] == 0.0
+    assert m["test_mse_ntk_lin"][5] < 0.1 * m["test_mse"][5]
+    assert m["mu"][0] == 0.0 and all(v is not None for v in m["mu"])
+    assert rec["summary"]["max_test_mse_ntk_lin_early"] is not None
