@@ -15,3 +15,16 @@ class DivergenceError(EarlylinError, FloatingPointError):
 
 class DataError(EarlylinError, OSError):
     """A data file is missing, truncated, or fails its integrity check."""
+
+
+def report(err: EarlylinError) -> int:
+    """Print ``err`` for a command-line user and return its exit status: 2 invalid input,
+    4 divergence of every seed, 1 any other failure (data, I/O)."""
+    import sys
+
+    print(f"earlylin: error: {err}", file=sys.stderr)
+    if isinstance(err, ConfigError):
+        return 2
+    if isinstance(err, DivergenceError):
+        return 4
+    return 1

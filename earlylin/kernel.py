@@ -37,7 +37,7 @@ import numpy as np
 from earlylin.activations import ACTIVATION_NAMES
 from earlylin.config import DEVICES
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES
-from earlylin.errors import ConfigError, EarlylinError
+from earlylin.errors import EarlylinError, report
 from earlylin.kernel_bound import (
     BLOCKS,
     DEFAULT_ALPHA,
@@ -183,12 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         path = write_json_atomic(args.out / "record.json", record)
         print(format_table(record))
         print(f"record: {path}")
-    except ConfigError as err:
-        print(f"earlylin: error: {err}", file=sys.stderr)
-        return 2
     except EarlylinError as err:
-        print(f"earlylin: error: {err}", file=sys.stderr)
-        return 1
+        return report(err)
     if not record["summary"]["all_converged"]:
         print("earlylin: some spectral norms did not reach --tol (raise --max-iter)", file=sys.stderr)
         return 3

@@ -30,7 +30,7 @@ from earlylin.cifar_experiment import QUICK as CIFAR_QUICK
 from earlylin.cifar_experiment import QUICK_WIDTH as CIFAR_QUICK_WIDTH
 from earlylin.config import DEVICES, DTYPES, QUICK, Sweep, TwoLayerConfig, resolve_device
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
-from earlylin.errors import ConfigError, DivergenceError, EarlylinError
+from earlylin.errors import ConfigError, EarlylinError, report
 from earlylin.experiment import run_two_layer
 from earlylin.linear import LAYERS
 from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_json_atomic
@@ -260,15 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"record: {path}")
         if not args.no_plot:
             print(f"figure: {figures.plot_verify(record, args.out / 'verify.png')}")
-    except DivergenceError as err:
-        print(f"earlylin: error: {err}", file=sys.stderr)
-        return 4
-    except ConfigError as err:
-        print(f"earlylin: error: {err}", file=sys.stderr)
-        return 2
     except EarlylinError as err:
-        print(f"earlylin: error: {err}", file=sys.stderr)
-        return 1
+        return report(err)
     if any(r["summary"]["diverged_seeds"] for r in runs):
         print("earlylin: some seeds diverged (see the table); use a smaller --lr", file=sys.stderr)
         return 3
