@@ -91,8 +91,9 @@ N_LOGITS = 5  # test points whose outputs are recorded (Fig 1b)
 
 
 class LinearComparison:
-    """Everything the network is compared with: f^lin and the stripped model (closed-form
-    trajectories, float64), the labels and the V_lin split. :meth:`row` gives one recorded step."""
+    """Everything the network is compared with: f^lin, the stripped model and optionally the
+    finite-width model (:mod:`earlylin.finite_width`) — closed-form trajectories in float64 — the
+    labels and the V_lin split. :meth:`row` gives one recorded step."""
 
     def __init__(
         self,
@@ -101,10 +102,12 @@ class LinearComparison:
         y: torch.Tensor,
         y_test: torch.Tensor,
         lr: float,
+        psi_fw: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         from earlylin.linear import LinearTrajectory, stability_bound
 
-        self.psi, self.psi_s = psi, psi_stripped
+        self.psi, self.psi_s, self.psi_fw = psi, psi_stripped, psi_fw
+        self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
         self.y, self.yt = y.double(), y_test.double()
         self.bound = stability_bound(psi[0])
         self.lin = LinearTrajectory.fit(psi[0], self.y, lr)
@@ -119,7 +122,11 @@ class LinearComparison:
         f_str, ft_str = (self.stripped.outputs(p, tt)[:, 0] for p in self.psi_s)
         par_net, perp_net = self.vsplit.split(ft_net - yt)
         par_lin, perp_lin = self.vsplit.split(ft_lin - yt)
-        return {
+        extra = {}
+        if self.fw is not None and self.psi_fw is not None:  # finite-width model: the width part of the error
+            ft_fw = self.fw.outputs(self.psi_fw[1], tt)[:, 0]
+            extra = {"test_mse_fw": mse(ft_net, ft_fw), "test_mse_lin_fw": mse(ft_fw, ft_lin)}
+        return extra | {
             "train_loss_net": half_mse_loss(f_net, y),
             "test_loss_net": half_mse_loss(ft_net, yt),
             "train_loss_lin": half_mse_loss(f_lin, y),

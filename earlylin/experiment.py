@@ -19,6 +19,7 @@ from earlylin.activations import gaussian_constants, get_activation
 from earlylin.config import DTYPES, TwoLayerConfig, resolve_device, set_exact_fp32
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
 from earlylin.errors import ConfigError
+from earlylin.finite_width import finite_width_features
 from earlylin.linear import features
 from earlylin.records import Cache, to_jsonable
 from earlylin.train import record_schedule, run_gd
@@ -52,13 +53,15 @@ def train_seeds(cfg: TwoLayerConfig, seeds: list[int], device: torch.device, pro
 
     psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
     psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
-    comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr)
+    inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
+    W64 = _stack([w for w, _ in inits], device, f64)
+    v64 = _stack([v for _, v in inits], device, f64)
+    psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers) for A in (X64, Xt64))
+    comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw)
     check_lr(cfg.lr, comparison.bound, f"d={cfg.d}, layers={cfg.layers}")
 
     X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
-    inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
-    W = _stack([w for w, _ in inits], device, dtype)
-    v = _stack([v for _, v in inits], device, dtype)
+    W, v = W64.to(dtype), v64.to(dtype)
     train_W = cfg.layers in ("first", "both")
     train_v = cfg.layers in ("second", "both")
     H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
@@ -158,7 +161,8 @@ def summarise(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
     """The stable summary of one d: early-window maxima, escape step and last-step losses.
 
     Keys: early_window_steps, max_test_mse_early, max_rel_test_mse_early (and their per-seed lists),
-    max_test_mse_stripped_early, escape_step (on the seed-mean test MSE curve; null if not reached),
+    max_test_mse_stripped_early, max_test_mse_fw_early (finite-width model), max_test_mse_ntk_lin_early
+    (with --ntk-lin), escape_step (on the seed-mean test MSE curve; null if not reached),
     escape_step_per_seed, test_loss_net, test_loss_lin, test_loss_stripped (last step, seed mean),
     diverged_seeds, wall_time_s.
     """
@@ -187,6 +191,7 @@ def summarise(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
         "max_test_mse_early_per_seed": mse_seed,
         "max_rel_test_mse_early_per_seed": rel_seed,
         "max_test_mse_stripped_early": float(np.mean(early_max("test_mse_stripped"))),
+        "max_test_mse_fw_early": float(np.mean(early_max("test_mse_fw"))) if "test_mse_fw" in first else None,
         "max_test_mse_ntk_lin_early": float(np.mean(early_max("test_mse_ntk_lin"))) if "test_mse_ntk_lin" in first
         else None,
         "escape_step": escape,

@@ -35,6 +35,7 @@ def test_single_d_record(tmp_path, capsys):
     assert steps[0] == 0 and steps[-1] == 60 and rec["summary"]["early_window_steps"] in steps
     assert len(seed0["test_mse"]) == len(steps) and len(seed0["logits_net"][0]) == 5
     assert seed0["test_rel_mse"][0] is None  # undefined at step 0, where f ≡ 0
+    assert len(seed0["test_mse_fw"]) == len(steps) and rec["summary"]["max_test_mse_fw_early"] > 0
     assert seed0["test_loss_net"][0] == pytest.approx(0.5)  # y = ±1 and f₀ = 0
     assert (tmp_path / "verify.png").stat().st_size > 10_000
 
