@@ -28,6 +28,7 @@ from earlylin.activations import ACTIVATION_NAMES
 from earlylin.cifar_experiment import LINEAR_KINDS, CifarConfig, run_cifar
 from earlylin.cifar_experiment import QUICK as CIFAR_QUICK
 from earlylin.cifar_experiment import QUICK_WIDTH as CIFAR_QUICK_WIDTH
+from earlylin.cnn1d import Cnn1dConfig, run_cnn1d
 from earlylin.config import DEVICES, DTYPES, QUICK, Sweep, TwoLayerConfig, resolve_device
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import ConfigError, EarlylinError, report
@@ -90,9 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("CIFAR-10 cats vs horses (Fig 3): --dataset cifar")
     g.add_argument("--dataset", choices=("synthetic", "cifar"), default="synthetic",
                    help="synthetic Gaussian inputs (two-layer net) or pooled CIFAR-10 (deep FC / CNN)")
-    g.add_argument("--arch", choices=deep.ARCHS, default="fc", help="CIFAR network: 4-hidden-layer FC or 4-conv CNN")
+    a("--arch", choices=("two_layer", "cnn1d", *deep.ARCHS), default=None,
+      help="synthetic data: two_layer (default) or cnn1d (one circular conv layer, filter size --filter, "
+      "--width filters, per-position readout); CIFAR: fc (default, 4 hidden layers) or cnn (4 conv layers)")
     g.add_argument("--depth", type=int, default=CifarConfig.depth, help="hidden / conv layers of the CIFAR net")
-    g.add_argument("--filter", type=int, default=CifarConfig.kernel_size, help="CNN filter size k (k×k)")
+    a("--filter", type=int, default=None,
+      help=f"filter size: q of the 1D CNN [default {Cnn1dConfig.filter_size}] or k of the CIFAR CNN's k×k "
+      f"[default {CifarConfig.kernel_size}]")
     g.add_argument("--linear", choices=LINEAR_KINDS, default=CifarConfig.linear,
                    help="derived: linearised analytic NTK; fitted: least squares to the net's empirical NTK")
     g.add_argument("--n-fit", type=int, default=CifarConfig.n_fit, help="training points for --linear fitted")
@@ -119,27 +124,43 @@ def _sizes(args: argparse.Namespace, quick: dict[str, Any]) -> dict[str, Any]:
 
 
 def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
+    args.arch = args.arch or "fc"
+    if args.arch not in deep.ARCHS:
+        raise ConfigError(f"--arch {args.arch} with --dataset cifar: valid are {', '.join(deep.ARCHS)}")
     if args.d not in (None, [192]):
         raise ConfigError(f"--d {args.d}: the pooled CIFAR inputs have d = 192; leave --d out with --dataset cifar")
     quick = {**CIFAR_QUICK, "width": CIFAR_QUICK_WIDTH[args.arch]}
     return CifarConfig(
-        arch=args.arch, depth=args.depth, kernel_size=args.filter, activation=args.activation or CifarConfig.activation,
+        arch=args.arch, depth=args.depth, kernel_size=args.filter or CifarConfig.kernel_size,
+        activation=args.activation or CifarConfig.activation,
         lr=args.lr, seeds=tuple(args.seeds), linear=args.linear, n_fit=args.n_fit, window_c=args.window_c,
         escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype, device=args.device,
         npz_path=args.npz, cifar_root=args.cifar_root, download=args.download, **_sizes(args, quick),
     ).validate()
 
 
+# The 1D CNN's hidden activation is n·d·m per seed (d× the two-layer net's): a smaller smoke size
+CNN1D_QUICK = {"n": 500, "n_test": 200, "width": 64, "steps": 300}
+
+
 def config_from_args(args: argparse.Namespace) -> Sweep:
-    preset = _sizes(args, QUICK)
+    preset = _sizes(args, CNN1D_QUICK if args.arch == "cnn1d" else QUICK)
     ds = args.d or [DEFAULT.d]
-    base = TwoLayerConfig(
+    arch = args.arch or "two_layer"
+    if arch not in ("two_layer", "cnn1d"):
+        raise ConfigError(f"--arch {arch} needs --dataset cifar; synthetic data take two_layer or cnn1d")
+    common: dict[str, Any] = dict(
         d=ds[0], layers=args.layers, activation=args.activation or DEFAULT.activation,
-        teacher_width=args.teacher_width,
-        target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr, seeds=tuple(args.seeds),
-        window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype,
-        device=args.device, ntk_lin=args.ntk_lin, **preset,
+        teacher_width=args.teacher_width, target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr,
+        seeds=tuple(args.seeds), window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log,
+        dtype=args.dtype, device=args.device, ntk_lin=args.ntk_lin, **preset,
     )
+    if arch == "cnn1d":
+        base: TwoLayerConfig = Cnn1dConfig(filter_size=args.filter or Cnn1dConfig.filter_size, **common)
+    else:
+        if args.filter is not None:
+            raise ConfigError(f"--filter {args.filter}: only --arch cnn1d and --dataset cifar --arch cnn take it")
+        base = TwoLayerConfig(**common)
     return Sweep(base=base, ds=tuple(ds), scale_alpha=args.scale_alpha)
 
 
@@ -231,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sweep = config_from_args(args)
             configs, kind = sweep.configs(), "two_layer"
-            sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha}
+            sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha, "arch": args.arch or "two_layer"}
         device = resolve_device(args.device)
         if args.device == "auto" and device.type == "cpu" and not args.quiet:
             print("note: --device auto found no CUDA device; running on CPU", file=sys.stderr)
@@ -242,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
                       f"{len(cfg.seeds)} seed(s)) on {device}", file=sys.stderr)
-            run = run_cifar if kind == "cifar" else run_two_layer
+            run = run_cifar if kind == "cifar" else run_cnn1d if isinstance(cfg, Cnn1dConfig) else run_two_layer
             runs.append(run(cfg, cache, progress=not args.quiet))
         summary = sweep_summary(runs)
         record = {

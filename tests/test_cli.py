@@ -106,3 +106,18 @@ def test_ntk_linearised_and_mu_are_recorded(tmp_path):
     assert m["test_mse_ntk_lin"][5] < 0.1 * m["test_mse"][5]
     assert m["mu"][0] == 0.0 and all(v is not None for v in m["mu"])
     assert rec["summary"]["max_test_mse_ntk_lin_early"] is not None
+
+
+def test_cnn1d_from_the_cli(tmp_path):
+    code, rec = _run(tmp_path, "--arch", "cnn1d", "--d", "16", "--filter", "4", "--width", "16", "--no-plot")
+    assert code == 0
+    assert rec["runs"][0]["config"]["filter_size"] == 4 and rec["sweep"]["arch"] == "cnn1d"
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--arch", "fc"], "--arch fc needs --dataset cifar"),
+                                              (["--filter", "3"], "--filter 3"),
+                                              (["--arch", "cnn1d", "--d", "8", "--filter", "9"], "--filter 9")])
+def test_arch_and_filter_errors(tmp_path, capsys, args, needle):
+    code, rec = _run(tmp_path, *args)
+    assert code == 2 and rec is None
+    assert needle in capsys.readouterr().err
