@@ -64,10 +64,10 @@ import torch
 
 from earlylin import compare
 from earlylin.activations import Activation, GaussianConstants, gaussian_constants, get_activation
-from earlylin.config import DTYPES, TwoLayerConfig, resolve_device, set_exact_fp32
+from earlylin.config import DTYPES, TwoLayerConfig
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
 from earlylin.errors import ConfigError
-from earlylin.experiment import check_lr, summarise
+from earlylin.experiment import check_lr, run_seeds
 from earlylin.nets import symmetric_init
 from earlylin.records import Cache
 from earlylin.train import record_schedule, run_gd
@@ -278,37 +278,7 @@ def train_cnn1d_seeds(cfg: Cnn1dConfig, seeds: list[int], device: torch.device, 
     return comparison.per_seed(rows, steps, seeds, diverged, time.perf_counter() - start)
 
 
-def _cache_payload(cfg: Cnn1dConfig, seed: int, device: torch.device) -> dict[str, Any]:
-    payload = cfg.as_dict()
-    payload.update(model="cnn1d", seeds=None, seed=seed, device=device.type)
-    return payload
-
-
 def run_cnn1d(cfg: Cnn1dConfig, cache: Cache | None = None, progress: bool = False) -> dict[str, Any]:
     """Run (or load from ``cache``) every seed of ``cfg``; same schema as
     :func:`earlylin.experiment.run_two_layer` (config, device, constants, per_seed, summary)."""
-    cfg.validate()
-    device = resolve_device(cfg.device)
-    set_exact_fp32()
-    cache = cache or Cache(None)
-    per_seed: dict[int, dict] = {}
-    for s in cfg.seeds:
-        hit = cache.load(_cache_payload(cfg, s, device))
-        if hit is not None:
-            per_seed[s] = {**hit, "cached": True}
-    missing = [s for s in cfg.seeds if s not in per_seed]
-    start = time.perf_counter()
-    if missing:
-        for s, metrics in train_cnn1d_seeds(cfg, missing, device, progress).items():
-            if metrics["diverged_at"] is None:
-                cache.store(_cache_payload(cfg, s, device), metrics)
-            per_seed[s] = {**metrics, "cached": False}
-    wall = time.perf_counter() - start
-    result = {
-        "config": {**cfg.as_dict(), "model": "cnn1d"},
-        "device": str(device),
-        "constants": gaussian_constants(get_activation(cfg.activation)).as_dict(),
-        "per_seed": {str(s): per_seed[s] for s in cfg.seeds},
-    }
-    result["summary"] = summarise(result, wall)
-    return result
+    return run_seeds(cfg, train_cnn1d_seeds, cache, progress, model="cnn1d")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -122,29 +123,44 @@ def check_lr(lr: float, bound: torch.Tensor, context: str) -> None:
 
 def run_two_layer(cfg: TwoLayerConfig, cache: Cache | None = None, progress: bool = False) -> dict[str, Any]:
     """Run (or load from ``cache``) every seed of ``cfg``; return config, per-seed metrics and summary."""
+    return run_seeds(cfg, train_seeds, cache, progress)
+
+
+TrainFn = Callable[[Any, list[int], torch.device, bool], dict[int, dict]]
+
+
+def run_seeds(
+    cfg: TwoLayerConfig, train: TrainFn, cache: Cache | None = None, progress: bool = False, model: str | None = None
+) -> dict[str, Any]:
+    """Load the cached seeds of ``cfg``, train the missing ones as one batch with ``train``, summarise.
+
+    ``model`` (e.g. "cnn1d") enters the cache key and the result's config, so that runs of different
+    models with equal fields never share a cache entry."""
     cfg.validate()
     device = resolve_device(cfg.device)
     set_exact_fp32()
     cache = cache or Cache(None)
+
+    def payload(seed: int) -> dict[str, Any]:
+        return {**_cache_payload(cfg, seed, device), **({"model": model} if model else {})}
+
     per_seed: dict[int, dict] = {}
     for s in cfg.seeds:
-        hit = cache.load(_cache_payload(cfg, s, device))
+        hit = cache.load(payload(s))
         if hit is not None:
             per_seed[s] = {**hit, "cached": True}
     missing = [s for s in cfg.seeds if s not in per_seed]
     start = time.perf_counter()
     if missing:
-        fresh = train_seeds(cfg, missing, device, progress)
-        for s, metrics in fresh.items():
+        for s, metrics in train(cfg, missing, device, progress).items():
             if metrics["diverged_at"] is None:
-                cache.store(_cache_payload(cfg, s, device), metrics)
+                cache.store(payload(s), metrics)
             per_seed[s] = {**metrics, "cached": False}
     wall = time.perf_counter() - start
-    consts = gaussian_constants(get_activation(cfg.activation))
     result = {
-        "config": cfg.as_dict(),
+        "config": {**cfg.as_dict(), **({"model": model} if model else {})},
         "device": str(device),
-        "constants": consts.as_dict(),
+        "constants": gaussian_constants(get_activation(cfg.activation)).as_dict(),
         "per_seed": {str(s): per_seed[s] for s in cfg.seeds},
     }
     result["summary"] = summarise(result, wall)
