@@ -16,8 +16,8 @@ least-squares polynomial fits in the varied quantity t on Chebyshev points:
   ≈ 1e-10/0.2^k ≤ 3e-9: far below the 1e-6 tolerance.
 - CNN: degree 6 on 9 points of [−0.25, 0.25]. One pixel moves its neighbours' first-layer covariances
   by t/9, so the coefficients decay like 9^{−k}: truncation ≈ (0.25/9)^7 ≈ 1e-11.
-Tolerances: 1e-6 relative to the size of the coefficients being compared (the required agreement with the analytic oracle);
-the measured errors are ~1e-9.
+Tolerances: 1e-6 relative to the size of the coefficients being compared (the required agreement
+with the analytic oracle); the measured errors are ~1e-9.
 """
 
 from __future__ import annotations
