@@ -16,6 +16,7 @@ the record is still written), 4 every seed diverged.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -189,9 +190,25 @@ def sweep_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "of_seed_mean": loglog_slope(ds, per_seed.mean(axis=1)),
             "test_mse_of_seed_mean": loglog_slope(ds, mse_mean),
         },
+        escape=escape_study(runs),
         wall_time_s=float(sum(s["wall_time_s"] for s in by_d)),
     )
     return out
+
+
+def escape_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Escape step t* against the theorem's time scale d·log(d)/η (THEORY §4: T = c·d·log d/η).
+
+    Returns per d: t* (seed-mean curve; null if not reached within --steps), d·log(d)/η, their ratio
+    c* = t*·η/(d log d) — constant in d if the prediction T ∝ d·log d/η holds — and the log-log slope
+    of t* against d·log(d)/η over the d that escaped (1 if the prediction holds)."""
+    d = [r["config"]["d"] for r in runs]
+    scale = [r["config"]["d"] * math.log(r["config"]["d"]) / r["config"]["lr"] for r in runs]
+    t_star = [r["summary"]["escape_step"] for r in runs]
+    ratio = [None if t is None else t / sc for t, sc in zip(t_star, scale, strict=True)]
+    hit = [(sc, t) for sc, t in zip(scale, t_star, strict=True) if t is not None]
+    slope = loglog_slope([h[0] for h in hit], np.array([h[1] for h in hit], dtype=float)) if len(hit) >= 2 else None
+    return {"d": d, "escape_step": t_star, "d_log_d_over_lr": scale, "c_star": ratio, "slope_vs_d_log_d": slope}
 
 
 def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -235,6 +252,10 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
                 f"{s['d']:>6} {c['width']:>7} {c['n']:>8} {s['early_window_steps']:>6} "
                 f"{s['max_test_mse_early']:>12.4g} {s['max_rel_test_mse_early']:>12.4g} {s['escape_step']!s:>7}"
             )
+        esc = summary["escape"]
+        lines.append("escape step t* vs d·log(d)/η: " + ", ".join(
+            f"d={d}: t*={t} (c*={'—' if c is None else f'{c:.2f}'})"
+            for d, t, c in zip(esc["d"], esc["escape_step"], esc["c_star"], strict=True)))
         sl = summary["slope"]
         lines.append(
             f"log-log slope of max rel MSE vs d: {sl['mean']:.3f} ± {sl['std']:.3f} (over seeds; "

@@ -47,6 +47,10 @@ def test_several_d_give_slope(tmp_path, capsys):
     assert [b["d"] for b in s["by_d"]] == [8, 16]
     assert all(SUMMARY_KEYS <= set(b) for b in s["by_d"])
     assert math.isfinite(s["slope"]["mean"]) and len(s["slope"]["per_seed"]) == 2
+    esc = s["escape"]
+    assert esc["d"] == [8, 16] and esc["d_log_d_over_lr"][1] == pytest.approx(16 * math.log(16))
+    assert all(c is None or c == pytest.approx(t / sc) for c, t, sc in
+               zip(esc["c_star"], esc["escape_step"], esc["d_log_d_over_lr"], strict=True))
     assert "log-log slope" in capsys.readouterr().out
 
 
