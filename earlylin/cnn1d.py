@@ -68,6 +68,7 @@ from earlylin.config import DTYPES, TwoLayerConfig
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
 from earlylin.errors import ConfigError
 from earlylin.experiment import check_lr, run_seeds
+from earlylin.linear import norm_feature
 from earlylin.nets import symmetric_init
 from earlylin.records import Cache
 from earlylin.train import record_schedule, run_gd
@@ -178,8 +179,7 @@ def empirical_ntk(
 
 def patch_norm_feature(X: torch.Tensor, consts: GaussianConstants, q: int) -> torch.Tensor:
     """q(x_[p]) = ϑ₀ + ϑ₁ ε_p + ϑ₂ ε_p², ε_p = ‖x_[p]‖/√q − 1, shape (..., n, d)."""
-    eps = torch.linalg.vector_norm(patches(X, q), dim=-1) / math.sqrt(q) - 1.0
-    return consts.theta0 + consts.theta1 * eps + consts.theta2 * eps * eps
+    return norm_feature(patches(X, q), consts)
 
 
 def cnn1d_features(

@@ -22,7 +22,9 @@ from collections.abc import Sequence
 
 import torch
 
+from earlylin.linear import LinearTrajectory, stability_bound
 from earlylin.mu import mu_metric
+from earlylin.records import to_jsonable
 
 ZERO_OUTPUT = 1e-12  # mean f² at or below this is an all-zero output up to fp32 rounding
 
@@ -104,8 +106,6 @@ class LinearComparison:
         lr: float,
         psi_fw: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        from earlylin.linear import LinearTrajectory, stability_bound
-
         self.psi, self.psi_s, self.psi_fw = psi, psi_stripped, psi_fw
         self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
         self.y, self.yt = y.double(), y_test.double()
@@ -155,8 +155,6 @@ class LinearComparison:
         wall: float,
     ) -> dict[int, dict]:
         """Stack recorded rows into {seed: {metric: [value per step]}} plain data."""
-        from earlylin.records import to_jsonable
-
         table = {k: torch.stack([r[k] for r in rows], dim=1).cpu().numpy() for k in rows[0]}
         out: dict[int, dict] = {}
         for i, s in enumerate(seeds):

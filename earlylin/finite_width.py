@@ -64,13 +64,8 @@ import numpy as np
 import torch
 
 from earlylin.activations import GaussianConstants, gaussian_constants, get_activation
-from earlylin.linear import LinearTrajectory, features
-
-
-def norm_feature(X: torch.Tensor, consts: GaussianConstants) -> torch.Tensor:
-    """q(x) = ϑ₀ + ϑ₁ε + ϑ₂ε², ε = ‖x‖/√d − 1, shape (..., n)."""
-    eps = torch.linalg.vector_norm(X, dim=-1) / math.sqrt(X.shape[-1]) - 1.0
-    return consts.theta0 + consts.theta1 * eps + consts.theta2 * eps * eps
+from earlylin.errors import ConfigError
+from earlylin.linear import LinearTrajectory, features, norm_feature
 
 
 def _psd_sqrt(M: torch.Tensor) -> torch.Tensor:
@@ -106,7 +101,7 @@ def finite_width_features(
         return psi2
     if layers == "both":
         return torch.cat([psi1, psi2], dim=-1)
-    raise ValueError(f"layers must be 'first', 'second' or 'both', got {layers!r}")
+    raise ConfigError(f"--layers {layers!r} is unknown; valid: first, second, both")
 
 
 def finite_width_kernel(

@@ -29,6 +29,12 @@ from earlylin.activations import GaussianConstants
 LAYERS = ("first", "second", "both")
 
 
+def norm_feature(X: torch.Tensor, consts: GaussianConstants) -> torch.Tensor:
+    """q(x) = ϑ₀ + ϑ₁ε + ϑ₂ε², ε = ‖x‖/√dim − 1 over the last axis of X, shape X.shape[:-1]."""
+    eps = torch.linalg.vector_norm(X, dim=-1) / math.sqrt(X.shape[-1]) - 1.0
+    return consts.theta0 + consts.theta1 * eps + consts.theta2 * eps * eps
+
+
 def features(
     X: torch.Tensor, consts: GaussianConstants, nu: float, layers: str, stripped: bool = False
 ) -> torch.Tensor:
@@ -36,8 +42,7 @@ def features(
     d = X.shape[-1]
     x_part = consts.zeta * X / math.sqrt(d)
     ones = torch.ones_like(X[..., :1])
-    eps = torch.linalg.vector_norm(X, dim=-1, keepdim=True) / math.sqrt(d) - 1.0
-    q = consts.theta0 + consts.theta1 * eps + consts.theta2 * eps * eps
+    q = norm_feature(X, consts).unsqueeze(-1)
     psi1 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(d))]
     psi2 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(2 * d)), q]
     blocks = {"first": psi1, "second": psi2, "both": psi1 + psi2}[layers]
