@@ -145,9 +145,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def set_exact_fp32() -> None:
-    """Turn TF32 off for matmul and cuDNN: fp32 means fp32 (THEORY §6)."""
+    """Turn TF32 off for matmul and cuDNN: fp32 means fp32 (THEORY §6). cuDNN autotuning is on: it
+    picks the fastest exact-fp32 convolution algorithm for the CIFAR CNN (the choice can differ
+    between processes, so CUDA convolutions are not bit-reproducible; recorded in every record)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
     torch.set_float32_matmul_precision("highest")
 
 

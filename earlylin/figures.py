@@ -1,4 +1,17 @@
-"""Figures drawn from saved records only: nothing here trains or recomputes a model.
+"""Figures drawn from saved records and tables only, and the command that regenerates them all.
+
+Usage:
+    python -m earlylin.figures --quick                  # every figure at CPU size (minutes)
+    python -m earlylin.figures --device cuda            # paper size, into figures/ (one GPU)
+    python -m earlylin.figures --only fig1a fig1c       # some figures
+    python -m earlylin.figures --replot                 # redraw from the saved CSV tables, run nothing
+
+For each figure id of :data:`earlylin.paper_figures.FIGURES`: the studies it needs
+(:mod:`earlylin.suite`, cached per (config, seed) and per study) are loaded or run and saved as
+``<out>/records/<study>.json``; its table is written as ``<out>/<id>.csv``, read back from disk and
+drawn into ``<out>/<id>.png``, so a figure shows only what its table holds. ``<out>/index.json``
+lists the figures, the size, the device and the wall time of each study. Exit status: 0 success,
+2 invalid input, 3 a study had diverged seeds (figures still drawn), 1 other errors.
 
 :func:`plot_verify` draws the verifier's figure from a ``record.json`` dict: (a) train/test loss of
 the net, f^lin and the stripped model over steps (log axis, Fig 1a); (b) test MSE between net and
@@ -9,7 +22,10 @@ test points, net against f^lin (Fig 1b); (d) the test residual split onto V_lin 
 
 from __future__ import annotations
 
+import argparse
 import io
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +110,96 @@ def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
     ax.set(xscale="log", xlabel="step", ylabel="‖P(f−y)‖²/n, ‖(I−P)(f−y)‖²/n", title="(d) test residual split")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from earlylin.config import DEVICES
+    from earlylin.paper_figures import FIGURES
+    from earlylin.records import default_cache_dir
+
+    p = argparse.ArgumentParser(prog="python -m earlylin.figures",
+                                description="Regenerate every figure (PNG + CSV table) from cached runs.")
+    p.add_argument("--quick", action="store_true", help="CPU size (verdicts of paper_checks may be inconclusive)")
+    p.add_argument("--only", nargs="+", default=None, metavar="ID", help=f"figure ids: {', '.join(FIGURES)}")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if available, else CPU")
+    p.add_argument("--out", type=Path, default=None, help="output folder [default: figures/, --quick: "
+                   "runs/figures-quick/]")
+    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="cache of runs and studies")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--replot", action="store_true", help="draw from the CSV tables in --out only; run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def regenerate(
+    ids: list[str], size: str, device: str, out: Path, cache_dir: Path | None, replot: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load or run the studies of ``ids``, write records and tables, draw every PNG from its CSV."""
+    from earlylin import suite
+    from earlylin.config import resolve_device
+    from earlylin.errors import ConfigError
+    from earlylin.paper_figures import FIGURES
+    from earlylin.records import Cache, environment, read_csv, write_csv_atomic, write_json_atomic
+
+    bad = [i for i in ids if i not in FIGURES]
+    if bad:
+        raise ConfigError(f"--only {' '.join(bad)}: unknown figure id(s); valid: {', '.join(FIGURES)}")
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    records: dict[str, dict[str, Any]] = {}
+    study_walls: dict[str, float] = {}
+    if not replot:
+        cache = Cache(cache_dir)
+        for study in dict.fromkeys(s for i in ids for s in FIGURES[i].studies):
+            t0 = time.perf_counter()
+            records[study] = suite.get_study(study, size, device, cache, progress=progress)
+            study_walls[study] = time.perf_counter() - t0
+            write_json_atomic(out / "records" / f"{study}.json", records[study])
+            if progress:
+                print(f"[{study}] done in {study_walls[study]:.1f}s", file=sys.stderr, flush=True)
+    drawn = []
+    for fid in ids:
+        csv_path = out / f"{fid}.csv"
+        if not replot:
+            write_csv_atomic(csv_path, FIGURES[fid].table(records))
+        elif not csv_path.is_file():
+            raise ConfigError(f"--replot: {csv_path} does not exist; run without --replot first")
+        drawn.append(str(save_figure(FIGURES[fid].plot(read_csv(csv_path)), out / f"{fid}.png")))
+    index = {
+        "size": size, "figures": ids, "pngs": drawn, "replot": replot,
+        "environment": environment(dev, "float32"),
+        "study_wall_time_s": study_walls,
+        "study_compute_time_s": {k: r.get("wall_time_s") for k, r in records.items()},
+        "total_wall_time_s": time.perf_counter() - start,
+        "diverged": {k: [r2["summary"]["diverged_seeds"] for r2 in r.get("runs", []) if r2["summary"].get(
+            "diverged_seeds")] for k, r in records.items()},
+    }
+    if not replot or not (out / "index.json").exists():
+        write_json_atomic(out / "index.json", index)
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    from earlylin.errors import EarlylinError, report
+    from earlylin.paper_figures import FIGURES
+
+    args = build_parser().parse_args(argv)
+    size = "quick" if args.quick else "paper"
+    out = args.out or (Path("runs/figures-quick") if args.quick else Path("figures"))
+    try:
+        index = regenerate(args.only or list(FIGURES), size, args.device, out,
+                           None if args.no_cache else args.cache_dir, args.replot, progress=not args.quiet)
+    except EarlylinError as err:
+        return report(err)
+    for png in index["pngs"]:
+        print(png)
+    print(f"{len(index['pngs'])} figures ({size} size) in {index['total_wall_time_s']:.1f}s wall")
+    if any(index["diverged"].values()):
+        print(f"earlylin: some seeds diverged: {index['diverged']}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -85,6 +85,7 @@ def environment(device: torch.device, dtype: str) -> dict[str, Any]:
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "linear_model_dtype": "float64",
     }
     if device.type == "cuda":
@@ -138,3 +139,32 @@ class Cache:
             "result": result,
         }
         write_json_atomic(self._path(self.key(payload)), entry)
+
+
+def write_csv_atomic(path: str | os.PathLike[str], table: dict[str, list[Any]]) -> Path:
+    """Write a column table (name → equal-length list) as CSV atomically; None/NaN → empty cell."""
+    import csv
+    import io
+
+    names = list(table)
+    lengths = {len(table[k]) for k in names}
+    if len(lengths) > 1:
+        raise ValueError(f"table columns differ in length: { {k: len(table[k]) for k in names} }")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    for row in zip(*(to_jsonable(table[k]) for k in names), strict=True):
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
+    return write_bytes_atomic(path, buf.getvalue().encode("utf-8"))
+
+
+def read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """A CSV written by :func:`write_csv_atomic`, as columns of strings (convert where used)."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{path}: empty CSV")
+    names, body = rows[0], rows[1:]
+    return {k: [r[i] for r in body] for i, k in enumerate(names)}

@@ -1,0 +1,147 @@
+"""Run every paper check and write the report.
+
+Usage (from the repository root):
+    python -m paper_checks --device cuda          # paper size; writes paper_checks/REPORT.md
+    python -m paper_checks --quick                # CPU size; writes runs/paper_checks-quick/REPORT.md
+    python -m paper_checks --records figures/records   # judge saved study records, run nothing
+    python -m paper_checks --only fig1_window kernel_bound
+
+Exit status: 0 when every check ran (whatever its verdict), 2 invalid input, 1 other errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from earlylin import suite
+from earlylin.config import DEVICES, resolve_device
+from earlylin.errors import ConfigError, DataError, EarlylinError, report
+from earlylin.records import Cache, default_cache_dir, environment, write_bytes_atomic, write_json_atomic
+from paper_checks.checks import CHECK_STUDIES, CHECKS, CheckResult
+
+HERE = Path(__file__).resolve().parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m paper_checks", description="Check each claim of the paper.")
+    p.add_argument("--quick", action="store_true", help="CPU size: verdicts are about this size, not the paper's")
+    p.add_argument("--only", nargs="+", default=None, metavar="CHECK", help=f"checks: {', '.join(CHECKS)}")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if available, else CPU")
+    p.add_argument("--records", type=Path, default=None,
+                   help="folder of saved study records (<study>.json, as written by python -m earlylin.figures "
+                   "into <out>/records); nothing is run")
+    p.add_argument("--report", type=Path, default=None,
+                   help="report path [default: paper_checks/REPORT.md; --quick: runs/paper_checks-quick/REPORT.md]")
+    p.add_argument("--figures", type=Path, default=None,
+                   help="folder of the figures to link [default: figures/; --quick: runs/figures-quick/]")
+    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="cache of runs and studies")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def load_records(studies: list[str], folder: Path, size: str) -> dict[str, dict[str, Any]]:
+    """Saved study records from ``folder``; each must exist, parse and be of ``size``."""
+    out = {}
+    for study in studies:
+        path = folder / f"{study}.json"
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"--records {folder}: {path.name} is missing; run python -m earlylin.figures "
+                            f"{'--quick ' if size == 'quick' else ''}first") from None
+        except ValueError as err:
+            raise DataError(f"--records {folder}: {path.name} is not valid JSON ({err})") from None
+        if rec.get("study") != study or rec.get("size") != size:
+            raise DataError(f"--records {folder}: {path.name} holds study {rec.get('study')!r} at size "
+                            f"{rec.get('size')!r}, expected {study!r} at {size!r}")
+        out[study] = rec
+    return out
+
+
+def format_table(results: list[CheckResult]) -> str:
+    lines = [f"{'check':<20} {'verdict':<13} measured"]
+    for r in results:
+        lines.append(f"{r.name:<20} {r.verdict:<13} {r.measured}")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]], size: str, command: str,
+                  env: dict[str, Any], figures: Path, report_path: Path, wall: float) -> str:
+    counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "fails", "inconclusive")}
+    lines = [
+        "# Paper checks",
+        "",
+        f"Command: `{command}` — size **{size}**, device {env.get('device_name')} ({env.get('device')}), "
+        f"torch {env.get('torch')}, earlylin {env.get('earlylin')}, {wall:.0f} s wall.",
+        "",
+        f"Verdicts: {counts['holds']} hold, {counts['fails']} fail, {counts['inconclusive']} inconclusive.",
+    ]
+    if size == "quick":
+        lines += ["", "**Quick size**: these runs are CPU-sized (small n, d, m, few steps). Their verdicts say "
+                  "what happens at this size, not whether the paper's claims hold at the paper's size."]
+    lines += ["", "| check | claim | paper | measured | criterion | verdict |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| `{r.name}` | {_md(r.claim)} | {_md(r.paper)} | {_md(r.measured)} | {_md(r.criterion)} | "
+                     f"**{r.verdict}** |")
+    lines += ["", "## Configs", ""]
+    for study, rec in records.items():
+        wall_s = rec.get("wall_time_s")
+        lines.append(f"- `{study}` ({rec['kind']}, {'cached' if wall_s is None else f'{wall_s:.1f} s'}): "
+                     f"`{json.dumps(rec['spec'], sort_keys=True)}`")
+    pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
+    if pngs:
+        lines += ["", "## Figures", ""]
+        for png in pngs:
+            try:
+                rel = png.resolve().relative_to(report_path.resolve().parent)
+            except ValueError:
+                rel = Path("..") / png if not png.is_absolute() else png
+            lines.append(f"- [{png.stem}]({rel.as_posix()})")
+    lines += ["", "Criteria and thresholds: `paper_checks/checks.py`. Studies and sizes: `earlylin/suite.py`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    size = "quick" if args.quick else "paper"
+    try:
+        names = args.only or list(CHECKS)
+        bad = [n for n in names if n not in CHECKS]
+        if bad:
+            raise ConfigError(f"--only {' '.join(bad)}: unknown check(s); valid: {', '.join(CHECKS)}")
+        device = resolve_device(args.device)
+        report_path = args.report or (Path("runs/paper_checks-quick/REPORT.md") if args.quick else HERE / "REPORT.md")
+        figures = args.figures or (Path("runs/figures-quick") if args.quick else Path("figures"))
+        studies = list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n]))
+        start = time.perf_counter()
+        if args.records is not None:
+            records = load_records(studies, args.records, size)
+        else:
+            cache = Cache(None if args.no_cache else args.cache_dir)
+            records = {s: suite.get_study(s, size, args.device, cache, progress=not args.quiet) for s in studies}
+        results = [CHECKS[n](records) for n in names]
+        wall = time.perf_counter() - start
+        env = next(iter(records.values())).get("environment") or environment(device, "float32")
+        command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
+        text = render_report(results, records, size, command.strip(), env, figures, report_path, wall)
+        write_bytes_atomic(report_path, text.encode("utf-8"))
+        write_json_atomic(report_path.with_suffix(".json"), {"size": size, "results": [r.as_dict() for r in results]})
+    except EarlylinError as err:
+        return report(err)
+    print(format_table(results))
+    print(f"report: {report_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The figures command: every figure from its CSV table alone, cached studies, replot without runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from earlylin import figures, suite
+from earlylin.errors import ConfigError
+from earlylin.paper_figures import FIGURES, col
+from earlylin.records import Cache, read_csv, write_csv_atomic
+
+# Real runs at a size of seconds: every study kind (two-layer sweeps, widths, CIFAR FC/CNN, kernel)
+TINY = {
+    "fig1": {"kind": "two_layer", "ds": [12], "base": {"n": 200, "n_test": 100, "width": 32, "steps": 200,
+                                                        "seeds": [0, 1]}},
+    "fig1c_fixed": {"kind": "two_layer", "ds": [6, 12], "base": {"n": 200, "n_test": 100, "width": 32, "steps": 80,
+                                                                 "seeds": [0, 1]}},
+    "fig1c_scaled": {"kind": "two_layer", "ds": [6, 12], "scale_alpha": 0.5,
+                     "base": {"n": 100, "n_test": 100, "width": 16, "steps": 80, "seeds": [0, 1]}},
+    "fig2": {"kind": "two_layer", "ds": [12], "base": {"activation": "relu", "target": "norm", "n": 200,
+                                                        "n_test": 100, "width": 32, "steps": 200, "seeds": [0, 1]}},
+    "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30, "n_fit": 32}},
+    "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 4, "n": 60, "n_test": 40, "steps": 30,
+                                            "n_fit": 32}},
+    "kernel": {"kind": "kernel_bound", "kernel": {"ds": [8, 16], "seeds": [0, 1], "tol": 1e-5}},
+    "width": {"kind": "two_layer_widths", "ds": [8], "widths": [16, 64],
+              "base": {"n": 100, "n_test": 100, "steps": 60, "seeds": [0, 1]}},
+    "escape": {"kind": "two_layer", "ds": [4, 8], "base": {"n": 100, "n_test": 100, "width": 16, "steps": 1500,
+                                                            "seeds": [0]}},
+    "first_layer": {"kind": "two_layer", "ds": [6, 12], "scale_alpha": 0.5,
+                    "base": {"layers": "first", "n": 100, "n_test": 100, "width": 16, "steps": 80, "seeds": [0, 1]}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Every figure regenerated once at the tiny size (on the CPU), with its cache and output folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setitem(suite.SPECS, "quick", TINY)
+    root = tmp_path_factory.mktemp("figs")
+    out, cache = root / "out", root / "cache"
+    index = figures.regenerate(list(FIGURES), "quick", "cpu", out, cache, progress=False)
+    yield {"out": out, "cache": cache, "index": index, "mp": mp}
+    mp.undo()
+
+
+def test_every_figure_has_png_csv_and_record(tiny):
+    out = tiny["out"]
+    for fid, spec in FIGURES.items():
+        assert (out / f"{fid}.png").stat().st_size > 1000
+        table = read_csv(out / f"{fid}.csv")
+        assert len({len(v) for v in table.values()}) == 1 and len(next(iter(table.values()))) > 0
+        for study in spec.studies:
+            rec = json.loads((out / "records" / f"{study}.json").read_text())
+            assert rec["study"] == study and rec["size"] == "quick" and "environment" in rec
+    assert set(tiny["index"]["figures"]) == set(FIGURES)
+
+
+@pytest.mark.parametrize("fid", list(FIGURES))
+def test_plot_draws_the_table_alone(tiny, fid, tmp_path):
+    """Each plot takes only the CSV table; changing a number in the table changes the drawn data."""
+    table = read_csv(tiny["out"] / f"{fid}.csv")
+    fig = FIGURES[fid].plot(table)
+    before = [np.asarray(line.get_ydata(), float).copy() for ax in fig.axes for line in ax.lines]
+    assert before, f"{fid}: nothing drawn"
+    # scale every float column by 3: the drawn values must follow (the plot reads nothing else)
+    numeric = [k for k, v in table.items() if k not in ("step", "d", "m", "n", "seed", "T", "steps_run")
+               and all(_is_float(x) for x in v) and any(x != "" for x in v)]
+    changed = {k: [str(3.0 * float(x)) if x != "" else x for x in v] if k in numeric else v for k, v in table.items()}
+    write_csv_atomic(tmp_path / "t.csv", changed)
+    fig2 = FIGURES[fid].plot(read_csv(tmp_path / "t.csv"))
+    after = [np.asarray(line.get_ydata(), float) for ax in fig2.axes for line in ax.lines]
+    plt.close(fig)
+    plt.close(fig2)
+    assert any(a.shape == b.shape and not np.allclose(a, b, equal_nan=True) for a, b in zip(after, before,
+                                                                                            strict=False))
+
+
+def _is_float(x: str) -> bool:
+    if x == "":
+        return True
+    try:
+        float(x)
+    except ValueError:
+        return False
+    return True
+
+
+def test_fig1a_lines_are_the_csv_columns(tiny):
+    table = read_csv(tiny["out"] / "fig1a.csv")
+    fig = FIGURES["fig1a"].plot(table)
+    ys = [np.asarray(line.get_ydata(), float) for line in fig.axes[0].lines]
+    plt.close(fig)
+    np.testing.assert_array_equal(ys[0], col(table, "train_loss_net"))
+    np.testing.assert_array_equal(ys[3], col(table, "test_loss_lin"))
+
+
+def test_replot_runs_nothing_and_rerun_uses_cache(tiny, monkeypatch):
+    """--replot draws from the CSVs alone; a second full regeneration loads every study from the cache."""
+
+    def refuse(*a, **k):
+        raise AssertionError("a study was run")
+
+    monkeypatch.setattr(suite, "run_two_layer", refuse)
+    monkeypatch.setattr(suite, "run_cifar", refuse)
+    monkeypatch.setattr(suite, "run_kernel_bound", refuse)
+    index = figures.regenerate(["fig1a", "kernel_ratio"], "quick", "cpu", tiny["out"], None, replot=True,
+                               progress=False)
+    assert len(index["pngs"]) == 2
+    again = figures.regenerate(list(FIGURES), "quick", "cpu", tiny["out"], tiny["cache"], progress=False)
+    assert len(again["pngs"]) == len(FIGURES)
+
+
+def test_corrupted_study_entry_is_recomputed(tiny, monkeypatch):
+    cache = Cache(tiny["cache"])
+    payload = {"study": "kernel", "size": "quick", "spec": TINY["kernel"], "device": "cpu"}
+    path = cache._path(cache.key(payload))
+    good = path.read_text()
+    entry = json.loads(good)
+    entry["result"]["summary"]["max_iterations"] = -1  # checksum no longer matches
+    path.write_text(json.dumps(entry))
+    calls = []
+    real = suite.run_kernel_bound
+    monkeypatch.setattr(suite, "run_kernel_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rec = suite.get_study("kernel", "quick", "cpu", cache)
+    assert calls == [1] and rec["summary"]["max_iterations"] > 0
+
+
+def test_bad_inputs_fail_before_work(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="fig9"):
+        figures.regenerate(["fig9"], "quick", "cpu", tmp_path, None)
+    assert figures.main(["--only", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown figure id" in capsys.readouterr().err
+    assert figures.main(["--replot", "--only", "fig1a", "--out", str(tmp_path / "empty")]) == 2
+    with pytest.raises(ConfigError, match="study 'nope'"):
+        suite.spec_of("nope", "paper")
+    with pytest.raises(ConfigError, match="size 'huge'"):
+        suite.spec_of("fig1", "huge")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_paper_specs_validate():
+    """Every paper-size config is valid (no run): a typo in a spec fails here, not on the GPU."""
+    for study, spec in suite.SPECS["paper"].items():
+        if spec["kind"].startswith("two_layer"):
+            cfgs = suite._two_layer_configs(copy.deepcopy(spec), "cpu")
+            assert cfgs, study
+        assert set(suite.SPECS["quick"]) == set(suite.SPECS["paper"])
