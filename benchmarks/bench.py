@@ -8,7 +8,16 @@ Usage:
 Implementations, all erf, both layers, η = 1, fp32 (TF32 off) unless --dtype says otherwise:
 - ``naive``   : one seed at a time, plain autograd on the eager module (a Python loop over seeds);
 - ``shipped`` : earlylin's trainer step (:class:`earlylin.nets.TwoLayerStep`) on all K seeds at once;
-- ``jax``     : ``jit(vmap(lax.scan))`` of the same step at precision "highest", where JAX imports.
+- ``jax``     : ``jit(vmap(lax.scan))`` of the same step at precision "highest", where JAX imports;
+- ``fused``   : :class:`earlylin.fused.FusedTwoLayerStep`, one Triton kernel per step that never stores
+  the n×m hidden activations (CUDA with Triton only). Before it is timed, its loss, f, ∇_W and ∇_v
+  are compared with ``shipped`` on the benchmark problem (v moved off the symmetric point, where
+  f ≡ 0); the relative errors, the launch configuration and the kernel's registers/spills go into
+  the JSON under ``fused_check``. ``--fused-sweep`` also times a few block sizes and warp counts;
+- ``compiled``: the ``shipped`` GD step (step, W −= ∇_W, v −= ∇_v) captured once as a CUDA graph and
+  replayed (``--compile-with cudagraph``, the default: no launch gaps, same kernels), or the same
+  step written functionally under ``torch.compile(mode="max-autotune-no-cudagraphs")``
+  (``--compile-with inductor``: fusion by the compiler; its autotuning takes minutes). CUDA only.
 
 Printed per implementation and K: µs per model-step (wall time / (steps·K)), the ratio to the floor,
 and the ratio to ``shipped``. The floor is computed from this device's *measured* rates, not a
@@ -30,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin import nets
+from earlylin import fused, nets
 from earlylin.activations import get_activation
 from earlylin.config import resolve_device, set_exact_fp32
 from earlylin.records import environment, write_json_atomic
@@ -82,6 +91,96 @@ def bench_shipped(K: int, n: int, d: int, m: int, steps: int, device, dtype) -> 
             _, _, gW, gv = step(W, v)
             W.sub_(gW)
             v.sub_(gv)
+
+    return _time(run, device, 1) / (steps * K)
+
+
+def bench_fused(K: int, n: int, d: int, m: int, steps: int, device, dtype, **knobs) -> float:
+    act = get_activation("erf")
+    X, y, W, v = make_problem(K, n, d, m, device, dtype)
+    step = fused.FusedTwoLayerStep(act, X, y, True, True, **knobs)
+
+    def run() -> None:
+        for _ in range(steps):
+            _, _, gW, gv = step(W, v)
+            W.sub_(gW)
+            v.sub_(gv)
+
+    return _time(run, device, 1) / (steps * K)
+
+
+def check_fused(K: int, n: int, d: int, m: int, device, dtype) -> dict[str, Any]:
+    """max |fused − shipped| / max |shipped| for loss, f, ∇_W, ∇_v, one step on the benchmark problem."""
+    act = get_activation("erf")
+    X, y, W, v = make_problem(K, n, d, m, device, dtype)
+    g = torch.Generator().manual_seed(1)
+    v = v + 0.1 * torch.randn(v.shape, generator=g, dtype=torch.float64).to(device, dtype)
+    expected = nets.TwoLayerStep(act, X, y, True, True)(W, v)
+    step = fused.FusedTwoLayerStep(act, X, y, True, True)
+    actual = step(W, v)
+    rel_err = {}
+    for name, a, e in zip(("loss", "f", "gW", "gv"), actual, expected, strict=True):
+        scale = e.abs().max().item()
+        rel_err[name] = (a - e).abs().max().item() / scale if scale > 0 else (a - e).abs().max().item()
+    worst = max(rel_err.values())
+    return {"rel_err": rel_err, "tolerance": FUSED_TOL, "ok": bool(worst <= FUSED_TOL), "kernel": step.kernel_info()}
+
+
+FUSED_TOL = 1e-4  # fp32 sums over n = 20,000 rows in another order: ~1e-6 expected
+FUSED_SWEEP = [{"block_m": bm, "num_warps": w} for bm in (16, 32, 64) for w in (4, 8)]
+FUSED_SWEEP.append({"block_m": 32, "num_warps": 8, "input_precision": "tf32x3"})  # not exact fp32: speed only
+
+
+def _gd_functional(W: torch.Tensor, v: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
+    """One GD step (η = 1, erf) in plain tensor ops, the same equations as TwoLayerStep, for torch.compile."""
+    n, d, m = X.shape[-2], X.shape[-1], W.shape[-2]
+    Z = torch.matmul(X, W.transpose(-1, -2)) * (1.0 / math.sqrt(d))
+    H = torch.erf(Z)
+    f = torch.matmul(H, v.unsqueeze(-1)).squeeze(-1) * (1.0 / math.sqrt(m))
+    r = f - y
+    scale = 1.0 / (n * math.sqrt(m))
+    gv = torch.matmul(r.unsqueeze(-2), H).squeeze(-2) * scale
+    G = (2.0 / math.sqrt(math.pi)) * torch.exp(-Z * Z)
+    rX = X * (r * (scale / math.sqrt(d))).unsqueeze(-1)
+    gW = torch.matmul(rX.transpose(-1, -2), G).transpose(-1, -2) * v.unsqueeze(-1)
+    return W - gW, v - gv
+
+
+def bench_compiled(K: int, n: int, d: int, m: int, steps: int, device, dtype, how: str) -> float | None:
+    if device.type != "cuda":
+        return None
+    act = get_activation("erf")
+    X, y, W, v = make_problem(K, n, d, m, device, dtype)
+    if how == "inductor":
+        fn = torch.compile(_gd_functional, mode="max-autotune-no-cudagraphs", dynamic=False)
+        state = [W, v]
+
+        def run() -> None:
+            for _ in range(steps):
+                state[0], state[1] = fn(state[0], state[1], X, y)
+
+        return _time(run, device, 1) / (steps * K)
+
+    step = nets.TwoLayerStep(act, X, y, True, True)
+
+    def gd() -> None:
+        _, _, gW, gv = step(W, v)
+        W.sub_(gW)
+        v.sub_(gv)
+
+    side = torch.cuda.Stream(device)  # warm-up (buffers, cuBLAS workspaces) off the capturing stream
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            gd()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        gd()
+
+    def run() -> None:
+        for _ in range(steps):
+            graph.replay()
 
     return _time(run, device, 1) / (steps * K)
 
@@ -141,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--skip", nargs="*", default=[], choices=("naive", "shipped", "jax"))
+    p.add_argument("--skip", nargs="*", default=[], choices=("naive", "shipped", "jax", "fused", "compiled"))
+    p.add_argument("--compile-with", choices=("cudagraph", "inductor"), default="cudagraph")
+    p.add_argument("--fused-sweep", action="store_true", help="also time the fused step at a few block sizes")
     p.add_argument("--out", type=Path, default=Path("benchmarks/last.json"))
     args = p.parse_args(argv)
     device = resolve_device(args.device)
@@ -152,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     bytes_moved = 3 * args.n * args.width * torch.finfo(dtype).bits // 8
     floor = max(flops / rates["flops_per_s"], bytes_moved / rates["bytes_per_s"])
     rows: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {}
+    sweeps: dict[str, Any] = {}
+    run_fused = "fused" not in args.skip and dtype == torch.float32 and device.type == "cuda"
+    run_fused = run_fused and fused.fused_available(get_activation("erf"), device)
     for K in args.ks:
         timings = {}
         if "shipped" not in args.skip:
@@ -160,6 +265,26 @@ def main(argv: list[str] | None = None) -> int:
             timings["naive"] = bench_naive(K, args.n, args.d, args.width, args.steps, device, dtype)
         if "jax" not in args.skip:
             timings["jax"] = bench_jax(K, args.n, args.d, args.width, args.steps)
+        if run_fused:
+            try:  # a kernel that fails to compile here is recorded, not fatal to the other rows
+                checks[str(K)] = check_fused(K, args.n, args.d, args.width, device, dtype)
+                if not checks[str(K)]["ok"]:
+                    print(f"warning: fused step differs from shipped at K={K}: {checks[str(K)]['rel_err']}")
+                timings["fused"] = bench_fused(K, args.n, args.d, args.width, args.steps, device, dtype)
+            except Exception as err:
+                checks[str(K)] = {"error": f"{type(err).__name__}: {err}"}
+                print(f"warning: fused step failed at K={K}: {checks[str(K)]['error']}")
+            if args.fused_sweep:
+                sweeps[str(K)] = []
+                for knobs in FUSED_SWEEP:
+                    try:
+                        sec = bench_fused(K, args.n, args.d, args.width, args.steps, device, dtype, **knobs)
+                        sweeps[str(K)].append(knobs | {"us_per_model_step": 1e6 * sec})
+                    except Exception as err:
+                        sweeps[str(K)].append(knobs | {"error": f"{type(err).__name__}: {err}"})
+        if "compiled" not in args.skip:
+            timings["compiled"] = bench_compiled(K, args.n, args.d, args.width, args.steps, device, dtype,
+                                                 args.compile_with)
         for impl, sec in timings.items():
             if sec is None:
                 continue
@@ -172,8 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         rs = "" if r["ratio_to_shipped"] is None else f"{r['ratio_to_shipped']:.2f}"
         print(f"{r['impl']:>8} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} {rs:>10}")
+    for K, check in checks.items():
+        if "error" in check:
+            continue
+        errs = " ".join(f"{k} {e:.1e}" for k, e in check["rel_err"].items())
+        verdict = "ok" if check["ok"] else "FAILED"
+        print(f"fused vs shipped, K={K}: relative error {errs} ({verdict}); {check['kernel']}")
+    for K, sweep in sweeps.items():
+        for entry in sweep:
+            knobs = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("us_per_model_step", "error"))
+            result = entry["error"] if "error" in entry else f"{entry['us_per_model_step']:.1f} µs/model-step"
+            print(f"fused sweep K={K}: {knobs}: {result}")
     record = {"config": vars(args) | {"out": str(args.out)}, "environment": environment(device, args.dtype),
-              "rates": rates, "floor_s": floor, "rows": rows}
+              "rates": rates, "floor_s": floor, "rows": rows, "fused_check": checks, "fused_sweep": sweeps}
     write_json_atomic(args.out, record)
     print(f"wrote {args.out}")
     return 0

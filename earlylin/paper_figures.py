@@ -23,6 +23,7 @@ fig3c_fc/cnn   fig3_fc/cnn     relative MSE(net, linear) over steps
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
 escape         escape          escape step t* vs d, beside the prediction ∝ d·log(d)/η
+first_layer    first_layer     first layer only: max relative MSE vs d with n, m ∝ d^{1+α}
 =============  ==============  ===========================================================
 """
 
@@ -157,6 +158,26 @@ def table_fig1c(records: Records) -> Table:
                                  ("max_mse_early", s["max_test_mse_early_per_seed"][k])):
                     out[key].append(val)
     return out
+
+
+def table_first_layer(records: Records) -> Table:
+    """First-layer theorem: per (d, seed) the max over t ≤ T of the relative test MSE(net, f^lin1),
+    first layer trained only, n and m grown as d^{1+α} (series ``first``)."""
+    out: Table = {k: [] for k in ("series", "d", "n", "m", "seed", "max_rel_mse_early", "max_mse_early")}
+    for run in records["first_layer"]["runs"]:
+        s, c = run["summary"], run["config"]
+        for k, seed in enumerate(c["seeds"]):
+            for key, val in (("series", "first layer"), ("d", c["d"]), ("n", c["n"]), ("m", c["width"]),
+                             ("seed", seed), ("max_rel_mse_early", s["max_rel_test_mse_early_per_seed"][k]),
+                             ("max_mse_early", s["max_test_mse_early_per_seed"][k])):
+                out[key].append(val)
+    return out
+
+
+def plot_first_layer(table: Table) -> plt.Figure:
+    fig = plot_fig1c(table)
+    fig.axes[0].set_title("First layer only: closeness vs d (n, m ∝ d^{1+α})")
+    return fig
 
 
 def fig1c_slopes(table: Table) -> dict[str, dict[str, float]]:
@@ -399,6 +420,7 @@ FIGURES: dict[str, FigureSpec] = {
     "fig1b": FigureSpec(("fig1",), table_fig1b, plot_fig1b),
     "fig1c": FigureSpec(("fig1c_fixed", "fig1c_scaled"), table_fig1c, plot_fig1c),
     "fig2": FigureSpec(("fig2",), table_fig2, plot_fig2),
+    "first_layer": FigureSpec(("first_layer",), table_first_layer, plot_first_layer),
     **{f"fig3{p}_{arch}": FigureSpec((f"fig3_{arch}",), _arch(t, arch), _arch(pl, arch))
        for arch in ("fc", "cnn")
        for p, t, pl in (("a", table_fig3a, plot_fig3a), ("b", table_fig3b, plot_fig3b),

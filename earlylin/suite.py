@@ -21,6 +21,8 @@ Paper-size choices where the paper is silent (THEORY §5):
 - Fig 2: ReLU, target ½ sign(f*) + ½ tanh(standardised ‖x‖²), d = 50, m = 256, 8,000 steps.
 - Fig 3: the 10k/2k pooled CIFAR set, η = 1; FC width 256 (4 hidden layers), CNN 32 channels
   (4 layers of 3×3), sized so that the whole set stays within minutes on one H100.
+- Fig 3, fitted: the FC run again against the affine model least-squares-fitted to the net's
+  empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
 - Kernel bound: d ∈ {25, 50, 100, 200}, n = m = 2·d^{3/2}, two seeds.
 - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
@@ -55,6 +57,7 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
                  "base": {"activation": "relu", "target": "norm", "steps": 8000, "seeds": SEEDS}},
         "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000}},
         "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 32, "steps": 3000}},
+        "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000, "linear": "fitted"}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [25, 50, 100, 200], "seeds": [0, 1]}},
         "width": {"kind": "two_layer_widths", "ds": [50], "widths": [256, 1024, 4096],
                   "base": {"steps": 1000, "seeds": SEEDS}},
@@ -72,6 +75,8 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                                             "n_test": 500, "steps": 2000, "seeds": SEEDS}},
         "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 64, "n": 500, "n_test": 500, "steps": 300}},
         "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 16, "n": 500, "n_test": 500, "steps": 300}},
+        "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 64, "n": 500, "n_test": 500, "steps": 300,
+                                                      "linear": "fitted"}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [16, 32, 64], "seeds": [0, 1], "tol": 1e-5}},
         "width": {"kind": "two_layer_widths", "ds": [20], "widths": [64, 256, 1024],
                   "base": {"n": 2000, "n_test": 500, "steps": 300, "seeds": SEEDS}},

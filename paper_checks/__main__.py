@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cache = Cache(None if args.no_cache else args.cache_dir)
             records = {s: suite.get_study(s, size, args.device, cache, progress=not args.quiet) for s in studies}
+            for s, rec in records.items():  # beside the figures' records, so that --records can judge them again
+                write_json_atomic(figures / "records" / f"{s}.json", rec)
         results = [CHECKS[n](records) for n in names]
         wall = time.perf_counter() - start
         env = next(iter(records.values())).get("environment") or environment(device, "float32")

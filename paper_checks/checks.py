@@ -10,6 +10,7 @@ from), so a constructed record can exercise each verdict (tests/test_paper_check
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -65,7 +66,8 @@ def _curve(run: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
     """Recorded steps and the seed-mean curve of one metric."""
     per_seed = list(run["per_seed"].values())
     arr = np.array([[np.nan if v is None else v for v in m[key]] for m in per_seed], dtype=float)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps (relative MSE at step 0)
         mean = np.nanmean(arr, axis=0) if np.isfinite(arr).any() else arr[0]
     return np.array(per_seed[0]["steps"]), mean
 
@@ -162,8 +164,9 @@ def fig2_norm(rec: dict[str, dict[str, Any]]) -> CheckResult:
         verdict, ("fig2",), {"mse_lin": lin, "mse_stripped": stripped, "ratio": ratio})
 
 
-def _fig3_window(rec: dict[str, dict[str, Any]], arch: str) -> CheckResult:
-    run = rec[f"fig3_{arch}"]["runs"][0]
+def _fig3_window(rec: dict[str, dict[str, Any]], arch: str, study: str | None = None) -> CheckResult:
+    study = study or f"fig3_{arch}"
+    run = rec[study]["runs"][0]
     steps, rel = _curve(run, "test_rel_mse")
     _, net = _curve(run, "test_loss_net")
     _, lin = _curve(run, "test_loss_lin")
@@ -180,7 +183,7 @@ def _fig3_window(rec: dict[str, dict[str, Any]], arch: str) -> CheckResult:
         verdict = INCONCLUSIVE
     c = run["config"]
     return CheckResult(
-        f"fig3_{arch}_window", f"On CIFAR cats vs horses the {arch.upper()} net tracks its linear model early "
+        f"{study}_window", f"On CIFAR cats vs horses the {arch.upper()} net tracks its linear model early "
         "(small relative MSE, equal test losses), then departs (Fig 3).",
         "relative MSE small for ~1,000 steps, then growing",
         f"max rel. test MSE over 1 ≤ t ≤ {FIG3_EARLY_STEPS}: {rel_early:.4g}; max |Δ test loss| {dloss:.4g}; "
@@ -189,11 +192,21 @@ def _fig3_window(rec: dict[str, dict[str, Any]], arch: str) -> CheckResult:
         + f" [width {c['width']}, n = {c['n']}, η = {c['lr']}, linear = {c['linear']}]",
         f"holds if early rel. MSE ≤ {FIG3_REL} and it grows ≥ {FIG3_GROWTH}×; fails if early rel. MSE > "
         f"{FIG3_REL_FAIL}",
-        verdict, (f"fig3_{arch}",), {"rel_mse_early": rel_early, "dloss_early": dloss, "growth": growth})
+        verdict, (study,), {"rel_mse_early": rel_early, "dloss_early": dloss, "growth": growth})
 
 
 def fig3_fc_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
     return _fig3_window(rec, "fc")
+
+
+def fig3_fc_fitted_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
+    """The FC window against the fitted affine model: separates wrong derived constants from nonlinearity."""
+    out = _fig3_window(rec, "fc", "fig3_fc_fitted")
+    lm = rec["fig3_fc_fitted"]["runs"][0].get("linear_model") or {}
+    if "fitted" in lm and "derived" in lm:
+        out.measured += "; constants derived → fitted: " + ", ".join(
+            f"{k} {lm['derived'][k]:.4g} → {lm['fitted'][k]:.4g}" for k in ("A", "B"))
+    return out
 
 
 def fig3_cnn_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
@@ -321,6 +334,7 @@ CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {
     "fig1c_scaled": fig1c_scaled,
     "fig2_norm": fig2_norm,
     "fig3_fc_window": fig3_fc_window,
+    "fig3_fc_fitted_window": fig3_fc_fitted_window,
     "fig3_cnn_window": fig3_cnn_window,
     "vlin_perp_fc": vlin_perp_fc,
     "vlin_perp_cnn": vlin_perp_cnn,
@@ -333,7 +347,8 @@ CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {
 CHECK_STUDIES: dict[str, tuple[str, ...]] = {
     "fig1_window": ("fig1",), "fig1_late": ("fig1",), "fig1c_fixed": ("fig1c_fixed", "fig1c_scaled"),
     "fig1c_scaled": ("fig1c_fixed", "fig1c_scaled"), "fig2_norm": ("fig2",), "fig3_fc_window": ("fig3_fc",),
-    "fig3_cnn_window": ("fig3_cnn",), "vlin_perp_fc": ("fig3_fc",), "vlin_perp_cnn": ("fig3_cnn",),
+    "fig3_fc_fitted_window": ("fig3_fc_fitted",), "fig3_cnn_window": ("fig3_cnn",),
+    "vlin_perp_fc": ("fig3_fc",), "vlin_perp_cnn": ("fig3_cnn",),
     "first_layer_rate": ("first_layer",), "second_layer_width": ("width",), "kernel_bound": ("kernel",),
     "escape_scaling": ("escape",),
 }

@@ -27,6 +27,8 @@ TINY = {
     "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30, "n_fit": 32}},
     "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 4, "n": 60, "n_test": 40, "steps": 30,
                                             "n_fit": 32}},
+    "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30,
+                                                  "n_fit": 32, "linear": "fitted"}},
     "kernel": {"kind": "kernel_bound", "kernel": {"ds": [8, 16], "seeds": [0, 1], "tol": 1e-5}},
     "width": {"kind": "two_layer_widths", "ds": [8], "widths": [16, 64],
               "base": {"n": 100, "n_test": 100, "steps": 60, "seeds": [0, 1]}},
