@@ -84,6 +84,16 @@ def _band(ax: plt.Axes, x: np.ndarray, table: Table, key: str, style: str, label
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15, lw=0)
 
 
+def _points_and_means(ax: plt.Axes, x: np.ndarray, y: np.ndarray, sel: np.ndarray, i: int,
+                      label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed points (faint) and the seed-mean line of y against x over the rows ``sel``."""
+    xs = np.unique(x[sel])
+    means = np.array([np.mean(y[sel & (x == v)]) for v in xs])
+    ax.plot(x[sel], y[sel], "o", color=f"C{i}", alpha=0.35, ms=4)
+    ax.plot(xs, means, f"C{i}-o", label=label)
+    return xs, means
+
+
 def _window_line(ax: plt.Axes, table: Table) -> None:
     if table.get("T"):
         ax.axvline(float(table["T"][0]), color="gray", lw=0.8, ls=":", label=f"T = {int(float(table['T'][0]))}")
@@ -148,9 +158,14 @@ def plot_fig1b(table: Table) -> plt.Figure:
 def table_fig1c(records: Records) -> Table:
     """Fig 1c: per (series, d, seed) the max over t ≤ T of the relative test MSE(net, f^lin) and the
     test MSE; series ``fixed`` (m = 256) and ``scaled`` (n, m ∝ d^{1+α})."""
+    return _closeness_table({series: records[f"fig1c_{series}"]["runs"] for series in ("fixed", "scaled")})
+
+
+def _closeness_table(runs_by_series: dict[str, list[dict[str, Any]]]) -> Table:
+    """One row per (series, d, seed): the early-window maxima of the relative and plain test MSE."""
     out: Table = {k: [] for k in ("series", "d", "n", "m", "seed", "max_rel_mse_early", "max_mse_early")}
-    for series in ("fixed", "scaled"):
-        for run in records[f"fig1c_{series}"]["runs"]:
+    for series, runs in runs_by_series.items():
+        for run in runs:
             s, c = run["summary"], run["config"]
             for k, seed in enumerate(c["seeds"]):
                 for key, val in (("series", series), ("d", c["d"]), ("n", c["n"]), ("m", c["width"]),
@@ -163,15 +178,7 @@ def table_fig1c(records: Records) -> Table:
 def table_first_layer(records: Records) -> Table:
     """First-layer theorem: per (d, seed) the max over t ≤ T of the relative test MSE(net, f^lin1),
     first layer trained only, n and m grown as d^{1+α} (series ``first``)."""
-    out: Table = {k: [] for k in ("series", "d", "n", "m", "seed", "max_rel_mse_early", "max_mse_early")}
-    for run in records["first_layer"]["runs"]:
-        s, c = run["summary"], run["config"]
-        for k, seed in enumerate(c["seeds"]):
-            for key, val in (("series", "first layer"), ("d", c["d"]), ("n", c["n"]), ("m", c["width"]),
-                             ("seed", seed), ("max_rel_mse_early", s["max_rel_test_mse_early_per_seed"][k]),
-                             ("max_mse_early", s["max_test_mse_early_per_seed"][k])):
-                out[key].append(val)
-    return out
+    return _closeness_table({"first layer": records["first_layer"]["runs"]})
 
 
 def plot_first_layer(table: Table) -> plt.Figure:
@@ -199,12 +206,9 @@ def plot_fig1c(table: Table) -> plt.Figure:
     slopes = fig1c_slopes(table)
     for i, name in enumerate(slopes):
         sel = series == name
-        ds = np.unique(d[sel])
-        ax.plot(d[sel], y[sel], "o", color=f"C{i}", alpha=0.35, ms=4)
-        means = np.array([np.mean(y[sel & (d == v)]) for v in ds])
-        widths = ", ".join(str(int(np.unique(m[sel & (d == v)])[0])) for v in ds)
+        widths = ", ".join(str(int(np.unique(m[sel & (d == v)])[0])) for v in np.unique(d[sel]))
         sl = slopes[name]
-        ax.plot(ds, means, f"C{i}-o", label=f"{name} (m = {widths}): slope {sl['mean']:.2f} ± {sl['std']:.2f}")
+        _points_and_means(ax, d, y, sel, i, f"{name} (m = {widths}): slope {sl['mean']:.2f} ± {sl['std']:.2f}")
     ax.set(xscale="log", yscale="log", xlabel="d", ylabel="max rel. test MSE(net, f_lin), t ≤ T",
            title="Fig 1c: closeness vs input dimension")
     ax.legend(fontsize=8)
@@ -317,10 +321,8 @@ def plot_kernel_ratio(table: Table) -> plt.Figure:
     for i, name in enumerate(dict.fromkeys(block.tolist())):
         sel = block == name
         ds = np.unique(d[sel])
-        means = np.array([np.mean(ratio[sel & (d == v)]) for v in ds])
-        slope, _ = loglog_fit(ds, means)
-        ax.plot(d[sel], ratio[sel], "o", color=f"C{i}", alpha=0.35, ms=4)
-        ax.plot(ds, means, f"C{i}-o", label=f"{name}: exponent {slope:.2f}")
+        slope, _ = loglog_fit(ds, np.array([np.mean(ratio[sel & (d == v)]) for v in ds]))
+        _points_and_means(ax, d, ratio, sel, i, f"{name}: exponent {slope:.2f}")
     ax.set(xscale="log", yscale="log", xlabel="d", ylabel="‖Θ(0) − Θ_lin‖ / ‖Θ_lin‖",
            title="Kernel bound at initialisation (n, m as in the table)")
     ax.legend(fontsize=8)
