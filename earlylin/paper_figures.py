@@ -20,6 +20,7 @@ fig2           fig2            ReLU, norm-dependent target: test loss of net, f^
 fig3a_fc/cnn   fig3_fc/cnn     test loss of net and linear model, residual on V_lin / V_lin⊥
 fig3b_fc/cnn   fig3_fc/cnn     outputs of 3 test points, net vs linear model
 fig3c_fc/cnn   fig3_fc/cnn     relative MSE(net, linear) over steps
+fig3_width     cifar_width     early relative MSE(net, linear) on CIFAR vs width (FC, CNN)
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
 escape         escape          escape step t* vs d, beside the prediction ∝ d·log(d)/η
@@ -307,6 +308,40 @@ def plot_fig3c(table: Table, arch: str) -> plt.Figure:
     return fig
 
 
+FIG3_EARLY_STEPS = 1000  # the paper's "~1,000 steps" early phase on CIFAR
+
+
+def table_fig3_width(records: Records) -> Table:
+    """Per (arch, width): the max over 1 ≤ t ≤ 1,000 of the relative test MSE(net, linear) and of the
+    test MSE, and the relative MSE at the last step (seed 0; one seed per CIFAR run)."""
+    out: Table = {k: [] for k in ("arch", "width", "max_rel_mse_early", "max_mse_early", "rel_mse_last", "steps")}
+    for run in records["cifar_width"]["runs"]:
+        m = next(iter(run["per_seed"].values()))
+        steps = np.array(m["steps"])
+        early = (steps >= 1) & (steps <= FIG3_EARLY_STEPS)
+        rel = np.array([np.nan if v is None else v for v in m["test_rel_mse"]], float)
+        mse = np.array([np.nan if v is None else v for v in m["test_mse"]], float)
+        for key, val in (("arch", run["config"]["arch"]), ("width", run["config"]["width"]),
+                         ("max_rel_mse_early", float(np.nanmax(rel[early]))),
+                         ("max_mse_early", float(np.nanmax(mse[early]))), ("rel_mse_last", float(rel[-1])),
+                         ("steps", int(steps[-1]))):
+            out[key].append(val)
+    return out
+
+
+def plot_fig3_width(table: Table) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    arch, width, rel = np.array(table["arch"]), col(table, "width"), col(table, "max_rel_mse_early")
+    for i, name in enumerate(dict.fromkeys(arch.tolist())):
+        sel = arch == name
+        slope, _ = loglog_fit(width[sel], rel[sel])
+        ax.plot(width[sel], rel[sel], f"C{i}-o", label=f"{name.upper()}: slope {slope:.2f}")
+    ax.set(xscale="log", yscale="log", xlabel="width (FC units / CNN channels)",
+           ylabel=f"max rel. test MSE(net, linear), t ≤ {FIG3_EARLY_STEPS}", title="CIFAR: Fig 3's gap vs width")
+    ax.legend(fontsize=8)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------- ours
 def table_kernel_ratio(records: Records) -> Table:
     """‖Θ(0) − Θ^lin‖_op, ‖Θ^lin‖_op and their ratio per (d, n, m, seed, block)."""
@@ -427,6 +462,7 @@ FIGURES: dict[str, FigureSpec] = {
        for arch in ("fc", "cnn")
        for p, t, pl in (("a", table_fig3a, plot_fig3a), ("b", table_fig3b, plot_fig3b),
                         ("c", table_fig3c, plot_fig3c))},
+    "fig3_width": FigureSpec(("cifar_width",), table_fig3_width, plot_fig3_width),
     "kernel_ratio": FigureSpec(("kernel",), table_kernel_ratio, plot_kernel_ratio),
     "width_split": FigureSpec(("width",), table_width_split, plot_width_split),
     "escape": FigureSpec(("escape",), table_escape, plot_escape),

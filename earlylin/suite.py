@@ -23,6 +23,8 @@ Paper-size choices where the paper is silent (THEORY §5):
   (4 layers of 3×3), sized so that the whole set stays within minutes on one H100.
 - Fig 3, fitted: the FC run again against the affine model least-squares-fitted to the net's
   empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
+- CIFAR width sweep: FC widths 256–2,048 and CNN 8–32 channels, 2,000 steps each, to tell
+  the finite-width part of the Fig 3 gap from the rest.
 - Kernel bound: d ∈ {25, 50, 100, 200}, n = m = 2·d^{3/2}, two seeds.
 - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
@@ -58,6 +60,8 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000}},
         "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 32, "steps": 3000}},
         "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000, "linear": "fitted"}},
+        "cifar_width": {"kind": "cifar_widths", "cifar": {"steps": 2000},
+                        "widths": {"fc": [256, 512, 1024, 2048], "cnn": [8, 16, 32]}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [25, 50, 100, 200], "seeds": [0, 1]}},
         "width": {"kind": "two_layer_widths", "ds": [50], "widths": [256, 1024, 4096],
                   "base": {"steps": 1000, "seeds": SEEDS}},
@@ -77,6 +81,8 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 16, "n": 500, "n_test": 500, "steps": 300}},
         "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 64, "n": 500, "n_test": 500, "steps": 300,
                                                       "linear": "fitted"}},
+        "cifar_width": {"kind": "cifar_widths", "cifar": {"n": 300, "n_test": 300, "steps": 100},
+                        "widths": {"fc": [16, 32, 64], "cnn": [4, 8]}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [16, 32, 64], "seeds": [0, 1], "tol": 1e-5}},
         "width": {"kind": "two_layer_widths", "ds": [20], "widths": [64, 256, 1024],
                   "base": {"n": 2000, "n_test": 500, "steps": 300, "seeds": SEEDS}},
@@ -118,6 +124,16 @@ def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache,
         record["runs"] = runs
         record["summary"] = sweep_summary(runs) if spec["kind"] == "two_layer" else {
             "by_width": [r["summary"] for r in runs], "widths": [r["config"]["width"] for r in runs]}
+    elif spec["kind"] == "cifar_widths":
+        runs = []
+        for arch, widths in spec["widths"].items():
+            for width in widths:
+                cfg = CifarConfig(**{**spec["cifar"], "arch": arch, "width": width, "device": device}).validate()
+                _say(progress, f"[{study}] CIFAR {arch} width {width} n={cfg.n} {cfg.steps} steps")
+                runs.append(run_cifar(cfg, cache, progress=progress))
+        record["runs"] = runs
+        record["summary"] = {"by_run": [{"arch": r["config"]["arch"], "width": r["config"]["width"], **r["summary"]}
+                                        for r in runs]}
     elif spec["kind"] == "cifar":
         cfg = CifarConfig(**{**spec["cifar"], "device": device}).validate()
         _say(progress, f"[{study}] CIFAR {cfg.arch} width {cfg.width} n={cfg.n} {cfg.steps} steps")

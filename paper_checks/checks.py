@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from earlylin.paper_figures import (
+    FIG3_EARLY_STEPS,
     escape_fit,
     fig1c_slopes,
     loglog_fit,
@@ -35,7 +36,6 @@ AGREE_LOSS = 0.01        # max |test loss net − test loss f^lin| over t ≤ T
 LATE_GAIN = 0.03         # the net's final train loss must be ≥ 3% below f^lin's plateau
 NORM_RATIO = 2.0         # Fig 2: the stripped model's early MSE to the net ≥ 2× f^lin's
 NORM_RATIO_FAIL = 1.25   # below this the stripped model tracks as well as f^lin
-FIG3_EARLY_STEPS = 1000  # the paper's "~1,000 steps" early phase on CIFAR
 FIG3_REL = 0.1           # max relative MSE(net, linear) over 1 ≤ t ≤ 1,000
 FIG3_REL_FAIL = 0.3
 FIG3_GROWTH = 2.0        # relative MSE at the last step ≥ 2× its early maximum ("then growing")

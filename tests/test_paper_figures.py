@@ -29,6 +29,8 @@ TINY = {
                                             "n_fit": 32}},
     "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30,
                                                   "n_fit": 32, "linear": "fitted"}},
+    "cifar_width": {"kind": "cifar_widths", "cifar": {"n": 60, "n_test": 40, "steps": 30, "n_fit": 32},
+                    "widths": {"fc": [8, 16], "cnn": [2, 4]}},
     "kernel": {"kind": "kernel_bound", "kernel": {"ds": [8, 16], "seeds": [0, 1], "tol": 1e-5}},
     "width": {"kind": "two_layer_widths", "ds": [8], "widths": [16, 64],
               "base": {"n": 100, "n_test": 100, "steps": 60, "seeds": [0, 1]}},
