@@ -156,7 +156,7 @@ def _say(progress: bool, msg: str) -> None:
 
 def get_study(
     study: str, size: str, device: str = "auto", cache: Cache | None = None, progress: bool = False,
-    runner: Callable[..., dict[str, Any]] = _run,
+    runner: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The study record of ``study`` at ``size``: from the cache if a complete one is stored, else
     run (each (config, seed) inside is cached on its own, so a re-run after a kill resumes)."""
@@ -168,7 +168,7 @@ def get_study(
     if hit is not None:
         return hit
     start = time.perf_counter()
-    record = runner(study, size, spec, device, cache, progress)
+    record = (runner or _run)(study, size, spec, device, cache, progress)
     record["environment"] = environment(dev, "float32")
     record["wall_time_s"] = time.perf_counter() - start
     if not _any_diverged(record):

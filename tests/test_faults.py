@@ -166,3 +166,47 @@ def test_batch_of_seeds_equals_seeds_run_alone():
         alone = run_two_layer(TINY.with_(seeds=(s,)))
         a, b = alone["per_seed"][str(s)]["test_mse"], together["per_seed"][str(s)]["test_mse"]
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-12
+
+
+FIGURES_DRIVER = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from test_paper_figures import TINY
+from earlylin import suite, figures
+suite.SPECS["quick"] = TINY
+real = suite._run
+def logged(study, *a, **k):
+    with open({log!r}, "a") as fh:
+        fh.write(study + "\\n")
+    if study == "escape" and {slow!r}:
+        import time
+        time.sleep(600)  # killed here
+    return real(study, *a, **k)
+suite._run = logged
+sys.exit(figures.main(["--quick", "--device", "cpu", "--quiet", "--out", {out!r}, "--cache-dir", {cache!r},
+                       "--only", "fig1a", "fig2", "escape"]))
+"""
+
+
+def test_killed_figures_run_resumes_with_only_what_is_missing(tmp_path):
+    """SIGKILL the figures command while its third study runs; the re-run recomputes that study only."""
+    tests = str(Path(__file__).resolve().parent)
+    out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "ran.log"
+
+    def driver(slow: bool) -> str:
+        return FIGURES_DRIVER.format(tests=tests, log=str(log), slow=slow, out=str(out), cache=str(cache))
+
+    proc = subprocess.Popen([sys.executable, "-c", driver(True)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and "escape" in log.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert log.read_text().split() == ["fig1", "fig2", "escape"]
+    assert not (out / "records" / "escape.json").exists() and (out / "records" / "fig2.json").exists()
+    assert not [p for p in (out / "records").iterdir() if p.suffix != ".json"]  # no stray temporary files
+    log.unlink()
+    done = subprocess.run([sys.executable, "-c", driver(False)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().split() == ["escape"]  # fig1 and fig2 came from the cache
+    assert all((out / f"{fid}.png").exists() for fid in ("fig1a", "fig2", "escape"))
