@@ -105,8 +105,10 @@ class LinearComparison:
         y_test: torch.Tensor,
         lr: float,
         psi_fw: tuple[torch.Tensor, torch.Tensor] | None = None,
+        psi_ntk_inf: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        self.psi, self.psi_s, self.psi_fw = psi, psi_stripped, psi_fw
+        self.psi, self.psi_s, self.psi_fw, self.psi_inf = psi, psi_stripped, psi_fw, psi_ntk_inf
+        self.inf = LinearTrajectory.fit(psi_ntk_inf[0], y.double(), lr) if psi_ntk_inf is not None else None
         self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
         self.y, self.yt = y.double(), y_test.double()
         self.bound = stability_bound(psi[0])
@@ -126,6 +128,10 @@ class LinearComparison:
         if self.fw is not None and self.psi_fw is not None:  # finite-width model: the width part of the error
             ft_fw = self.fw.outputs(self.psi_fw[1], tt)[:, 0]
             extra = {"test_mse_fw": mse(ft_net, ft_fw), "test_mse_lin_fw": mse(ft_fw, ft_lin)}
+        if self.inf is not None and self.psi_inf is not None:  # exact infinite-width NTK model (kernel GD)
+            ft_inf = self.inf.outputs(self.psi_inf[1], tt)[:, 0]
+            extra |= {"test_mse_ntk_inf": mse(ft_net, ft_inf), "test_rel_mse_ntk_inf": relative_mse(ft_net, ft_inf),
+                      "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin), "test_loss_ntk_inf": half_mse_loss(ft_inf, yt)}
         return extra | {
             "train_loss_net": half_mse_loss(f_net, y),
             "test_loss_net": half_mse_loss(ft_net, yt),

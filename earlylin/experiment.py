@@ -178,7 +178,8 @@ def summarise(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
 
     Keys: early_window_steps, max_test_mse_early, max_rel_test_mse_early (and their per-seed lists),
     max_test_mse_stripped_early, max_test_mse_fw_early (finite-width model), max_test_mse_ntk_lin_early
-    (with --ntk-lin), escape_step (on the seed-mean test MSE curve; null if not reached),
+    (with --ntk-lin), max_rel_test_mse_ntk_inf_early (CIFAR with --ntk-model),
+    escape_step (on the seed-mean test MSE curve; null if not reached),
     escape_step_per_seed, test_loss_net, test_loss_lin, test_loss_stripped (last step, seed mean),
     diverged_seeds, wall_time_s.
     """
@@ -210,6 +211,8 @@ def summarise(result: dict[str, Any], wall_time_s: float) -> dict[str, Any]:
         "max_test_mse_fw_early": float(np.mean(early_max("test_mse_fw"))) if "test_mse_fw" in first else None,
         "max_test_mse_ntk_lin_early": float(np.mean(early_max("test_mse_ntk_lin"))) if "test_mse_ntk_lin" in first
         else None,
+        "max_rel_test_mse_ntk_inf_early": float(np.mean(early_max("test_rel_mse_ntk_inf")))
+        if "test_rel_mse_ntk_inf" in first else None,
         "escape_step": escape,
         "escape_step_per_seed": [
             compare.escape_step(steps, row.tolist(), window, cfg["escape_factor"]) for row in test_mse

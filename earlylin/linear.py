@@ -111,3 +111,19 @@ def stability_bound(psi_train: torch.Tensor) -> torch.Tensor:
     n = psi.shape[-2]
     lam_max = torch.linalg.eigvalsh(psi.transpose(-1, -2) @ psi / n)[..., -1]
     return 2.0 / lam_max
+
+
+def kernel_features(k_train: torch.Tensor, k_test_train: torch.Tensor, rtol: float = 1e-12
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features whose linear model *is* kernel GD with kernel k: Ψ = U Λ^{1/2}, Ψ* = k(X*, X) U Λ^{−1/2}.
+
+    With k(X, X) = U Λ Uᵀ, ΨΨᵀ = k(X, X) and Ψ*Ψᵀ = k(X*, X), so GD on (1/2n)‖Ψβ − y‖² from β = 0
+    moves the train outputs as f_{t+1} = f_t − (η/n) k(X, X)(f_t − y) and the test outputs as
+    f_t(X*) = k(X*, X) α_t — the kernel (e.g. infinite-width NTK) model, trained by the same closed
+    form (:class:`LinearTrajectory`). Eigenvalues below ``rtol``·λ_max are dropped (their directions
+    move by at most η·t·λ/n, i.e. not at all). Shapes: k_train (…, n, n), k_test_train (…, n*, n)."""
+    lam, U = torch.linalg.eigh(k_train.double())
+    keep = lam > rtol * lam.amax(dim=-1, keepdim=True)
+    root = torch.where(keep, lam.clamp_min(0.0).sqrt(), torch.zeros_like(lam))
+    inv_root = torch.where(keep, 1.0 / torch.where(keep, root, torch.ones_like(root)), torch.zeros_like(root))
+    return U * root.unsqueeze(-2), (k_test_train.double() @ U) * inv_root.unsqueeze(-2)

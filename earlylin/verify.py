@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
       f"[default {CifarConfig.kernel_size}]")
     g.add_argument("--linear", choices=LINEAR_KINDS, default=CifarConfig.linear,
                    help="derived: linearised analytic NTK; fitted: least squares to the net's empirical NTK")
+    g.add_argument("--ntk-model", action="store_true",
+                   help="also run kernel GD on the exact infinite-width NTK (an n×n eigendecomposition) and record "
+                   "its MSE to the net: separates the finite-width part of the gap from the linearisation's")
     g.add_argument("--n-fit", type=int, default=CifarConfig.n_fit, help="training points for --linear fitted")
     g.add_argument("--cifar-root", default=None, help="folder holding cifar-10-batches-py/ (torchvision layout)")
     g.add_argument("--npz", default=None, help="path of cifar10_cat_horse.npz (default: found in shared/data)")
@@ -134,7 +137,8 @@ def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
     return CifarConfig(
         arch=args.arch, depth=args.depth, kernel_size=args.filter or CifarConfig.kernel_size,
         activation=args.activation or CifarConfig.activation,
-        lr=args.lr, seeds=tuple(args.seeds), linear=args.linear, n_fit=args.n_fit, window_c=args.window_c,
+        lr=args.lr, seeds=tuple(args.seeds), linear=args.linear, n_fit=args.n_fit, ntk_model=args.ntk_model,
+        window_c=args.window_c,
         escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype, device=args.device,
         npz_path=args.npz, cifar_root=args.cifar_root, download=args.download, **_sizes(args, quick),
     ).validate()

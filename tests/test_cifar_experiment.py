@@ -110,3 +110,14 @@ def test_cifar_bad_input(tmp_path, capsys, args, needle):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         CifarConfig(width=0).validate()
+
+
+def test_infinite_width_ntk_model_is_recorded(tmp_path):
+    """--ntk-model: kernel GD on the exact NTK runs beside the linear model; at init both outputs are 0."""
+    cfg = CifarConfig(arch="fc", width=32, n=80, n_test=40, steps=20, n_fit=16, ntk_model=True, device="cpu")
+    run = run_cifar(cfg)
+    m = run["per_seed"]["0"]
+    assert m["test_mse_ntk_inf"][0] == 0.0 and m["test_loss_ntk_inf"][0] == pytest.approx(0.5)
+    assert all(np.isfinite(v) and v >= 0 for v in m["test_mse_ntk_inf"][1:])
+    assert m["test_loss_ntk_inf"][-1] < m["test_loss_ntk_inf"][0]
+    assert run["summary"]["max_rel_test_mse_ntk_inf_early"] is not None

@@ -119,3 +119,44 @@ def test_closed_form_equals_iteration_random_problems(n, p, seed, frac, steps):
     lr = frac * float(stability_bound(psi)[0])
     traj = LinearTrajectory.fit(psi, y, lr)
     assert_close(traj.coef(torch.tensor(sorted(steps))), _iterate(psi, y, lr, sorted(steps)), rtol=1e-9, atol=1e-9)
+
+
+def test_kernel_features_of_a_linear_kernel_give_the_linear_model():
+    """k = XXᵀ/d: the kernel model equals f^lin with ψ = x/√d (a different closed form, p = d)."""
+    from earlylin.linear import kernel_features
+
+    g = torch.Generator().manual_seed(0)
+    n, nt, d, lr = 30, 12, 6, 0.7
+    X, Xt = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(nt, d, generator=g, dtype=torch.float64)
+    y = torch.sign(torch.randn(n, generator=g, dtype=torch.float64))
+    psi, psi_t = kernel_features(X @ X.T / d, Xt @ X.T / d)
+    steps = torch.tensor([0, 1, 7, 50, 400])
+    kern = LinearTrajectory.fit(psi[None], y[None], lr)
+    lin = LinearTrajectory.fit((X / math.sqrt(d))[None], y[None], lr)
+    assert_close(kern.outputs(psi[None], steps), lin.outputs((X / math.sqrt(d))[None], steps), rtol=1e-9, atol=1e-10)
+    assert_close(kern.outputs(psi_t[None], steps), lin.outputs((Xt / math.sqrt(d))[None], steps), rtol=1e-9,
+                 atol=1e-10)
+
+
+def test_kernel_features_equal_explicit_kernel_gd():
+    """For a full-rank kernel, the closed form equals iterating f ← f − (η/n) K(f − y), f* ← f* − (η/n) K*(f − y)."""
+    from earlylin.linear import kernel_features
+
+    g = torch.Generator().manual_seed(1)
+    n, nt, d, lr = 25, 10, 4, 0.9
+    X, Xt = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(nt, d, generator=g, dtype=torch.float64)
+    y = torch.randn(n, generator=g, dtype=torch.float64)
+
+    def rbf(a, b):
+        return torch.exp(-torch.cdist(a, b) ** 2 / d) + 0.5 * (a @ b.T) / d
+
+    K, Ks = rbf(X, X), rbf(Xt, X)
+    psi, psi_t = kernel_features(K, Ks)
+    traj = LinearTrajectory.fit(psi[None], y[None], lr)
+    f, fs = torch.zeros(n, dtype=torch.float64), torch.zeros(nt, dtype=torch.float64)
+    for t in range(1, 61):
+        r = f - y
+        f, fs = f - lr / n * K @ r, fs - lr / n * Ks @ r
+        if t in (1, 13, 60):
+            assert_close(traj.outputs(psi[None], torch.tensor([t]))[0, 0], f, rtol=1e-9, atol=1e-11)
+            assert_close(traj.outputs(psi_t[None], torch.tensor([t]))[0, 0], fs, rtol=1e-9, atol=1e-11)
