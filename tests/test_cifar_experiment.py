@@ -121,3 +121,25 @@ def test_infinite_width_ntk_model_is_recorded(tmp_path):
     assert all(np.isfinite(v) and v >= 0 for v in m["test_mse_ntk_inf"][1:])
     assert m["test_loss_ntk_inf"][-1] < m["test_loss_ntk_inf"][0]
     assert run["summary"]["max_rel_test_mse_ntk_inf_early"] is not None
+
+
+def test_cifar_cache_is_per_seed(tmp_path, monkeypatch):
+    """A cached CIFAR run extended by one seed trains only that seed; a corrupted entry is retrained."""
+    from earlylin import cifar_experiment
+    from earlylin.records import Cache
+
+    cache = Cache(tmp_path)
+    cfg = CifarConfig(arch="fc", width=16, n=60, n_test=40, steps=10, n_fit=16, seeds=(0, 1), device="cpu")
+    first = run_cifar(cfg, cache)
+    trained: list[tuple[int, ...]] = []
+    real = cifar_experiment._train_cifar
+    monkeypatch.setattr(cifar_experiment, "_train_cifar",
+                        lambda c, *a: trained.append(c.seeds) or real(c, *a))
+    more = run_cifar(cfg.with_(seeds=(0, 1, 2)), cache)
+    assert trained == [(2,)]
+    assert [more["per_seed"][s]["cached"] for s in "012"] == [True, True, False]
+    assert more["per_seed"]["1"]["test_mse"] == first["per_seed"]["1"]["test_mse"]
+    for entry in tmp_path.rglob("*.json"):  # corrupt every entry: all seeds train again
+        entry.write_text(entry.read_text().replace('"test_mse"', '"test_mse_x"', 1))
+    run_cifar(cfg, cache)
+    assert trained[-1] == (0, 1)
