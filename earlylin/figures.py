@@ -26,6 +26,7 @@ import argparse
 import io
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ def seed_mean(run: dict[str, Any], key: str) -> np.ndarray:
     """Seed-mean curve of one metric of one run (null → NaN, ignored in the mean)."""
     rows = [[np.nan if v is None else v for v in m[key]] for m in run["per_seed"].values()]
     arr = np.array(rows, dtype=float)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps (relative MSE at step 0)
         return np.nanmean(arr, axis=0) if np.isfinite(arr).any() else arr[0]
 
 

@@ -42,6 +42,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from earlylin.figures import seed_mean
+
 Table = dict[str, list[Any]]
 Records = dict[str, dict[str, Any]]
 
@@ -53,9 +55,9 @@ def _curves(run: dict[str, Any], keys: tuple[str, ...]) -> Table:
     out: Table = {"step": list(per_seed[0]["steps"])}
     for key in keys:
         arr = np.array([[np.nan if v is None else v for v in m[key]] for m in per_seed], dtype=float)
+        out[key] = seed_mean(run, key).tolist()
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. rel MSE at step 0)
-            out[key] = np.nanmean(arr, axis=0).tolist()
             out[f"{key}_std"] = (np.nanstd(arr, axis=0, ddof=1) if len(per_seed) > 1 else 0 * arr[0]).tolist()
     return out
 
@@ -126,14 +128,18 @@ N_FIG1B = 5
 
 def table_fig1b(records: Records) -> Table:
     """Fig 1b: outputs f(x_j) of the first 5 test points over steps, net and f^lin (seed 0), with y_j."""
-    run = records["fig1"]["runs"][0]
+    return _logits_table(records["fig1"]["runs"][0], N_FIG1B, with_y=True)
+
+
+def _logits_table(run: dict[str, Any], points: int, with_y: bool) -> Table:
+    """Outputs of the first ``points`` test points over steps, net and linear model (first seed)."""
     seed0 = next(iter(run["per_seed"].values()))
     net, lin = np.array(seed0["logits_net"], float), np.array(seed0["logits_lin"], float)
     out: Table = {"step": list(seed0["steps"])}
-    for j in range(min(N_FIG1B, net.shape[1])):
-        out[f"net_{j}"] = net[:, j].tolist()
-        out[f"lin_{j}"] = lin[:, j].tolist()
-        out[f"y_{j}"] = [seed0["logits_y"][j]] * len(out["step"])
+    for j in range(min(points, net.shape[1])):
+        out[f"net_{j}"], out[f"lin_{j}"] = net[:, j].tolist(), lin[:, j].tolist()
+        if with_y:
+            out[f"y_{j}"] = [seed0["logits_y"][j]] * len(out["step"])
     return out
 
 
@@ -278,13 +284,7 @@ N_FIG3B = 3
 
 def table_fig3b(records: Records, arch: str) -> Table:
     """Fig 3b: outputs of the first 3 test points over steps, net and linear model."""
-    run = _fig3_run(records, arch)
-    seed0 = next(iter(run["per_seed"].values()))
-    net, lin = np.array(seed0["logits_net"], float), np.array(seed0["logits_lin"], float)
-    out: Table = {"step": list(seed0["steps"])}
-    for j in range(min(N_FIG3B, net.shape[1])):
-        out[f"net_{j}"], out[f"lin_{j}"] = net[:, j].tolist(), lin[:, j].tolist()
-    return out
+    return _logits_table(_fig3_run(records, arch), N_FIG3B, with_y=False)
 
 
 def plot_fig3b(table: Table, arch: str) -> plt.Figure:

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -143,9 +145,6 @@ class Cache:
 
 def write_csv_atomic(path: str | os.PathLike[str], table: dict[str, list[Any]]) -> Path:
     """Write a column table (name → equal-length list) as CSV atomically; None/NaN → empty cell."""
-    import csv
-    import io
-
     names = list(table)
     lengths = {len(table[k]) for k in names}
     if len(lengths) > 1:
@@ -160,8 +159,6 @@ def write_csv_atomic(path: str | os.PathLike[str], table: dict[str, list[Any]]) 
 
 def read_csv(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     """A CSV written by :func:`write_csv_atomic`, as columns of strings (convert where used)."""
-    import csv
-
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:

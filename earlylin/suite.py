@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from earlylin.cifar_experiment import CifarConfig, run_cifar
@@ -124,22 +123,17 @@ def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache,
         record["runs"] = runs
         record["summary"] = sweep_summary(runs) if spec["kind"] == "two_layer" else {
             "by_width": [r["summary"] for r in runs], "widths": [r["config"]["width"] for r in runs]}
-    elif spec["kind"] == "cifar_widths":
+    elif spec["kind"] in ("cifar", "cifar_widths"):
+        grid = [{}] if spec["kind"] == "cifar" else [
+            {"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
         runs = []
-        for arch, widths in spec["widths"].items():
-            for width in widths:
-                cfg = CifarConfig(**{**spec["cifar"], "arch": arch, "width": width, "device": device}).validate()
-                _say(progress, f"[{study}] CIFAR {arch} width {width} n={cfg.n} {cfg.steps} steps")
-                runs.append(run_cifar(cfg, cache, progress=progress))
+        for point in grid:
+            cfg = CifarConfig(**{**spec["cifar"], **point, "device": device}).validate()
+            _say(progress, f"[{study}] CIFAR {cfg.arch} width {cfg.width} n={cfg.n} {cfg.steps} steps")
+            runs.append(run_cifar(cfg, cache, progress=progress))
         record["runs"] = runs
-        record["summary"] = {"by_run": [{"arch": r["config"]["arch"], "width": r["config"]["width"], **r["summary"]}
-                                        for r in runs]}
-    elif spec["kind"] == "cifar":
-        cfg = CifarConfig(**{**spec["cifar"], "device": device}).validate()
-        _say(progress, f"[{study}] CIFAR {cfg.arch} width {cfg.width} n={cfg.n} {cfg.steps} steps")
-        run = run_cifar(cfg, cache, progress=progress)
-        record["runs"] = [run]
-        record["summary"] = run["summary"]
+        record["summary"] = runs[0]["summary"] if spec["kind"] == "cifar" else {
+            "by_run": [{"arch": r["config"]["arch"], "width": r["config"]["width"], **r["summary"]} for r in runs]}
     else:
         kcfg = KernelBoundConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["kernel"].items()},
                                  device=device)
@@ -156,7 +150,6 @@ def _say(progress: bool, msg: str) -> None:
 
 def get_study(
     study: str, size: str, device: str = "auto", cache: Cache | None = None, progress: bool = False,
-    runner: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The study record of ``study`` at ``size``: from the cache if a complete one is stored, else
     run (each (config, seed) inside is cached on its own, so a re-run after a kill resumes)."""
@@ -168,7 +161,7 @@ def get_study(
     if hit is not None:
         return hit
     start = time.perf_counter()
-    record = (runner or _run)(study, size, spec, device, cache, progress)
+    record = _run(study, size, spec, device, cache, progress)
     record["environment"] = environment(dev, "float32")
     record["wall_time_s"] = time.perf_counter() - start
     if not _any_diverged(record):

@@ -10,13 +10,13 @@ from), so a constructed record can exercise each verdict (tests/test_paper_check
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from earlylin.figures import seed_mean
 from earlylin.paper_figures import (
     FIG3_EARLY_STEPS,
     escape_fit,
@@ -64,12 +64,7 @@ class CheckResult:
 
 def _curve(run: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
     """Recorded steps and the seed-mean curve of one metric."""
-    per_seed = list(run["per_seed"].values())
-    arr = np.array([[np.nan if v is None else v for v in m[key]] for m in per_seed], dtype=float)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps (relative MSE at step 0)
-        mean = np.nanmean(arr, axis=0) if np.isfinite(arr).any() else arr[0]
-    return np.array(per_seed[0]["steps"]), mean
+    return np.array(next(iter(run["per_seed"].values()))["steps"]), seed_mean(run, key)
 
 
 def _slope_verdict(per_seed: list[float]) -> str:
