@@ -1,7 +1,9 @@
 """CIFAR-10 cats vs horses (paper Fig 3): a deep FC net or CNN against its linear model.
 
 Data: :func:`earlylin.data.cifar.load_cat_horse` (10,000 train / 2,000 test, 4×4-pooled to 8×8×3,
-d = 192, standardised per coordinate, horse = +1). Network: :mod:`earlylin.deep` (NTK
+d = 192, standardised per coordinate, horse = +1), by default then rescaled to ‖x‖ = √d per image
+(``cifar_norm="sphere"``): the theory's norm concentration, under which the norm terms below vanish.
+Network: :mod:`earlylin.deep` (NTK
 parameterisation, doubled-copy symmetric initialisation so f₀ ≡ 0). Linear model: the
 linearised infinite-width NTK of the same architecture, from :mod:`earlylin.kernels`
 
@@ -44,17 +46,19 @@ from earlylin.train import record_schedule, run_gd
 
 CIFAR_ACTIVATIONS = ("erf", "relu")
 LINEAR_KINDS = ("derived", "fitted")
+CIFAR_NORMS = ("coordinate", "sphere")
 
 
 @dataclass(frozen=True)
 class CifarConfig(RunControls):
-    """One CIFAR run. Defaults: the full 10k/2k set, width 512 (FC units / CNN channels), η = 1."""
+    """One CIFAR run. Defaults: the full 10k/2k set on the sphere, erf, width 512 (FC units / CNN
+    channels), η = 1. ReLU on per-coordinate inputs is where the linear model fails (README)."""
 
     arch: str = "fc"
     depth: int = 4
     width: int = 512
     kernel_size: int = 3
-    activation: str = "relu"
+    activation: str = "erf"
     lr: float = 1.0
     steps: int = 10_000
     n: int = 10_000
@@ -63,6 +67,7 @@ class CifarConfig(RunControls):
     linear: str = "derived"
     n_fit: int = 256
     ntk_model: bool = False  # also compare with kernel GD on the exact infinite-width NTK (n×n)
+    cifar_norm: str = "sphere"  # each standardised image rescaled to ‖x‖ = √d; "coordinate": not rescaled
     npz_path: str | None = None
     cifar_root: str | None = None
     download: bool = False
@@ -92,7 +97,9 @@ class CifarConfig(RunControls):
             ("--n", isinstance(self.n, int) and 2 <= self.n <= 10_000, "an integer in [2, 10000]"),
             ("--n-test", isinstance(self.n_test, int) and 2 <= self.n_test <= 2_000, "an integer in [2, 2000]"),
             ("--linear", self.linear in LINEAR_KINDS, f"one of {', '.join(LINEAR_KINDS)}"),
-            ("--n-fit", isinstance(self.n_fit, int) and 8 <= self.n_fit <= self.n, f"an integer in [8, {self.n}]"),
+            ("--cifar-norm", self.cifar_norm in CIFAR_NORMS, f"one of {', '.join(CIFAR_NORMS)}"),
+            ("--n-fit", self.linear != "fitted" or (isinstance(self.n_fit, int) and 8 <= self.n_fit <= self.n),
+             f"an integer in [8, {self.n}] with --linear fitted"),
             ("--seeds", len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds)
              and all(isinstance(s, int) and s >= 0 for s in self.seeds), "distinct integers ≥ 0"),
             ("--escape-factor", self.escape_factor > 1, "a number > 1"),
@@ -196,6 +203,8 @@ def _train_cifar(cfg: CifarConfig, fit_seed: int | None, device: torch.device, p
     data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download)
     if cfg.n < data.n_train or cfg.n_test < data.n_test:
         data = data.subsample(cfg.n, cfg.n_test, seed=0)
+    if cfg.cifar_norm == "sphere":
+        data = data.on_sphere()
     act = get_activation(cfg.activation)
     spec = spec_of(cfg)
     K = len(cfg.seeds)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import time
 import warnings
@@ -142,7 +143,7 @@ def regenerate(
     from earlylin.config import resolve_device
     from earlylin.errors import ConfigError
     from earlylin.paper_figures import FIGURES
-    from earlylin.records import Cache, environment, read_csv, write_csv_atomic, write_json_atomic
+    from earlylin.records import Cache, device_label, environment, read_csv, write_csv_atomic, write_json_atomic
 
     bad = [i for i in ids if i not in FIGURES]
     if bad:
@@ -177,9 +178,30 @@ def regenerate(
         "diverged": {k: [r2["summary"]["diverged_seeds"] for r2 in r.get("runs", []) if r2["summary"].get(
             "diverged_seeds")] for k, r in records.items()},
     }
-    if not replot or not (out / "index.json").exists():
-        write_json_atomic(out / "index.json", index)
+    index_path = out / "index.json"
+    if index_path.exists() and not replot:
+        index = _merge_index(json.loads(index_path.read_text(encoding="utf-8")), index, list(FIGURES))
+    index["study_device"] = {  # where each study ran, from its record (the index may mix machines)
+        s: device_label(json.loads(p.read_text(encoding="utf-8")).get("environment"))
+        for f in index["figures"] for s in FIGURES[f].studies if (p := out / "records" / f"{s}.json").is_file()}
+    if not replot or not index_path.exists():
+        write_json_atomic(index_path, index)
     return index
+
+
+def _merge_index(prev: dict[str, Any], new: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """``new`` plus the figures and studies of ``prev`` that ``new`` did not redraw (same size only):
+    ``--only`` updates its entries of an index instead of dropping the rest."""
+    if prev.get("size") != new["size"]:
+        return new
+    figs = [f for f in order if f in new["figures"] or f in prev.get("figures", [])]
+    pngs = {Path(p).stem: p for p in [*prev.get("pngs", []), *new["pngs"]]}
+    out = {**new, "figures": figs, "pngs": [pngs[f] for f in figs if f in pngs]}
+    for key in ("study_wall_time_s", "study_compute_time_s", "diverged"):
+        out[key] = {**prev.get(key, {}), **new[key]}
+    if "note" in prev:
+        out["note"] = prev["note"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,14 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     size = "quick" if args.quick else "paper"
     out = args.out or (Path("runs/figures-quick") if args.quick else Path("figures"))
+    ids = args.only or list(FIGURES)
     try:
-        index = regenerate(args.only or list(FIGURES), size, args.device, out,
+        index = regenerate(ids, size, args.device, out,
                            None if args.no_cache else args.cache_dir, args.replot, progress=not args.quiet)
     except EarlylinError as err:
         return report(err)
-    for png in index["pngs"]:
-        print(png)
-    print(f"{len(index['pngs'])} figures ({size} size) in {index['total_wall_time_s']:.1f}s wall")
+    for fid in ids:
+        print(out / f"{fid}.png")
+    print(f"{len(ids)} figure(s) drawn ({size} size) in {index['total_wall_time_s']:.1f}s wall; "
+          f"{out / 'index.json'} lists {len(index['pngs'])}")
     if any(index["diverged"].values()):
         print(f"earlylin: some seeds diverged: {index['diverged']}", file=sys.stderr)
         return 3

@@ -143,6 +143,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _PANEL_NODES = 16  # Gauss–Legendre nodes per panel
 _MIN_PANELS = 8  # uniform panels on [−12, 12] for variances ≤ 1; ⌈8√s⌉ beyond (see _panel_count)
 _CHUNK = 2_000_000  # quadrature points per vectorised block
+_PAIR_BLOCK = 1_000_000  # input pairs per block of fc_kernel
 
 KERNELS = ("ntk", "nngp")
 
@@ -455,10 +456,14 @@ def fc_kernel(X, X2=None, *, activation: str | Activation, depth: int) -> tuple[
     X2 = X1 if sym else _as_2d(X2)
     d = X1.shape[1]
     ia, ib = _pair_indices(len(X1), len(X2), sym)
-    rho = (X1[ia] * X2[ib]).sum(1, keepdims=True) / d
+    gram = X1 @ X2.T / d
     qa = (X1 * X1).sum(1, keepdims=True) / d
     qb = (X2 * X2).sum(1, keepdims=True) / d
-    nngp, ntk = _recursion(_act(activation), depth, qa, qb, rho, ia, ib, same=(ia == ib) if sym else None)
+    nngp, ntk = np.empty(len(ia)), np.empty(len(ia))
+    for k in range(0, len(ia), _PAIR_BLOCK):  # bounded memory: the 10k × 10k CIFAR kernel has 5e7 pairs
+        a, b = ia[k : k + _PAIR_BLOCK], ib[k : k + _PAIR_BLOCK]
+        nngp[k : k + len(a)], ntk[k : k + len(a)] = _recursion(
+            _act(activation), depth, qa, qb, gram[a, b].reshape(-1, 1), a, b, same=(a == b) if sym else None)
     return _fill(nngp, ia, ib, len(X1), len(X2), sym), _fill(ntk, ia, ib, len(X1), len(X2), sym)
 
 

@@ -17,9 +17,10 @@ fig1b          fig1            outputs of 5 test points, net vs f^lin (seed 0)
 fig1c          fig1c_fixed,    early-window max relative MSE(net, f^lin) vs d, log-log,
                fig1c_scaled    at fixed m = 256 and with n, m ∝ d^{1+α}; fitted slopes
 fig2           fig2            ReLU, norm-dependent target: test loss of net, f^lin, stripped
-fig3a_fc/cnn   fig3_fc/cnn     test loss of net and linear model, residual on V_lin / V_lin⊥
-fig3b_fc/cnn   fig3_fc/cnn     outputs of 3 test points, net vs linear model
-fig3c_fc/cnn   fig3_fc/cnn     relative MSE(net, linear) over steps
+fig3a_<v>      fig3_<v>        test loss of net and linear model, residual on V_lin / V_lin⊥
+fig3b_<v>      fig3_<v>        outputs of 3 test points, net vs linear model
+fig3c_<v>      fig3_<v>        relative MSE(net, linear) over steps (and to the exact-NTK model)
+                               <v>: fc, cnn (ReLU, per-coordinate inputs), fc_sphere (erf, ‖x‖ = √d)
 fig3_width     cifar_width     early relative MSE(net, linear) on CIFAR vs width (FC, CNN)
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
@@ -253,18 +254,24 @@ def plot_fig2(table: Table) -> plt.Figure:
 
 
 # ---------------------------------------------------------------------------------------------- Fig 3
-def _fig3_run(records: Records, arch: str) -> dict[str, Any]:
-    return records[f"fig3_{arch}"]["runs"][0]
+# variant → (study, title label). fc/cnn: ReLU on per-coordinate standardised inputs, where the claim
+# does not hold; fc_sphere: erf on images rescaled to ‖x‖ = √d (the theory's norm concentration).
+FIG3_VARIANTS = {"fc": ("fig3_fc", "FC, ReLU"), "cnn": ("fig3_cnn", "CNN, ReLU"),
+                 "fc_sphere": ("fig3_fc_sphere", "FC, erf, ‖x‖ = √d")}
 
 
-def table_fig3a(records: Records, arch: str) -> Table:
+def _fig3_run(records: Records, variant: str) -> dict[str, Any]:
+    return records[FIG3_VARIANTS[variant][0]]["runs"][0]
+
+
+def table_fig3a(records: Records, variant: str) -> Table:
     """Fig 3a: test loss of net and linear model and the test residual split ‖P(f−y)‖²/n (V_lin)
     and ‖(I−P)(f−y)‖²/n (V_lin⊥) for both."""
-    return _curves(_fig3_run(records, arch), ("test_loss_net", "test_loss_lin", "test_res_par_net",
-                                               "test_res_perp_net", "test_res_par_lin", "test_res_perp_lin"))
+    return _curves(_fig3_run(records, variant), ("test_loss_net", "test_loss_lin", "test_res_par_net",
+                                                  "test_res_perp_net", "test_res_par_lin", "test_res_perp_lin"))
 
 
-def plot_fig3a(table: Table, arch: str) -> plt.Figure:
+def plot_fig3a(table: Table, variant: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4.2))
     x = _steps_axis(table)
     for key, label, style in (("test_loss_net", "net: test loss", "C0-"), ("test_loss_lin", "linear: test loss", "C1-"),
@@ -274,7 +281,7 @@ def plot_fig3a(table: Table, arch: str) -> plt.Figure:
                               ("test_res_par_lin", "linear: V_lin part", "C1:")):
         ax.plot(x, col(table, key), style, label=label)
     ax.set(xscale="log", xlabel="step", ylabel="loss / residual² per point",
-           title=f"Fig 3a: CIFAR cat vs horse, {arch.upper()}")
+           title=f"Fig 3a: CIFAR cat vs horse, {FIG3_VARIANTS[variant][1]}")
     ax.legend(fontsize=7)
     return fig
 
@@ -282,28 +289,33 @@ def plot_fig3a(table: Table, arch: str) -> plt.Figure:
 N_FIG3B = 3
 
 
-def table_fig3b(records: Records, arch: str) -> Table:
+def table_fig3b(records: Records, variant: str) -> Table:
     """Fig 3b: outputs of the first 3 test points over steps, net and linear model."""
-    return _logits_table(_fig3_run(records, arch), N_FIG3B, with_y=False)
+    return _logits_table(_fig3_run(records, variant), N_FIG3B, with_y=False)
 
 
-def plot_fig3b(table: Table, arch: str) -> plt.Figure:
-    return _plot_logits(table, f"Fig 3b: outputs of 3 test points, {arch.upper()}")
+def plot_fig3b(table: Table, variant: str) -> plt.Figure:
+    return _plot_logits(table, f"Fig 3b: outputs of 3 test points, {FIG3_VARIANTS[variant][1]}")
 
 
-def table_fig3c(records: Records, arch: str) -> Table:
-    """Fig 3c: relative MSE(net, linear) = MSE / mean f_net², train and test."""
-    return _curves(_fig3_run(records, arch), ("train_rel_mse", "test_rel_mse"))
+def table_fig3c(records: Records, variant: str) -> Table:
+    """Fig 3c: relative MSE(net, linear) = MSE / mean f_net², train and test; with ``ntk_model`` runs
+    also the test relative MSE to kernel GD on the exact infinite-width NTK (the finite-width part)."""
+    run = _fig3_run(records, variant)
+    ntk = ("test_rel_mse_ntk_inf",) if "test_rel_mse_ntk_inf" in next(iter(run["per_seed"].values())) else ()
+    return _curves(run, ("train_rel_mse", "test_rel_mse", *ntk))
 
 
-def plot_fig3c(table: Table, arch: str) -> plt.Figure:
+def plot_fig3c(table: Table, variant: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4.2))
     x = _steps_axis(table)
     later = col(table, "step") >= 1
     ax.plot(x[later], col(table, "train_rel_mse")[later], "C0-", label="train")
     ax.plot(x[later], col(table, "test_rel_mse")[later], "C3--", label="test")
+    if "test_rel_mse_ntk_inf" in table:
+        ax.plot(x[later], col(table, "test_rel_mse_ntk_inf")[later], "C2:", label="test, to the exact-NTK model")
     ax.set(xscale="log", yscale="log", xlabel="step", ylabel="relative MSE(net, linear)",
-           title=f"Fig 3c: relative MSE, {arch.upper()}")
+           title=f"Fig 3c: relative MSE, {FIG3_VARIANTS[variant][1]}")
     ax.legend(fontsize=8)
     return fig
 
@@ -448,8 +460,8 @@ class FigureSpec:
     plot: Callable[[Table], plt.Figure]
 
 
-def _arch(fn: Callable[..., Any], arch: str) -> Callable[..., Any]:
-    return lambda x: fn(x, arch)
+def _variant(fn: Callable[..., Any], variant: str) -> Callable[..., Any]:
+    return lambda x: fn(x, variant)
 
 
 FIGURES: dict[str, FigureSpec] = {
@@ -458,8 +470,8 @@ FIGURES: dict[str, FigureSpec] = {
     "fig1c": FigureSpec(("fig1c_fixed", "fig1c_scaled"), table_fig1c, plot_fig1c),
     "fig2": FigureSpec(("fig2",), table_fig2, plot_fig2),
     "first_layer": FigureSpec(("first_layer",), table_first_layer, plot_first_layer),
-    **{f"fig3{p}_{arch}": FigureSpec((f"fig3_{arch}",), _arch(t, arch), _arch(pl, arch))
-       for arch in ("fc", "cnn")
+    **{f"fig3{p}_{v}": FigureSpec((study,), _variant(t, v), _variant(pl, v))
+       for v, (study, _) in FIG3_VARIANTS.items()
        for p, t, pl in (("a", table_fig3a, plot_fig3a), ("b", table_fig3b, plot_fig3b),
                         ("c", table_fig3c, plot_fig3c))},
     "fig3_width": FigureSpec(("cifar_width",), table_fig3_width, plot_fig3_width),

@@ -98,6 +98,14 @@ def environment(device: torch.device, dtype: str) -> dict[str, Any]:
     return env
 
 
+def device_label(env: dict[str, Any] | None) -> str:
+    """'NVIDIA H100 80GB HBM3' or 'CPU x86_64, 2 threads' from an :func:`environment` record."""
+    env = env or {}
+    if env.get("device", "").startswith("cuda"):
+        return str(env.get("device_name"))
+    return f"CPU {env.get('device_name', '?')}, {env.get('torch_threads', '?')} threads"
+
+
 def default_cache_dir() -> Path:
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / "earlylin"

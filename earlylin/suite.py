@@ -20,7 +20,11 @@ Paper-size choices where the paper is silent (THEORY §5):
   d ∈ {25, 50, 100} (2,400 steps > T at d = 100; d = 200 would need n = 160k, m = 2,048).
 - Fig 2: ReLU, target ½ sign(f*) + ½ tanh(standardised ‖x‖²), d = 50, m = 256, 8,000 steps.
 - Fig 3: the 10k/2k pooled CIFAR set, η = 1; FC width 256 (4 hidden layers), CNN 32 channels
-  (4 layers of 3×3), sized so that the whole set stays within minutes on one H100.
+  (4 layers of 3×3), sized so that the whole set stays within minutes on one H100. ``fig3_fc`` /
+  ``fig3_cnn`` use ReLU on per-coordinate standardised inputs (the first setting tried, where the
+  claim fails); ``fig3_fc_sphere`` uses erf on inputs rescaled to ‖x‖ = √d (the CLI default: the
+  theory's norm concentration, and an odd φ whose deep kernel has no ρ² term), 4,000 steps, with
+  kernel GD on the exact infinite-width NTK beside it (``ntk_model``).
 - Fig 3, fitted: the FC run again against the affine model least-squares-fitted to the net's
   empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
 - CIFAR width sweep: FC widths 256–2,048 and CNN 8–32 channels, 2,000 steps each, to tell
@@ -46,6 +50,8 @@ from earlylin.records import SCHEMA, Cache, environment
 
 SIZES = ("quick", "paper")
 SEEDS = (0, 1, 2)
+# The first Fig 3 setting: ReLU on per-coordinate standardised inputs, where the claim does not hold
+RELU_COORD = {"activation": "relu", "cifar_norm": "coordinate"}
 
 # size → study → spec. A spec is plain data: the configs' fields, so that it can key the cache.
 SPECS: dict[str, dict[str, dict[str, Any]]] = {
@@ -56,10 +62,12 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
                          "base": {"n": 7071, "width": 90, "steps": 2400, "seeds": SEEDS}},
         "fig2": {"kind": "two_layer", "ds": [50],
                  "base": {"activation": "relu", "target": "norm", "steps": 8000, "seeds": SEEDS}},
-        "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000}},
-        "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 32, "steps": 3000}},
-        "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000, "linear": "fitted"}},
-        "cifar_width": {"kind": "cifar_widths", "cifar": {"steps": 2000},
+        "fig3_fc": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "fc", "width": 256, "steps": 8000}},
+        "fig3_cnn": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "cnn", "width": 32, "steps": 3000}},
+        "fig3_fc_sphere": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 4000, "ntk_model": True}},
+        "fig3_fc_fitted": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "fc", "width": 256, "steps": 8000,
+                                                      "linear": "fitted"}},
+        "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "steps": 2000},
                         "widths": {"fc": [256, 512, 1024, 2048], "cnn": [8, 16, 32]}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [25, 50, 100, 200], "seeds": [0, 1]}},
         "width": {"kind": "two_layer_widths", "ds": [50], "widths": [256, 1024, 4096],
@@ -76,11 +84,15 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
                          "base": {"n": 500, "n_test": 500, "width": 64, "steps": 800, "seeds": SEEDS}},
         "fig2": {"kind": "two_layer", "ds": [50], "base": {"activation": "relu", "target": "norm", "n": 2000,
                                                             "n_test": 500, "steps": 2000, "seeds": SEEDS}},
-        "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 64, "n": 500, "n_test": 500, "steps": 300}},
-        "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 16, "n": 500, "n_test": 500, "steps": 300}},
-        "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 64, "n": 500, "n_test": 500, "steps": 300,
-                                                      "linear": "fitted"}},
-        "cifar_width": {"kind": "cifar_widths", "cifar": {"n": 300, "n_test": 300, "steps": 100},
+        "fig3_fc": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "fc", "width": 64, "n": 500, "n_test": 500,
+                                               "steps": 300}},
+        "fig3_cnn": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "cnn", "width": 16, "n": 500, "n_test": 500,
+                                                "steps": 300}},
+        "fig3_fc_sphere": {"kind": "cifar", "cifar": {"arch": "fc", "width": 64, "n": 500, "n_test": 500, "steps": 300,
+                                                      "ntk_model": True}},
+        "fig3_fc_fitted": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "fc", "width": 64, "n": 500, "n_test": 500,
+                                                      "steps": 300, "linear": "fitted"}},
+        "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "n": 300, "n_test": 300, "steps": 100},
                         "widths": {"fc": [16, 32, 64], "cnn": [4, 8]}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [16, 32, 64], "seeds": [0, 1], "tol": 1e-5}},
         "width": {"kind": "two_layer_widths", "ds": [20], "widths": [64, 256, 1024],

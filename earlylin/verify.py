@@ -26,7 +26,7 @@ import numpy as np
 
 from earlylin import deep, figures
 from earlylin.activations import ACTIVATION_NAMES
-from earlylin.cifar_experiment import LINEAR_KINDS, CifarConfig, run_cifar
+from earlylin.cifar_experiment import CIFAR_NORMS, LINEAR_KINDS, CifarConfig, run_cifar
 from earlylin.cifar_experiment import QUICK as CIFAR_QUICK
 from earlylin.cifar_experiment import QUICK_WIDTH as CIFAR_QUICK_WIDTH
 from earlylin.cnn1d import Cnn1dConfig, run_cnn1d
@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ntk-model", action="store_true",
                    help="also run kernel GD on the exact infinite-width NTK (an n×n eigendecomposition) and record "
                    "its MSE to the net: separates the finite-width part of the gap from the linearisation's")
+    g.add_argument("--cifar-norm", choices=CIFAR_NORMS, default=None,
+                   help="coordinate: inputs standardised per coordinate (training statistics); sphere: then each "
+                   f"image rescaled to ‖x‖ = √d, the norm concentration the theory assumes [default "
+                   f"{CifarConfig.cifar_norm}]")
     g.add_argument("--n-fit", type=int, default=CifarConfig.n_fit, help="training points for --linear fitted")
     g.add_argument("--cifar-root", default=None, help="folder holding cifar-10-batches-py/ (torchvision layout)")
     g.add_argument("--npz", default=None, help="path of cifar10_cat_horse.npz (default: found in shared/data)")
@@ -138,7 +142,7 @@ def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
         arch=args.arch, depth=args.depth, kernel_size=args.filter or CifarConfig.kernel_size,
         activation=args.activation or CifarConfig.activation,
         lr=args.lr, seeds=tuple(args.seeds), linear=args.linear, n_fit=args.n_fit, ntk_model=args.ntk_model,
-        window_c=args.window_c,
+        cifar_norm=args.cifar_norm or CifarConfig.cifar_norm, window_c=args.window_c,
         escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype, device=args.device,
         npz_path=args.npz, cifar_root=args.cifar_root, download=args.download, **_sizes(args, quick),
     ).validate()
@@ -154,6 +158,8 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
     arch = args.arch or "two_layer"
     if arch not in ("two_layer", "cnn1d"):
         raise ConfigError(f"--arch {arch} needs --dataset cifar; synthetic data take two_layer or cnn1d")
+    if args.cifar_norm is not None:
+        raise ConfigError(f"--cifar-norm {args.cifar_norm} needs --dataset cifar")
     common: dict[str, Any] = dict(
         d=ds[0], layers=args.layers, activation=args.activation or DEFAULT.activation,
         teacher_width=args.teacher_width, target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr,

@@ -21,7 +21,14 @@ from typing import Any
 from earlylin import suite
 from earlylin.config import DEVICES, resolve_device
 from earlylin.errors import ConfigError, DataError, EarlylinError, report
-from earlylin.records import Cache, default_cache_dir, environment, write_bytes_atomic, write_json_atomic
+from earlylin.records import (
+    Cache,
+    default_cache_dir,
+    device_label,
+    environment,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CheckResult
 
 HERE = Path(__file__).resolve().parent
@@ -65,9 +72,9 @@ def load_records(studies: list[str], folder: Path, size: str) -> dict[str, dict[
 
 
 def format_table(results: list[CheckResult]) -> str:
-    lines = [f"{'check':<20} {'verdict':<13} measured"]
+    lines = [f"{'check':<22} {'verdict':<13} measured"]
     for r in results:
-        lines.append(f"{r.name:<20} {r.verdict:<13} {r.measured}")
+        lines.append(f"{r.name:<22} {r.verdict:<13} {r.measured}")
     return "\n".join(lines)
 
 
@@ -75,13 +82,27 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _study_time(rec: dict[str, Any]) -> str:
+    """The study's wall time, or, when every run came from the cache, the runs' recorded training time."""
+    runs = rec.get("runs") or []
+    if rec.get("wall_time_s") is None:
+        return "cached"
+    if runs and all(r.get("cached") for r in runs):
+        train = sum(max(m.get("wall_time_s") or 0.0 for m in r["per_seed"].values()) for r in runs)
+        return f"runs from the cache, trained in {train:.0f} s"
+    return f"{rec['wall_time_s']:.1f} s"
+
+
 def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]], size: str, command: str,
                   env: dict[str, Any], figures: Path, report_path: Path, wall: float) -> str:
     counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "fails", "inconclusive")}
+    names = dict.fromkeys(device_label(rec.get("environment")) for rec in records.values())
+    devices = (f"{env.get('device_name')} ({env.get('device')})" if len(names) <= 1
+               else " and ".join(names) + " (per study below)")
     lines = [
         "# Paper checks",
         "",
-        f"Command: `{command}` — size **{size}**, device {env.get('device_name')} ({env.get('device')}), "
+        f"Command: `{command}` — size **{size}**, device {devices}, "
         f"torch {env.get('torch')}, earlylin {env.get('earlylin')}, {wall:.0f} s wall.",
         "",
         f"Verdicts: {counts['holds']} hold, {counts['fails']} fail, {counts['inconclusive']} inconclusive.",
@@ -95,8 +116,8 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
                      f"**{r.verdict}** |")
     lines += ["", "## Configs", ""]
     for study, rec in records.items():
-        wall_s = rec.get("wall_time_s")
-        lines.append(f"- `{study}` ({rec['kind']}, {'cached' if wall_s is None else f'{wall_s:.1f} s'}): "
+        where = device_label(rec.get("environment"))
+        lines.append(f"- `{study}` ({rec['kind']}, {where}, {_study_time(rec)}): "
                      f"`{json.dumps(rec['spec'], sort_keys=True)}`")
     pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if pngs:

@@ -159,8 +159,14 @@ def fig2_norm(rec: dict[str, dict[str, Any]]) -> CheckResult:
         verdict, ("fig2",), {"mse_lin": lin, "mse_stripped": stripped, "ratio": ratio})
 
 
-def _fig3_window(rec: dict[str, dict[str, Any]], arch: str, study: str | None = None) -> CheckResult:
-    study = study or f"fig3_{arch}"
+def _setting(run: dict[str, Any]) -> str:
+    """'FC, erf, ‖x‖ = √d' / 'CNN, ReLU, per-coordinate inputs' from a CIFAR run's config."""
+    c = run["config"]
+    inputs = "‖x‖ = √d" if c.get("cifar_norm") == "sphere" else "per-coordinate inputs"
+    return f"{c['arch'].upper()}, {c['activation']}, {inputs}"
+
+
+def _fig3_window(rec: dict[str, dict[str, Any]], study: str) -> CheckResult:
     run = rec[study]["runs"][0]
     steps, rel = _curve(run, "test_rel_mse")
     _, net = _curve(run, "test_loss_net")
@@ -178,7 +184,7 @@ def _fig3_window(rec: dict[str, dict[str, Any]], arch: str, study: str | None = 
         verdict = INCONCLUSIVE
     c = run["config"]
     return CheckResult(
-        f"{study}_window", f"On CIFAR cats vs horses the {arch.upper()} net tracks its linear model early "
+        f"{study}_window", f"On CIFAR cats vs horses the net ({_setting(run)}) tracks its linear model early "
         "(small relative MSE, equal test losses), then departs (Fig 3).",
         "relative MSE small for ~1,000 steps, then growing",
         f"max rel. test MSE over 1 ≤ t ≤ {FIG3_EARLY_STEPS}: {rel_early:.4g}; max |Δ test loss| {dloss:.4g}; "
@@ -191,12 +197,21 @@ def _fig3_window(rec: dict[str, dict[str, Any]], arch: str, study: str | None = 
 
 
 def fig3_fc_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _fig3_window(rec, "fc")
+    return _fig3_window(rec, "fig3_fc")
+
+
+def fig3_fc_sphere_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
+    out = _fig3_window(rec, "fig3_fc_sphere")
+    steps, rel_ntk = _curve(rec["fig3_fc_sphere"]["runs"][0], "test_rel_mse_ntk_inf")
+    early = (steps >= 1) & (steps <= FIG3_EARLY_STEPS)
+    out.numbers["rel_mse_ntk_inf_early"] = float(np.nanmax(rel_ntk[early]))
+    out.measured += f"; to the exact-NTK model (finite width alone): {out.numbers['rel_mse_ntk_inf_early']:.4g}"
+    return out
 
 
 def fig3_fc_fitted_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
     """The FC window against the fitted affine model: separates wrong derived constants from nonlinearity."""
-    out = _fig3_window(rec, "fc", "fig3_fc_fitted")
+    out = _fig3_window(rec, "fig3_fc_fitted")
     lm = rec["fig3_fc_fitted"]["runs"][0].get("linear_model") or {}
     if "fitted" in lm and "derived" in lm:
         out.measured += "; constants derived → fitted: " + ", ".join(
@@ -205,11 +220,11 @@ def fig3_fc_fitted_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
 
 
 def fig3_cnn_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _fig3_window(rec, "cnn")
+    return _fig3_window(rec, "fig3_cnn")
 
 
-def _vlin_perp(rec: dict[str, dict[str, Any]], arch: str) -> CheckResult:
-    run = rec[f"fig3_{arch}"]["runs"][0]
+def _vlin_perp(rec: dict[str, dict[str, Any]], study: str) -> CheckResult:
+    run = rec[study]["runs"][0]
     steps, perp_net = _curve(run, "test_res_perp_net")
     _, perp_lin = _curve(run, "test_res_perp_lin")
     drop = (perp_lin - perp_net) / perp_lin
@@ -222,22 +237,27 @@ def _vlin_perp(rec: dict[str, dict[str, Any]], arch: str) -> CheckResult:
     else:
         verdict = INCONCLUSIVE
     return CheckResult(
-        f"vlin_perp_{arch}", f"The {arch.upper()} net's test residual in V_lin⊥ (which a linear model cannot "
+        f"vlin_perp{study.removeprefix('fig3')}", f"The net's ({_setting(run)}) test residual in V_lin⊥ (which "
+        "a linear model cannot "
         "change) drops below the linear model's only after the early phase (Fig 3a).",
         "V_lin⊥ residual flat early, then falls",
         f"drop of the net's V_lin⊥ residual below the linear model's: max {100 * early_drop:.2f}% over "
         f"t ≤ {FIG3_EARLY_STEPS}, {100 * late_drop:.2f}% at step {int(steps[-1])}",
         f"holds if the early drop ≤ {100 * PERP_EARLY:.0f}% and the last ≥ {100 * PERP_LATE:.0f}%; fails if "
         f"the early drop > {100 * PERP_EARLY_FAIL:.0f}% or the last ≤ 0",
-        verdict, (f"fig3_{arch}",), {"early_drop": early_drop, "late_drop": late_drop})
+        verdict, (study,), {"early_drop": early_drop, "late_drop": late_drop})
 
 
 def vlin_perp_fc(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _vlin_perp(rec, "fc")
+    return _vlin_perp(rec, "fig3_fc")
+
+
+def vlin_perp_fc_sphere(rec: dict[str, dict[str, Any]]) -> CheckResult:
+    return _vlin_perp(rec, "fig3_fc_sphere")
 
 
 def vlin_perp_cnn(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _vlin_perp(rec, "cnn")
+    return _vlin_perp(rec, "fig3_cnn")
 
 
 def first_layer_rate(rec: dict[str, dict[str, Any]]) -> CheckResult:
@@ -329,9 +349,11 @@ CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {
     "fig1c_scaled": fig1c_scaled,
     "fig2_norm": fig2_norm,
     "fig3_fc_window": fig3_fc_window,
+    "fig3_fc_sphere_window": fig3_fc_sphere_window,
     "fig3_fc_fitted_window": fig3_fc_fitted_window,
     "fig3_cnn_window": fig3_cnn_window,
     "vlin_perp_fc": vlin_perp_fc,
+    "vlin_perp_fc_sphere": vlin_perp_fc_sphere,
     "vlin_perp_cnn": vlin_perp_cnn,
     "first_layer_rate": first_layer_rate,
     "second_layer_width": second_layer_width,
@@ -343,6 +365,7 @@ CHECK_STUDIES: dict[str, tuple[str, ...]] = {
     "fig1_window": ("fig1",), "fig1_late": ("fig1",), "fig1c_fixed": ("fig1c_fixed", "fig1c_scaled"),
     "fig1c_scaled": ("fig1c_fixed", "fig1c_scaled"), "fig2_norm": ("fig2",), "fig3_fc_window": ("fig3_fc",),
     "fig3_fc_fitted_window": ("fig3_fc_fitted",), "fig3_cnn_window": ("fig3_cnn",),
+    "fig3_fc_sphere_window": ("fig3_fc_sphere",), "vlin_perp_fc_sphere": ("fig3_fc_sphere",),
     "vlin_perp_fc": ("fig3_fc",), "vlin_perp_cnn": ("fig3_cnn",),
     "first_layer_rate": ("first_layer",), "second_layer_width": ("width",), "kernel_bound": ("kernel",),
     "escape_scaling": ("escape",),

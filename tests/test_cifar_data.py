@@ -436,6 +436,21 @@ def test_real_npz_standardised_with_train_statistics(real: CatHorse) -> None:
     assert np.all((real.mean > 50) & (real.mean < 200))
 
 
+def test_real_npz_on_sphere(real: CatHorse) -> None:
+    """--cifar-norm sphere: every image rescaled to ‖x‖² = d exactly, directions, labels and rows unchanged."""
+    s = real.on_sphere()
+    for split in cifar.SPLITS:
+        x, z = real.flat(split), s.flat(split)
+        norms = np.sum(z * z, axis=1)
+        np.testing.assert_allclose(norms, 192.0, rtol=1e-12)
+        cos = np.sum(x * z, axis=1) / np.sqrt(np.sum(x * x, axis=1) * norms)
+        np.testing.assert_allclose(cos, 1.0, rtol=1e-12)
+    # before: ‖x‖²/d spreads far from 1 (the reason for the option)
+    q = np.sum(real.flat("train") ** 2, axis=1) / 192
+    assert q.min() < 0.3 and q.max() > 3.0
+    assert s.y_train is real.y_train and s.idx_test is real.idx_test and "sphere" in s.source
+
+
 def test_real_npz_labels_match_the_readme(real: CatHorse, real_raw: cifar.RawCatHorse) -> None:
     assert set(np.unique(real.y_train)) == {-1.0, 1.0}
     np.testing.assert_array_equal(real.y_train, np.where(real_raw.labels_train == 7, 1.0, -1.0))

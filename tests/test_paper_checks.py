@@ -83,7 +83,7 @@ def test_fig2_norm_flips(paper):
     assert verdict("fig2_norm", rec) == "fails"
 
 
-@pytest.mark.parametrize("study", ["fig3_fc", "fig3_cnn", "fig3_fc_fitted"])
+@pytest.mark.parametrize("study", ["fig3_fc", "fig3_cnn", "fig3_fc_fitted", "fig3_fc_sphere"])
 def test_fig3_window_flips(paper, study):
     name = f"{study}_window"
     rec = copy.deepcopy(paper)
@@ -96,11 +96,11 @@ def test_fig3_window_flips(paper, study):
     assert verdict(name, rec) == "inconclusive"  # small early but never grows
 
 
-@pytest.mark.parametrize("arch", ["fc", "cnn"])
-def test_vlin_perp_flips(paper, arch):
-    name = f"vlin_perp_{arch}"
+@pytest.mark.parametrize("variant", ["fc", "cnn", "fc_sphere"])
+def test_vlin_perp_flips(paper, variant):
+    name = f"vlin_perp_{variant}"
     rec = copy.deepcopy(paper)
-    run = rec[f"fig3_{arch}"]["runs"][0]
+    run = rec[f"fig3_{variant}"]["runs"][0]
     for m in run["per_seed"].values():
         m["test_res_perp_lin"] = [1.0] * len(m["steps"])
         m["test_res_perp_net"] = [1.0 if t <= 1000 else 0.9 for t in m["steps"]]

@@ -29,6 +29,8 @@ TINY = {
                                             "n_fit": 32}},
     "fig3_fc_fitted": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30,
                                                   "n_fit": 32, "linear": "fitted"}},
+    "fig3_fc_sphere": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30,
+                                                  "ntk_model": True}},
     "cifar_width": {"kind": "cifar_widths", "cifar": {"n": 60, "n_test": 40, "steps": 30, "n_fit": 32},
                     "widths": {"fc": [8, 16], "cnn": [2, 4]}},
     "kernel": {"kind": "kernel_bound", "kernel": {"ds": [8, 16], "seeds": [0, 1], "tol": 1e-5}},
@@ -118,6 +120,10 @@ def test_replot_runs_nothing_and_rerun_uses_cache(tiny, monkeypatch):
     assert len(index["pngs"]) == 2
     again = figures.regenerate(list(FIGURES), "quick", "cpu", tiny["out"], tiny["cache"], progress=False)
     assert len(again["pngs"]) == len(FIGURES)
+    one = figures.regenerate(["kernel_ratio"], "quick", "cpu", tiny["out"], tiny["cache"], progress=False)
+    assert one["figures"] == list(FIGURES) and len(one["pngs"]) == len(FIGURES)  # --only keeps the rest
+    saved = json.loads((tiny["out"] / "index.json").read_text())
+    assert saved["figures"] == list(FIGURES) and set(saved["study_device"]) >= {"kernel", "fig1"}
 
 
 def test_corrupted_study_entry_is_recomputed(tiny, monkeypatch):
