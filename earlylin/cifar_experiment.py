@@ -172,7 +172,7 @@ def run_cifar(cfg: CifarConfig, cache: Cache | None = None, progress: bool = Fal
     fit_seed = cfg.seeds[0] if cfg.linear == "fitted" else None
 
     def payload(seed: int) -> dict[str, Any]:
-        return {**base, "seed": seed, "fit_seed": fit_seed, "device": device.type, "cache": "cifar-seed/1"}
+        return {**base, "seed": seed, "fit_seed": fit_seed, "device": device.type, "cache": "cifar-seed/2"}
 
     hits = {s: cache.load(payload(s)) for s in cfg.seeds}
     missing = tuple(s for s in cfg.seeds if hits[s] is None)

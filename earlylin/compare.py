@@ -131,7 +131,8 @@ class LinearComparison:
         if self.inf is not None and self.psi_inf is not None:  # exact infinite-width NTK model (kernel GD)
             ft_inf = self.inf.outputs(self.psi_inf[1], tt)[:, 0]
             extra |= {"test_mse_ntk_inf": mse(ft_net, ft_inf), "test_rel_mse_ntk_inf": relative_mse(ft_net, ft_inf),
-                      "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin), "test_loss_ntk_inf": half_mse_loss(ft_inf, yt)}
+                      "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin), "test_loss_ntk_inf": half_mse_loss(ft_inf, yt),
+                      "test_res_perp_ntk_inf": self.vsplit.split(ft_inf - yt)[1]}
         return extra | {
             "train_loss_net": half_mse_loss(f_net, y),
             "test_loss_net": half_mse_loss(ft_net, yt),

@@ -102,7 +102,7 @@ def _first_step_gap(x: np.ndarray, xt: np.ndarray, y: np.ndarray, activation: st
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_sphere_inputs_make_the_erf_linear_model_exact_to_first_order(seed):
+def test_on_the_sphere_the_erf_linear_model_matches_the_exact_ntk(seed):
     """Why Fig 3 runs erf on the sphere: measured on 200/100 real rows (seed 0: 0.0034, 0.071, 0.135).
 
     On the sphere (‖x‖²/d = 1, Assumption 3.1's concentration) the derived erf model's kernel acts on
@@ -171,6 +171,9 @@ def test_infinite_width_ntk_model_is_recorded(tmp_path):
     assert m["test_mse_ntk_inf"][0] == 0.0 and m["test_loss_ntk_inf"][0] == pytest.approx(0.5)
     assert all(np.isfinite(v) and v >= 0 for v in m["test_mse_ntk_inf"][1:])
     assert m["test_loss_ntk_inf"][-1] < m["test_loss_ntk_inf"][0]
+    # the exact-NTK model's test residual in V_lin⊥ starts where the linear model's (constant) one is
+    assert m["test_res_perp_ntk_inf"][0] == pytest.approx(m["test_res_perp_lin"][0], rel=1e-12)
+    assert all(np.isfinite(v) and v >= 0 for v in m["test_res_perp_ntk_inf"])
     assert run["summary"]["max_rel_test_mse_ntk_inf_early"] is not None
 
 
