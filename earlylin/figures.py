@@ -175,15 +175,13 @@ def regenerate(
         "study_wall_time_s": study_walls,
         "study_compute_time_s": {k: r.get("wall_time_s") for k, r in records.items()},
         "total_wall_time_s": time.perf_counter() - start,
+        "study_device": {k: device_label(r.get("environment")) for k, r in records.items()},  # may mix machines
         "diverged": {k: [r2["summary"]["diverged_seeds"] for r2 in r.get("runs", []) if r2["summary"].get(
             "diverged_seeds")] for k, r in records.items()},
     }
     index_path = out / "index.json"
     if index_path.exists() and not replot:
         index = _merge_index(json.loads(index_path.read_text(encoding="utf-8")), index, list(FIGURES))
-    index["study_device"] = {  # where each study ran, from its record (the index may mix machines)
-        s: device_label(json.loads(p.read_text(encoding="utf-8")).get("environment"))
-        for f in index["figures"] for s in FIGURES[f].studies if (p := out / "records" / f"{s}.json").is_file()}
     if not replot or not index_path.exists():
         write_json_atomic(index_path, index)
     return index
@@ -197,7 +195,7 @@ def _merge_index(prev: dict[str, Any], new: dict[str, Any], order: list[str]) ->
     figs = [f for f in order if f in new["figures"] or f in prev.get("figures", [])]
     pngs = {Path(p).stem: p for p in [*prev.get("pngs", []), *new["pngs"]]}
     out = {**new, "figures": figs, "pngs": [pngs[f] for f in figs if f in pngs]}
-    for key in ("study_wall_time_s", "study_compute_time_s", "diverged"):
+    for key in ("study_wall_time_s", "study_compute_time_s", "diverged", "study_device"):
         out[key] = {**prev.get(key, {}), **new[key]}
     if "note" in prev:
         out["note"] = prev["note"]
@@ -219,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         return report(err)
     for fid in ids:
         print(out / f"{fid}.png")
-    print(f"{len(ids)} figure(s) drawn ({size} size) in {index['total_wall_time_s']:.1f}s wall; "
-          f"{out / 'index.json'} lists {len(index['pngs'])}")
+    listed = "" if args.replot else f"; {out / 'index.json'} lists {len(index['pngs'])}"
+    print(f"{len(ids)} figure(s) drawn ({size} size) in {index['total_wall_time_s']:.1f}s wall{listed}")
     if any(index["diverged"].values()):
         print(f"earlylin: some seeds diverged: {index['diverged']}", file=sys.stderr)
         return 3

@@ -459,11 +459,12 @@ def fc_kernel(X, X2=None, *, activation: str | Activation, depth: int) -> tuple[
     gram = X1 @ X2.T / d
     qa = (X1 * X1).sum(1, keepdims=True) / d
     qb = (X2 * X2).sum(1, keepdims=True) / d
+    act = _act(activation)
     nngp, ntk = np.empty(len(ia)), np.empty(len(ia))
     for k in range(0, len(ia), _PAIR_BLOCK):  # bounded memory: the 10k × 10k CIFAR kernel has 5e7 pairs
         a, b = ia[k : k + _PAIR_BLOCK], ib[k : k + _PAIR_BLOCK]
         nngp[k : k + len(a)], ntk[k : k + len(a)] = _recursion(
-            _act(activation), depth, qa, qb, gram[a, b].reshape(-1, 1), a, b, same=(a == b) if sym else None)
+            act, depth, qa, qb, gram[a, b].reshape(-1, 1), a, b, same=(a == b) if sym else None)
     return _fill(nngp, ia, ib, len(X1), len(X2), sym), _fill(ntk, ia, ib, len(X1), len(X2), sym)
 
 
