@@ -7,9 +7,9 @@ Usage:
 
 Implementations, all erf, both layers, η = 1, fp32 (TF32 off) unless --dtype says otherwise:
 - ``naive``   : one seed at a time, plain autograd on the eager module (a Python loop over seeds);
-- ``shipped`` : earlylin's trainer step (:class:`earlylin.nets.TwoLayerStep`) on all K seeds at once;
+- ``shipped`` : earlylin's trainer step (:class:`earlylin.nets.two_layer.TwoLayerStep`) on all K seeds at once;
 - ``jax``     : ``jit(vmap(lax.scan))`` of the same step at precision "highest", where JAX imports;
-- ``fused``   : :class:`earlylin.fused.FusedTwoLayerStep`, one Triton kernel per step that never stores
+- ``fused``   : :class:`earlylin.nets.fused.FusedTwoLayerStep`, one Triton kernel per step that never stores
   the n×m hidden activations (CUDA with Triton only). Before it is timed, its loss, f, ∇_W and ∇_v
   are compared with ``shipped`` on the benchmark problem (v moved off the symmetric point, where
   f ≡ 0); the relative errors, the launch configuration and the kernel's registers/spills go into
@@ -39,9 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin import fused, nets
+from earlylin import cli
 from earlylin.activations import get_activation
-from earlylin.config import resolve_device, set_exact_fp32
+from earlylin.config import DEVICES, resolve_device, set_exact_fp32
+from earlylin.errors import ConfigError
+from earlylin.nets import fused
+from earlylin.nets import two_layer as nets
 from earlylin.records import environment, write_json_atomic
 
 
@@ -227,8 +230,27 @@ def bench_jax(K: int, n: int, d: int, m: int, steps: int) -> float | None:
     return (time.perf_counter() - start) / (steps * K)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, sizes out of range and an --out that cannot be written (exit status 2)."""
+    for flag, value, lo in (("--n", args.n, 1), ("--d", args.d, 1), ("--width", args.width, 2),
+                            ("--steps", args.steps, 1)):
+        if value < lo:
+            raise ConfigError(f"{flag} {value}: must be an integer ≥ {lo}")
+    if args.width % 2:
+        raise ConfigError(f"--width {args.width} is odd; the symmetric initialisation pairs neurons: give it even")
+    if bad := [k for k in args.ks if k < 1]:
+        raise ConfigError(f"--ks {' '.join(map(str, bad))}: seed-batch sizes must be integers ≥ 1")
+    if len(set(args.ks)) != len(args.ks):
+        raise ConfigError(f"--ks {' '.join(map(str, args.ks))}: give each batch size once")
+    if args.device not in DEVICES:
+        raise ConfigError(f"--device {args.device!r} is unknown; valid: {', '.join(DEVICES)}")
+    resolve_device(args.device)
+    cli.probe_file(args.out, "--out")
+
+
+@cli.command(hint=None)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = cli.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--d", type=int, default=50)
     p.add_argument("--width", type=int, default=256)
@@ -241,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fused-sweep", action="store_true", help="also time the fused step at a few block sizes")
     p.add_argument("--out", type=Path, default=Path("benchmarks/last.json"))
     args = p.parse_args(argv)
+    check_args(args)
     device = resolve_device(args.device)
     set_exact_fp32()
     dtype = getattr(torch, args.dtype)

@@ -1,13 +1,34 @@
 """earlylin: check, by experiment, that early gradient descent on a neural network follows a linear model.
 
 Hu, Xiao, Adlam & Pennington, *The Surprising Simplicity of the Early-Time Learning Dynamics of
-Neural Networks* (NeurIPS 2020, arXiv:2006.14599). The public surface is small:
+Neural Networks* (NeurIPS 2020, arXiv:2006.14599); the theory as implemented is in docs/theory.md.
 
-- :mod:`earlylin.verify`      the command line (``python -m earlylin.verify``): two-layer, 1D CNN, CIFAR
-- :mod:`earlylin.kernel`      the kernel-bound command line (``python -m earlylin.kernel``)
-- :func:`earlylin.experiment.run_two_layer`  one run as a plain-data record
-- :mod:`earlylin.activations` φ, φ′ and the Gaussian constants ζ, ν, ϑ₀, ϑ₁, ϑ₂
-- :mod:`earlylin.linear`      the predicted linear models ψ₁, ψ₂ and their closed-form GD trajectory
+Python API (:mod:`earlylin.api`)::
+
+    import earlylin
+    result = earlylin.run(earlylin.TwoLayerConfig(d=20, n=500, n_test=200, steps=200))
+    result.summary["max_test_mse_early"]
+
+- :func:`run` a built-in config, optionally with your ``target=``, ``data=`` (:class:`Arrays`) or
+  ``activation=``; :func:`run_network` a torch module of your own; both return a :class:`Result`.
+- Configs: :class:`TwoLayerConfig`, :class:`Cnn1dConfig`, :class:`CifarConfig`, :class:`NetworkConfig`.
+- :func:`get_activation` and :func:`gaussian_constants`: φ, φ′ and ζ, ν, ϑ₀, ϑ₁, ϑ₂.
+
+Commands: ``python -m earlylin.verify`` (one run, or several d), ``python -m earlylin.kernel``
+(the kernel bound), ``python -m earlylin.figures`` (every figure), ``python -m paper_checks``.
 """
 
-__version__ = "0.1.0"
+from earlylin.activations import gaussian_constants, get_activation
+from earlylin.api import run, run_network
+from earlylin.config import CifarConfig, Cnn1dConfig, NetworkConfig, TwoLayerConfig
+from earlylin.data.arrays import Arrays
+from earlylin.errors import ConfigError, DataError, DivergenceError, EarlylinError
+from earlylin.experiments import Cifar, Cnn1d, Network, TwoLayer
+from earlylin.experiments.result import Result
+from earlylin.version import __version__
+
+__all__ = [
+    "Arrays", "Cifar", "CifarConfig", "Cnn1d", "Cnn1dConfig", "ConfigError", "DataError", "DivergenceError",
+    "EarlylinError", "Network", "NetworkConfig", "Result", "TwoLayer", "TwoLayerConfig", "__version__",
+    "gaussian_constants", "get_activation", "run", "run_network",
+]

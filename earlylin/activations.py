@@ -7,12 +7,12 @@ For g ~ N(0, 1) the linear models of THEORY §3 use
     ν  = E[g φ′(g)] · √(Tr(Σ²)/d)          (Stein: E[g φ′(g)] = E[φ″(g)])
 
 The φ′ forms avoid φ″, so piecewise-linear activations (ReLU, leaky ReLU) are covered without
-delta functions. Expectations are computed by quadrature for *any* registered activation:
+delta functions. Expectations are computed by quadrature for *any* activation
+(:func:`earlylin.quadrature.gaussian_expectation`): Gauss–Hermite for smooth φ, composite
+Gauss–Legendre split at the kinks declared in the registry otherwise.
 
-- smooth φ: Gauss–Hermite (probabilists' weight e^{−g²/2}, :func:`numpy.polynomial.hermite_e.hermegauss`),
-  exact for polynomials up to degree 2N − 1 and spectrally accurate for analytic integrands;
-- φ with kinks (declared in the registry): composite Gauss–Legendre on [−L, k₁], …, [k_j, L], so
-  that every piece is analytic; L = 14 truncates a Gaussian tail below 1e-40.
+:func:`get_activation` takes a registered name, an :class:`Activation`, or any elementwise torch
+callable φ, whose φ′ then comes from autograd (a smooth activation named ``custom:<__name__>``).
 
 Closed forms (erf: ζ = 2/√(3π); ReLU: ζ = ½, ϑ₀ = ϑ₁ = 1/√(2π)) are in the tests, not here.
 
@@ -24,16 +24,15 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 
-import numpy as np
 import torch
 
 from earlylin.errors import ConfigError
+from earlylin.quadrature import gaussian_expectation
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -110,12 +109,37 @@ DEFAULT_LEAKY_SLOPE = 0.1
 ACTIVATION_NAMES = (*_SMOOTH, "relu", "leaky_relu[:slope]")
 
 
-def get_activation(spec: str) -> Activation:
-    """Look up an activation by name: erf, tanh, gelu, softplus, relu, leaky_relu or leaky_relu:SLOPE.
+CUSTOM_PREFIX = "custom:"
+# probe points for a user's φ: both signs, zero, and the range a unit Gaussian mostly covers
+_PROBE = (-2.5, -1.0, -0.3, 0.0, 0.4, 1.1, 2.7, 4.0)
+
+
+def get_activation(spec: str | Activation | Fn) -> Activation:
+    """The activation ``spec`` names or is.
+
+    Args:
+        spec: a registered name (erf, tanh, gelu, softplus, relu, leaky_relu or leaky_relu:SLOPE); an
+            :class:`Activation` (returned as it is); or a plain callable φ acting elementwise on torch
+            tensors, wrapped as a smooth (no kinks) activation named ``custom:<φ.__name__>`` whose φ′
+            comes from autograd (:func:`custom_activation`).
 
     Raises:
-        ConfigError: unknown name, or a leaky slope outside [0, 1).
+        ConfigError: unknown name, a leaky slope outside [0, 1), a callable that is not elementwise
+            (:func:`custom_activation`), or anything else.
     """
+    if isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, str):
+        return _named(spec)
+    if callable(spec):
+        return custom_activation(spec)
+    raise ConfigError(
+        f"activation {spec!r}: give a name ({', '.join(ACTIVATION_NAMES)}), an Activation or an elementwise "
+        "torch callable"
+    )
+
+
+def _named(spec: str) -> Activation:
     if spec in _SMOOTH:
         return _SMOOTH[spec]
     if spec == "relu":
@@ -136,35 +160,59 @@ def get_activation(spec: str) -> Activation:
     )
 
 
-@cache
-def _hermite_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
-    return nodes, weights / math.sqrt(2.0 * math.pi)
 
 
-@cache
-def _piecewise_rule(kinks: tuple[float, ...], n_nodes: int, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
-    edges = [-cutoff, *sorted(kinks), cutoff]
-    x, w = np.polynomial.legendre.leggauss(n_nodes)
-    nodes, weights = [], []
-    for a, b in itertools.pairwise(edges):
-        g = 0.5 * (b - a) * x + 0.5 * (a + b)
-        nodes.append(g)
-        weights.append(0.5 * (b - a) * w * np.exp(-0.5 * g * g) * _INV_SQRT_2PI)
-    return np.concatenate(nodes), np.concatenate(weights)
+def custom_activation(fn: Fn) -> Activation:
+    """Wrap an elementwise torch callable φ as an :class:`Activation` named ``custom:<__name__>``.
 
+    φ′(z) = ∂/∂z_i Σ_j φ(z_j), by ``torch.func.grad`` of the sum (equal to the elementwise derivative
+    because φ acts elementwise). No kinks are declared, so the Gaussian constants and kernels use the
+    smooth quadrature rules, as for erf or tanh. φ is checked on a few float64 probe points: it must
+    return a finite float64 tensor of the input's shape, give each entry the value it gives that entry
+    alone (elementwise), and be differentiable by autograd.
 
-def gaussian_expectation(f: Fn, kinks: tuple[float, ...] = (), n_nodes: int = 160) -> float:
-    """E[f(g)] for g ~ N(0, 1) by quadrature (Gauss–Hermite, or composite Gauss–Legendre at kinks).
-
-    Args:
-        f: elementwise torch function, evaluated in float64.
-        kinks: points where f (or its derivative) is not analytic; each becomes a panel edge.
-        n_nodes: nodes of the Hermite rule, or per Legendre panel.
+    Raises:
+        ConfigError: naming φ, when any of these checks fails.
     """
-    nodes, weights = _piecewise_rule(kinks, n_nodes, 14.0) if kinks else _hermite_rule(n_nodes)
-    values = f(torch.from_numpy(nodes)).numpy()
-    return float(np.dot(weights, values))
+    name = CUSTOM_PREFIX + getattr(fn, "__name__", type(fn).__name__)
+
+    def dphi(z: torch.Tensor) -> torch.Tensor:
+        return torch.func.grad(lambda t: fn(t).sum())(z)
+
+    _check_elementwise(fn, dphi, name)
+    return Activation(name, fn, dphi)
+
+
+def _check_elementwise(fn: Fn, dphi: Fn, name: str) -> None:
+    z = torch.tensor(_PROBE, dtype=torch.float64)
+    try:
+        outputs = {"z": fn(z), "z as 2×4": fn(z.reshape(2, -1)), "φ′": dphi(z)}
+        outputs.update({f"z[{i}] alone": fn(z[i : i + 1]) for i in range(len(z))})
+    except Exception as err:
+        raise ConfigError(
+            f"activation {name!r}: evaluating it (or its autograd derivative) on a float64 tensor of shape "
+            f"{tuple(z.shape)} failed with {type(err).__name__}: {err}"
+        ) from err
+    shapes = {"z": z.shape, "z as 2×4": (2, len(z) // 2), "φ′": z.shape}
+    for what, out in outputs.items():
+        want = shapes.get(what, (1,))
+        if not isinstance(out, torch.Tensor) or out.shape != want or out.dtype != z.dtype:
+            got = (f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, torch.Tensor)
+                   else type(out).__name__)
+            raise ConfigError(
+                f"activation {name!r} must act elementwise, returning a float64 tensor of the input's shape: "
+                f"on {what} (shape {tuple(want)}) it returned {got}"
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise ConfigError(f"activation {name!r} returned non-finite values on {what} (z = {z.tolist()})")
+    y = outputs["z"]
+    alone = torch.cat([outputs[f"z[{i}] alone"] for i in range(len(z))])
+    for what, other in (("each entry alone", alone), ("z as 2×4", outputs["z as 2×4"].reshape(-1))):
+        if not torch.allclose(other, y, rtol=1e-10, atol=1e-12):
+            raise ConfigError(
+                f"activation {name!r} is not elementwise: φ(z) on z = {z.tolist()} differs from φ applied to "
+                f"{what} (max difference {float((other - y).abs().max()):.3g})"
+            )
 
 
 @dataclass(frozen=True)
@@ -185,9 +233,7 @@ class GaussianConstants:
         return asdict(self)
 
 
-@cache
-def _constants(name: str) -> GaussianConstants:
-    act = get_activation(name)
+def _compute_constants(act: Activation) -> GaussianConstants:
     dphi, k = act.dphi, act.kinks
     e_g_dphi = gaussian_expectation(lambda g: g * dphi(g), k)
     return GaussianConstants(
@@ -199,6 +245,16 @@ def _constants(name: str) -> GaussianConstants:
     )
 
 
+@cache
+def _constants(name: str) -> GaussianConstants:
+    return _compute_constants(get_activation(name))
+
+
+def _registered(name: str) -> bool:
+    return name in _SMOOTH or name == "relu" or name.startswith("leaky_relu:")
+
+
 def gaussian_constants(act: Activation) -> GaussianConstants:
-    """The Gaussian constants of ``act`` (cached per activation name)."""
-    return _constants(act.name)
+    """The Gaussian constants of ``act``: cached per name for a registered name (whatever φ ``act``
+    carries), computed afresh from ``act`` itself for any other (e.g. ``custom:`` activations)."""
+    return _constants(act.name) if _registered(act.name) else _compute_constants(act)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from earlylin.linear import LinearTrajectory, stability_bound
+from earlylin.linear.trajectory import LinearTrajectory, stability_bound
 from earlylin.mu import mu_metric
 from earlylin.records import to_jsonable
 
@@ -94,7 +94,7 @@ N_LOGITS = 5  # test points whose outputs are recorded (Fig 1b)
 
 class LinearComparison:
     """Everything the network is compared with: f^lin, the stripped model and optionally the
-    finite-width model (:mod:`earlylin.finite_width`) — closed-form trajectories in float64 — the
+    finite-width model (:mod:`earlylin.linear.finite_width`) — closed-form trajectories in float64 — the
     labels and the V_lin split. :meth:`row` gives one recorded step."""
 
     def __init__(

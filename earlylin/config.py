@@ -1,13 +1,16 @@
-"""Run configuration of the two-layer verifier, its presets and its validation.
+"""Run configurations of every family (two-layer net, 1D CNN, CIFAR deep nets), and their validation.
 
-Defaults are the paper's Fig 1 setting (THEORY §5): erf, m = 256, both layers, d = 50,
+Two-layer defaults are the paper's Fig 1 setting (docs/theory.md §5): erf, m = 256, both layers, d = 50,
 n = 20,000 train and 2,000 test points, teacher of width 5, η = 1. The paper's step count is
 unknown; the default 1,600 steps show the agreement window (T = 5·d·log d/η ≈ 980 steps at d = 50)
 and the start of the escape (after T the net's train loss keeps falling below the linear model's
 plateau, and its MSE to f^lin reaches its minimum near step 1,600), in ≈ 47 s on a 2-core CPU.
 The MSE doubles from its value at T only near step 5,200 at d = 50: ``--steps 6000`` (≈ 2.5 min on
 a 2-core CPU) shows that escape.
-``--quick`` (:data:`QUICK`) shrinks n, n_test and the step count for a smoke run in seconds.
+``--quick`` (:data:`earlylin.presets.QUICK`) shrinks n, n_test and the step count for a smoke run.
+
+A name starting with ``custom:`` (activation, target, inputs) labels a user's own piece, passed to
+the experiment beside the config (:mod:`earlylin.experiments`); the config only records its name.
 
 Every check raises :class:`~earlylin.errors.ConfigError` naming the flag, the value and the valid
 range, before any work starts.
@@ -24,7 +27,14 @@ import torch
 from earlylin.activations import get_activation
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import ConfigError
-from earlylin.linear import LAYERS
+from earlylin.linear.features import LAYERS
+
+CUSTOM = "custom:"  # prefix of the names of user pieces
+ARCHS = ("fc", "cnn")
+CIFAR_ACTIVATIONS = ("erf", "relu")
+LINEAR_KINDS = ("derived", "fitted")
+CIFAR_NORMS = ("coordinate", "sphere")
+CIFAR_D = 192
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
@@ -81,31 +91,89 @@ class TwoLayerConfig(RunControls):
         _int_range("--n-test", self.n_test, 2, 10**8)
         _int_range("--teacher-width", self.teacher_width, 1, 10**6)
         _int_range("--steps", self.steps, 1, 10**9)
-        _int_range("--n-log", self.n_log, 2, 10**5)
-        _positive("--lr", self.lr)
-        _positive("--window-c", self.window_c)
-        if not (math.isfinite(self.escape_factor) and self.escape_factor > 1.0):
-            raise ConfigError(f"--escape-factor {self.escape_factor}: must be a finite number > 1")
-        if not self.seeds:
-            raise ConfigError("--seeds: give at least one seed (integers ≥ 0)")
-        for s in self.seeds:
-            _int_range("--seeds", s, 0, 2**63 - 1)
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"--seeds {list(self.seeds)}: seeds must be distinct")
+        _check_controls(self)
         _choice("--layers", self.layers, LAYERS)
-        _choice("--sigma", self.sigma, SIGMA_NAMES)
-        _choice("--target", self.target, TARGET_NAMES)
-        _choice("--inputs", self.inputs, INPUT_NAMES)
-        _choice("--dtype", self.dtype, tuple(DTYPES))
-        _choice("--device", self.device, DEVICES)
-        get_activation(self.activation)
+        _choice("--sigma", self.sigma, SIGMA_NAMES, custom=True)
+        _choice("--target", self.target, TARGET_NAMES, custom=True)
+        _choice("--inputs", self.inputs, INPUT_NAMES, custom=True)
+        if not self.activation.startswith(CUSTOM):
+            get_activation(self.activation)
         return self
 
     def with_(self, **changes: Any) -> TwoLayerConfig:
         return replace(self, **changes)
 
 
-QUICK = {"n": 2_000, "n_test": 500, "steps": 1_000}
+@dataclass(frozen=True)
+class Cnn1dConfig(TwoLayerConfig):
+    """A 1D-CNN run (docs/theory.md §5): the two-layer fields (``width`` = number of filters m) plus
+    the filter size q."""
+
+    filter_size: int = 10
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "model": "cnn1d"}  # "model": the key records have carried
+
+    def validate(self) -> Cnn1dConfig:
+        super().validate()
+        _int_range("--filter", self.filter_size, 1, self.d, f"the filter size must be an integer in [1, d = {self.d}]")
+        if self.ntk_lin:
+            raise ConfigError("--ntk-lin is not available for the 1D CNN; leave it out")
+        return self
+
+
+@dataclass(frozen=True)
+class CifarConfig(RunControls):
+    """One CIFAR run. Defaults: the full 10k/2k set on the sphere, erf, width 512 (FC units / CNN
+    channels), η = 1. ReLU on per-coordinate inputs is where the linear model fails (README)."""
+
+    arch: str = "fc"
+    depth: int = 4
+    width: int = 512
+    kernel_size: int = 3
+    activation: str = "erf"
+    lr: float = 1.0
+    steps: int = 10_000
+    n: int = 10_000
+    n_test: int = 2_000
+    seeds: tuple[int, ...] = (0,)
+    linear: str = "derived"
+    n_fit: int = 256
+    ntk_model: bool = False  # also compare with kernel GD on the exact infinite-width NTK (n×n)
+    cifar_norm: str = "sphere"  # each standardised image rescaled to ‖x‖ = √d; "coordinate": not rescaled
+    npz_path: str | None = None
+    cifar_root: str | None = None
+    download: bool = False
+
+    @property
+    def d(self) -> int:
+        return CIFAR_D
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seeds"] = list(self.seeds)
+        out["d"] = self.d
+        return out
+
+    def with_(self, **changes: Any) -> CifarConfig:
+        return replace(self, **changes)
+
+    def validate(self) -> CifarConfig:
+        _choice("--arch", self.arch, ARCHS)
+        _int_range("--depth", self.depth, 1, 16)
+        _int_range("--width", self.width, 1, 65536)
+        if self.kernel_size not in (1, 3, 5, 7):
+            raise ConfigError(f"--filter {self.kernel_size!r}: must be one of 1, 3, 5, 7")
+        _choice("--activation", self.activation, CIFAR_ACTIVATIONS)
+        _int_range("--steps", self.steps, 1, 10**9)
+        _int_range("--n", self.n, 2, 10_000)
+        _int_range("--n-test", self.n_test, 2, 2_000)
+        _choice("--linear", self.linear, LINEAR_KINDS)
+        _choice("--cifar-norm", self.cifar_norm, CIFAR_NORMS)
+        if self.linear == "fitted":
+            _int_range("--n-fit", self.n_fit, 8, self.n, f"must be an integer in [8, {self.n}] with --linear fitted")
+        _check_controls(self)
+        return self
 
 
 @dataclass(frozen=True)
@@ -134,6 +202,39 @@ class Sweep:
         return out
 
 
+@dataclass(frozen=True)
+class NetworkConfig(RunControls):
+    """A run of a user's network on user arrays: GD with learning rate ``lr`` for ``steps`` steps,
+    the affine model fitted to the empirical NTK on ``n_fit`` training points. ``d``, ``n`` and
+    ``n_test`` are filled in from the data; ``name`` labels the network."""
+
+    lr: float = 1.0
+    steps: int = 1_000
+    seeds: tuple[int, ...] = (0,)
+    n_fit: int = 256
+    name: str = f"{CUSTOM}network"
+    d: int = 2
+    n: int = 2
+    n_test: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seeds"] = list(self.seeds)
+        return out
+
+    def with_(self, **changes: Any) -> NetworkConfig:
+        return replace(self, **changes)
+
+    def validate(self) -> NetworkConfig:
+        _int_range("--d", self.d, 2, MAX_DIM)
+        _int_range("--n", self.n, 2, 10**8)
+        _int_range("--n-test", self.n_test, 2, 10**8)
+        _int_range("--steps", self.steps, 1, 10**9)
+        _int_range("--n-fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
+        _check_controls(self)
+        return self
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
     _choice("--device", name, DEVICES)
@@ -154,9 +255,27 @@ def set_exact_fp32() -> None:
     torch.set_float32_matmul_precision("highest")
 
 
-def _int_range(flag: str, value: Any, lo: int, hi: int) -> None:
+def _check_controls(cfg: Any) -> None:
+    """The fields every run shares: lr, window, escape factor, record count, seeds, dtype, device."""
+    _int_range("--n-log", cfg.n_log, 2, 10**5)
+    _positive("--lr", cfg.lr)
+    _positive("--window-c", cfg.window_c)
+    if not (isinstance(cfg.escape_factor, int | float) and math.isfinite(cfg.escape_factor)
+            and cfg.escape_factor > 1.0):
+        raise ConfigError(f"--escape-factor {cfg.escape_factor}: must be a finite number > 1")
+    if not cfg.seeds:
+        raise ConfigError("--seeds: give at least one seed (integers ≥ 0)")
+    for s in cfg.seeds:
+        _int_range("--seeds", s, 0, 2**63 - 1)
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"--seeds {list(cfg.seeds)}: seeds must be distinct")
+    _choice("--dtype", cfg.dtype, tuple(DTYPES))
+    _choice("--device", cfg.device, DEVICES)
+
+
+def _int_range(flag: str, value: Any, lo: int, hi: int, valid: str | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{flag} {value!r}: must be an integer in [{lo}, {hi}]")
+        raise ConfigError(f"{flag} {value!r}: {valid or f'must be an integer in [{lo}, {hi}]'}")
 
 
 def _positive(flag: str, value: Any) -> None:
@@ -164,6 +283,8 @@ def _positive(flag: str, value: Any) -> None:
         raise ConfigError(f"{flag} {value!r}: must be a finite number > 0")
 
 
-def _choice(flag: str, value: Any, valid: tuple[str, ...]) -> None:
+def _choice(flag: str, value: Any, valid: tuple[str, ...], custom: bool = False) -> None:
+    if custom and isinstance(value, str) and value.startswith(CUSTOM):
+        return
     if value not in valid:
         raise ConfigError(f"{flag} {value!r} is unknown; valid: {', '.join(valid)}")

@@ -3,7 +3,7 @@
 For the two-layer net at its symmetric initialisation and each block (first: Θ₁ vs Ψ₁Ψ₁ᵀ, second:
 Θ₂ vs Ψ₂Ψ₂ᵀ, both: Θ₁ + Θ₂ vs ΨΨᵀ), the proof bounds ‖Θ(0) − Θ^lin‖ ≲ n/d^{1+α} while ‖Θ^lin‖ ≍ n/d,
 so ratio = ‖Θ − Θ^lin‖/‖Θ^lin‖ should fall like d^{−α}. Spectral norms come from matrix-free Lanczos
-(:mod:`earlylin.kernel_bound`: no n×n matrix, so n = 20,000 fits), float64 throughout.
+(:mod:`earlylin.bound`: no n×n matrix, so n = 20,000 fits), float64 throughout.
 
 Usage:
     python -m earlylin.kernel --quick                                  # smoke run, seconds
@@ -22,7 +22,8 @@ then the fitted log-log exponent of the ratio vs d per block (mean ± std over s
 ``<out>/record.json`` (schema, kind "kernel_bound", config, environment, one row per (d, n, m, seed,
 block), summary with ``slope_by_block``). Exit status: 0 success, 2 invalid input (nothing is
 computed or written), 1 other earlylin errors, 3 some spectral norm did not reach ``--tol`` (the
-record is still written, ``converged`` false in its rows).
+record is still written, ``converged`` false in its rows), 130 Ctrl-C, 143 SIGTERM. ``--out`` must
+be a writable directory (checked before any work).
 """
 
 from __future__ import annotations
@@ -34,19 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from earlylin import cli
 from earlylin.activations import ACTIVATION_NAMES
-from earlylin.config import DEVICES
+from earlylin.bound.config import DEFAULT_ALPHA, DEFAULT_N_SCALE, DEFAULT_WIDTH_SCALE, KernelBoundConfig
+from earlylin.bound.lanczos import METHODS
+from earlylin.bound.measure import run_kernel_bound
+from earlylin.bound.operator import BLOCKS
+from earlylin.config import DEVICES, resolve_device
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES
-from earlylin.errors import EarlylinError, report
-from earlylin.kernel_bound import (
-    BLOCKS,
-    DEFAULT_ALPHA,
-    DEFAULT_N_SCALE,
-    DEFAULT_WIDTH_SCALE,
-    METHODS,
-    KernelBoundConfig,
-    run_kernel_bound,
-)
 from earlylin.records import write_json_atomic
 
 DEFAULT = KernelBoundConfig()
@@ -54,7 +50,7 @@ QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m earlylin.kernel",
         description="Spectral norm of Θ(0) − Θ^lin against ‖Θ^lin‖ for the two-layer net (THEORY §4).",
     )
@@ -93,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
       help=f"one of {', '.join(DEVICES)} (auto: CUDA if available) [default {DEFAULT.device}]")
     a("--out", type=Path, default=Path("runs/kernel"), help="directory for record.json [default runs/kernel]")
     a("--quick", action="store_true", help="small default grid and looser tolerance (≤ 30 s on 2 CPU cores)")
-    a("--quiet", action="store_true", help="no progress lines on stderr")
+    a("--quiet", action="store_true", help="no progress bar or lines on stderr")
     return p
 
 
@@ -173,18 +169,26 @@ def format_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@cli.command(hint=None)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-        record = run_kernel_bound(cfg, progress=progress)
-        record["argv"] = sys.argv[1:] if argv is None else list(argv)
-        path = write_json_atomic(args.out / "record.json", record)
-        print(format_table(record))
-        print(f"record: {path}")
-    except EarlylinError as err:
-        return report(err)
+    cfg = config_from_args(args)
+    resolve_device(cfg.device)
+    out = cli.probe_dir(args.out, "--out")
+    grid = cfg.grid()
+    cli.say(f"kernel bound: {len(grid)} grid point(s) × {len(cfg.seeds)} seed(s), blocks {', '.join(cfg.blocks)}; "
+            f"spectral norms by {cfg.method}…", not args.quiet)
+    with cli.bar(total=len(grid), desc="grid points", unit="point", enabled=not args.quiet) as shown:
+
+        def progress(msg: str) -> None:
+            cli.say(msg)
+            shown.update(1)
+
+        record = run_kernel_bound(cfg, progress=None if args.quiet else progress)
+    record["argv"] = sys.argv[1:] if argv is None else list(argv)
+    path = write_json_atomic(out / "record.json", record)
+    print(format_table(record))
+    print(f"record: {path}")
     if not record["summary"]["all_converged"]:
         print("earlylin: some spectral norms did not reach --tol (raise --max-iter)", file=sys.stderr)
         return 3

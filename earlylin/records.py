@@ -3,8 +3,11 @@
 - :func:`write_json_atomic` writes to a temporary file in the target's directory, fsyncs and renames
   it over the target, so a run killed at any moment leaves the previous file or none, never half.
 - :func:`environment` is what every record carries: versions, device, dtype, TF32 flags, threads.
-- :class:`Cache` stores one entry per (config, seed) under ``sha256(config, seed, version)``; an
-  entry whose JSON does not parse or whose checksum does not match is ignored and recomputed.
+- :class:`Cache` stores one entry per (config, seed) under ``sha256(payload, code fingerprint)``:
+  the payload names the family, the full config, the seed, the device and the fingerprints of any
+  user data or callables; the code fingerprint (:func:`earlylin.fingerprint.code_fingerprint`)
+  hashes the package's source, so an entry is never served to other code. An entry whose JSON does
+  not parse or whose checksum does not match is ignored and recomputed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import earlylin
+from earlylin.fingerprint import code_fingerprint
+from earlylin.version import __version__
 
 SCHEMA = "earlylin.record/1"
 
@@ -76,7 +80,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
 def environment(device: torch.device, dtype: str) -> dict[str, Any]:
     """Versions, device and numerical precision of this process."""
     env: dict[str, Any] = {
-        "earlylin": earlylin.__version__,
+        "earlylin": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -89,6 +93,7 @@ def environment(device: torch.device, dtype: str) -> dict[str, Any]:
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "linear_model_dtype": "float64",
+        "code_fingerprint": code_fingerprint(),
     }
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
@@ -112,13 +117,21 @@ def default_cache_dir() -> Path:
 
 
 class Cache:
-    """Content-addressed store of per-(config, seed) results with checksums."""
+    """Content-addressed store of per-(config, seed) results with checksums.
 
-    def __init__(self, directory: str | os.PathLike[str] | None) -> None:
+    ``directory`` None disables it (nothing read or written). ``fingerprint`` is the code
+    fingerprint that enters every key (default: the installed package's)."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None, fingerprint: str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
+        self.fingerprint = fingerprint or code_fingerprint()
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
 
     def key(self, payload: dict[str, Any]) -> str:
-        full = {"payload": payload, "earlylin": earlylin.__version__}
+        full = {"payload": payload, "earlylin": __version__, "code": self.fingerprint}
         return hashlib.sha256(canonical(full).encode()).hexdigest()[:32]
 
     def _path(self, key: str) -> Path:

@@ -1,21 +1,31 @@
-"""Batched full-batch gradient descent with a log-spaced recording schedule and divergence checks.
+"""Batched full-batch gradient descent with a log-spaced recording schedule, divergence checks and checkpoints.
 
 The trainer knows nothing about the model: ``step_fn(params)`` returns the per-seed loss (K,), the
 training outputs (K, n) and one gradient per parameter, and every tensor has the seed axis first, so
 K seeds advance as one computation. ``on_record(t, f_train, params)`` runs at each recorded step.
+
+A :class:`Checkpoint` makes a long run survive a kill: every ``every_s`` seconds :func:`run_gd` saves
+the parameters, the step, the divergence state and the rows recorded so far (``checkpoint.rows``)
+atomically (``torch.save`` to a temporary file, then ``os.replace``). Given the same checkpoint,
+a rerun resumes there; GD is deterministic, so on a CPU the finished record is bit-identical to an
+uninterrupted run's.
 """
 
 from __future__ import annotations
 
 import math
-import sys
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from earlylin.errors import DivergenceError
+from earlylin.cli import bar, say, warn
+from earlylin.errors import ConfigError, DivergenceError
 
 StepFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]]
 RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]
@@ -23,6 +33,10 @@ RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]
 # A loss this many times its initial value (or above 1e6 when the initial loss is 0) is divergence.
 BLOWUP_FACTOR = 1e4
 CHECK_EVERY = 50
+
+CHECKPOINT_FORMAT = "earlylin.checkpoint/1"
+CHECKPOINT_EVERY_S = 60.0  # default interval between checkpoints (seconds of training)
+CHECKPOINT_ENV = "EARLYLIN_CHECKPOINT_EVERY_S"  # overrides the default (tests use a fraction of a second)
 
 
 def record_schedule(steps: int, n_log: int = 60, extra: Sequence[int] = ()) -> list[int]:
@@ -38,6 +52,95 @@ def diverged_seeds(first_bad: torch.Tensor, seeds: Sequence[int]) -> dict[int, i
     return {seed: int(step) for seed, step in zip(seeds, bad, strict=True) if step >= 0}
 
 
+def checkpoint_interval(every_s: float | None = None) -> float:
+    """``every_s``, else ``$EARLYLIN_CHECKPOINT_EVERY_S``, else :data:`CHECKPOINT_EVERY_S` (seconds > 0)."""
+    if every_s is None:
+        raw = os.environ.get(CHECKPOINT_ENV)
+        try:
+            every_s = float(raw) if raw else CHECKPOINT_EVERY_S
+        except ValueError:
+            raise ConfigError(f"${CHECKPOINT_ENV}={raw!r}: must be a number of seconds > 0") from None
+    if not (math.isfinite(every_s) and every_s > 0):
+        raise ConfigError(f"--checkpoint-every-s {every_s:g}: must be a finite number of seconds > 0")
+    return float(every_s)
+
+
+def _stack_rows(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Recorded rows as one (rows, …) CPU tensor per metric: one tensor each to save, not one per row."""
+    return {k: torch.stack([row[k].detach() for row in rows]).cpu() for k in (rows[0] if rows else {})}
+
+
+def _unstack_rows(stacked: dict[str, torch.Tensor], device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """The inverse of :func:`_stack_rows`, on ``device``."""
+    n = len(next(iter(stacked.values()))) if stacked else 0
+    return [{k: v[i].to(device) for k, v in stacked.items()} for i in range(n)]
+
+
+class Checkpoint:
+    """Periodic snapshots of one :func:`run_gd` loop in the file ``path``.
+
+    ``rows`` is the caller's list of recorded rows (one dict of tensors per recorded step): it is
+    saved with each snapshot and, on resume, refilled in place. ``resumed_from`` is the step a run
+    resumed at (None: from step 0) and ``elapsed_s`` the training time spent before it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], every_s: float | None = None,
+                 rows: list[dict[str, torch.Tensor]] | None = None) -> None:
+        self.path = Path(path)
+        self.every_s = checkpoint_interval(every_s)
+        self.rows: list[dict[str, torch.Tensor]] = [] if rows is None else rows
+        self.resumed_from: int | None = None
+        self.elapsed_s = 0.0
+        self.saves = 0
+
+    def save(self, step: int, params: list[torch.Tensor], first_bad: torch.Tensor, limit: torch.Tensor,
+             elapsed_s: float) -> None:
+        """Write the state at the start of ``step`` (θ_step, rows of the steps before) atomically."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "params": [p.detach().cpu().clone() for p in params],
+            "first_bad": first_bad.cpu().clone(),
+            "limit": limit.cpu().clone(),
+            "rows": _stack_rows(self.rows),
+            "elapsed_s": elapsed_s,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(state, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.saves += 1
+
+    def load(self, params: list[torch.Tensor], steps: int) -> dict[str, Any] | None:
+        """The saved state if it fits these ``params`` and ``steps``, else None (an unusable file is
+        named in a warning and ignored)."""
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            saved = state["params"]
+            fits = (state.get("format") == CHECKPOINT_FORMAT and 0 < int(state["step"]) <= steps
+                    and len(saved) == len(params)
+                    and all(s.shape == p.shape and s.dtype == p.dtype for s, p in zip(saved, params, strict=True)))
+        except Exception as exc:  # truncated or foreign files raise many types
+            warn(f"ignoring the unreadable checkpoint {self.path} ({type(exc).__name__}); starting from step 0")
+            return None
+        if not fits:
+            warn(f"ignoring the checkpoint {self.path}: it does not fit this run; starting from step 0")
+            return None
+        return state
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def run_gd(
     step_fn: StepFn,
     params: list[torch.Tensor],
@@ -47,8 +150,12 @@ def run_gd(
     on_record: RecordFn,
     seeds: Sequence[int],
     progress: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[int, int]:
     """Run ``steps`` GD updates p ← p − η ∇L (in place) and record at ``record_steps``.
+
+    ``progress``: a progress bar on stderr (when it is a terminal). ``checkpoint``: resume from its
+    file if it holds a state of this run, and save one every ``checkpoint.every_s`` seconds.
 
     Returns:
         {seed: step} for seeds whose loss became NaN/inf or exceeded BLOWUP_FACTOR × its initial
@@ -60,35 +167,46 @@ def run_gd(
     to_record = set(record_steps)
     first_bad: torch.Tensor | None = None
     limit: torch.Tensor | None = None
-    start = time.perf_counter()
-    next_report = 0.1
-    for t in range(steps + 1):
-        loss, f_train, grads = step_fn(params)
-        if first_bad is None:
-            first_bad = torch.full_like(loss, -1, dtype=torch.long)
-            limit = torch.where(loss > 0, loss * BLOWUP_FACTOR, torch.full_like(loss, 1e6))
-        bad = ~torch.isfinite(loss) | (loss > limit)
-        first_bad = torch.where((first_bad < 0) & bad, torch.full_like(first_bad, t), first_bad)
-        if t in to_record:
-            on_record(t, f_train, params)
-        if t in to_record or t % CHECK_EVERY == 0 or t == steps:
-            if bool((first_bad >= 0).all()):
+    start_step = 0
+    if checkpoint is not None and (state := checkpoint.load(params, steps)) is not None:
+        device = params[0].device
+        with torch.no_grad():
+            for p, saved in zip(params, state["params"], strict=True):
+                p.copy_(saved)
+        first_bad, limit = state["first_bad"].to(device), state["limit"].to(device)
+        checkpoint.rows[:] = _unstack_rows(state["rows"], device)
+        start_step = checkpoint.resumed_from = int(state["step"])
+        checkpoint.elapsed_s = float(state["elapsed_s"])
+        say(f"resuming from the checkpoint at step {start_step} of {steps} ({checkpoint.path})", progress)
+    started = time.perf_counter()
+    last_save = time.monotonic()
+    with bar(total=steps, initial=start_step, desc="GD steps", unit="step", enabled=progress) as shown:
+        for t in range(start_step, steps + 1):
+            if checkpoint is not None and t > start_step and time.monotonic() - last_save >= checkpoint.every_s:
+                assert first_bad is not None and limit is not None
+                checkpoint.save(t, params, first_bad, limit, checkpoint.elapsed_s + time.perf_counter() - started)
+                last_save = time.monotonic()
+            loss, f_train, grads = step_fn(params)
+            if first_bad is None or limit is None:
+                first_bad = torch.full_like(loss, -1, dtype=torch.long)
+                limit = torch.where(loss > 0, loss * BLOWUP_FACTOR, torch.full_like(loss, 1e6))
+            bad = ~torch.isfinite(loss) | (loss > limit)
+            first_bad = torch.where((first_bad < 0) & bad, torch.full_like(first_bad, t), first_bad)
+            if t in to_record:
+                on_record(t, f_train, params)
+            if (t in to_record or t % CHECK_EVERY == 0 or t == steps) and bool((first_bad >= 0).all()):
                 worst = diverged_seeds(first_bad, seeds)
                 raise DivergenceError(
                     f"gradient descent diverged for every seed (first bad step per seed: {worst}) at "
                     f"learning rate {lrs}: the loss became NaN/inf or grew {BLOWUP_FACTOR:g}× past its "
                     "initial value. Use a smaller --lr."
                 )
-        if t == steps:
-            break
-        with torch.no_grad():
-            for p, g, lr in zip(params, grads, lrs, strict=True):
-                if g is not None and lr != 0.0:
-                    p.sub_(g, alpha=lr)
-        if progress and (t + 1) / steps >= next_report:
-            elapsed = time.perf_counter() - start
-            eta = elapsed * (steps - t - 1) / (t + 1)
-            print(f"  step {t + 1}/{steps}  {elapsed:.1f}s elapsed, ~{eta:.1f}s left", file=sys.stderr)
-            next_report += 0.1
+            if t == steps:
+                break
+            with torch.no_grad():
+                for p, g, lr in zip(params, grads, lrs, strict=True):
+                    if g is not None and lr != 0.0:
+                        p.sub_(g, alpha=lr)
+            shown.update(1)
     assert first_bad is not None
     return diverged_seeds(first_bad, seeds)

@@ -1,43 +1,63 @@
-"""Train a two-layer network and its predicted linear model side by side and report how close they stay.
+"""Train a network and its predicted linear model side by side and report how close they stay.
 
 Usage:
     python -m earlylin.verify --layers both --d 50            # the paper's Fig 1 setting
     python -m earlylin.verify --layers both --d 50 --quick    # a smoke run in seconds
     python -m earlylin.verify --d 25 50 100 200 --seeds 0 1 2 # closeness vs d, with the log-log slope
     python -m earlylin.verify --dataset cifar --arch fc       # CIFAR-10 cats vs horses, deep FC (Fig 3)
-    python -m earlylin.verify --dataset cifar --arch cnn --quick
+    python -m earlylin.verify --dataset cifar --arch cnn --quick --download
 
 Writes ``<out>/record.json`` (config, environment, metrics per recorded step and seed, summary) and
 ``<out>/verify.png`` (loss curves, MSE between net and linear model, and MSE vs d), and prints a
-compact table. Exit status: 0 success, 2 invalid input, 3 some seeds diverged (their steps are named;
-the record is still written), 4 every seed diverged.
+compact table. Every flag is checked before any work (exit status 2, one line naming the flag): its
+range, flags that do not apply to the chosen data set, and that ``--out`` and ``--cache-dir`` can
+be written. Long runs save a checkpoint beside the cache every ``--checkpoint-every-s`` seconds; the
+same command resumes there after a kill. Exit status: 0 success, 2 invalid input, 3 some seeds
+diverged (their steps are named; the record is still written), 4 every seed diverged, 1 other
+errors, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from earlylin import deep, figures
+from earlylin import cli
 from earlylin.activations import ACTIVATION_NAMES
-from earlylin.cifar_experiment import CIFAR_NORMS, LINEAR_KINDS, CifarConfig, run_cifar
-from earlylin.cifar_experiment import QUICK as CIFAR_QUICK
-from earlylin.cifar_experiment import QUICK_WIDTH as CIFAR_QUICK_WIDTH
-from earlylin.cnn1d import Cnn1dConfig, run_cnn1d
-from earlylin.config import DEVICES, DTYPES, QUICK, Sweep, TwoLayerConfig, resolve_device
+from earlylin.analysis import sweep_summary
+from earlylin.config import (
+    ARCHS,
+    CIFAR_NORMS,
+    DEVICES,
+    DTYPES,
+    LINEAR_KINDS,
+    CifarConfig,
+    Cnn1dConfig,
+    Sweep,
+    TwoLayerConfig,
+    resolve_device,
+)
+from earlylin.data.cifar_files import DATA_DIR_ENV
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
-from earlylin.errors import ConfigError, EarlylinError, report
-from earlylin.experiment import run_two_layer
-from earlylin.linear import LAYERS
+from earlylin.errors import ConfigError
+from earlylin.experiments import experiment_for, family_of
+from earlylin.experiments import run as run_experiment
+from earlylin.linear.features import LAYERS
+from earlylin.presets import CIFAR_QUICK_WIDTH, QUICK
 from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_json_atomic
+from earlylin.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, checkpoint_interval
 
 DEFAULT = TwoLayerConfig()
+MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
 TABLE_KEYS = (
     ("train_loss_net", "train loss net"),
     ("test_loss_net", "test loss net"),
@@ -47,80 +67,181 @@ TABLE_KEYS = (
     ("test_mse_stripped", "MSE(net,strip)"),
 )
 SPLIT_KEYS = (("test_res_perp_net", "V⊥ resid net"), ("test_res_perp_lin", "V⊥ resid lin"))
+# flags of one data set only (argparse dest → flag); their defaults are None so that "given" is visible
+SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "target": "--target",
+                  "sigma": "--sigma", "inputs": "--inputs", "scale_alpha": "--scale-alpha", "ntk_lin": "--ntk-lin"}
+CIFAR_ONLY = {"depth": "--depth", "linear": "--linear", "ntk_model": "--ntk-model", "cifar_norm": "--cifar-norm",
+              "n_fit": "--n-fit", "cifar_root": "--cifar-root", "npz": "--npz", "download": "--download",
+              "data_dir": "--data-dir"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    quick_width = ", ".join(f"{arch} {w}" for arch, w in CIFAR_QUICK_WIDTH.items())
+    p = cli.ArgumentParser(
         prog="python -m earlylin.verify",
-        description="Check that early GD on a two-layer net follows its linear model (Hu et al. 2020).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Check that early gradient descent on a network follows its linear model (Hu et al. 2020).",
+        epilog="exit status: 0 success, 2 invalid input (nothing run), 3 some seeds diverged, 4 every seed "
+        "diverged,\n  1 other errors (data, I/O), 130 Ctrl-C, 143 SIGTERM\n"
+        f"environment: ${DATA_DIR_ENV} (CIFAR data dir), ${CHECKPOINT_ENV} (default of --checkpoint-every-s)\n"
+        "data: docs/data.md",
     )
     a = p.add_argument
-    a("--layers", choices=LAYERS, default=DEFAULT.layers, help="which layer(s) GD trains (η₁, η₂ of THEORY §1)")
     a("--d", type=int, nargs="+", default=None,
-      help=f"input dimension(s); several give the closeness-vs-d table [default {DEFAULT.d}; CIFAR: 192]")
+      help=f"input dimension(s); several give the closeness-vs-d table (default: {DEFAULT.d}; CIFAR: 192, fixed)")
     a("--activation", default=None,
-      help=f"φ: one of {', '.join(ACTIVATION_NAMES)} [default {DEFAULT.activation}; CIFAR: relu or erf, "
-      f"default {CifarConfig.activation}]")
-    a("--width", type=int, default=None, help=f"hidden width m, even [default {DEFAULT.width}; CIFAR "
-      f"{CifarConfig.width}, --quick {CIFAR_QUICK_WIDTH}]")
-    a("--n", type=int, default=None, help=f"training points [default {DEFAULT.n}; --quick {QUICK['n']}; "
-      f"CIFAR {CifarConfig.n}, --quick {CIFAR_QUICK['n']}]")
-    a("--n-test", type=int, default=None, help=f"test points [default {DEFAULT.n_test}; --quick {QUICK['n_test']}; "
-      f"CIFAR {CifarConfig.n_test}, --quick {CIFAR_QUICK['n_test']}]")
-    a("--teacher-width", type=int, default=DEFAULT.teacher_width, help="width of the erf teacher")
-    a("--target", choices=TARGET_NAMES, default=DEFAULT.target,
-      help="teacher: y = sign(f*(x)); norm: ½ sign(f*) + ½ tanh(standardised ‖x‖²) (Fig 2)")
-    a("--sigma", choices=SIGMA_NAMES, default=DEFAULT.sigma, help="input covariance spectrum, Tr Σ = d")
-    a("--inputs", choices=INPUT_NAMES, default=DEFAULT.inputs, help="distribution of the entries of x̄")
-    a("--lr", type=float, default=DEFAULT.lr, help="learning rate η (η₁ and/or η₂)")
-    a("--steps", type=int, default=None, help=f"GD steps [default {DEFAULT.steps}; --quick {QUICK['steps']}; "
-      f"CIFAR {CifarConfig.steps}, --quick {CIFAR_QUICK['steps']}]")
-    a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, trained as one batch")
-    a("--scale-alpha", type=float, default=None,
-      help="with several --d: grow n and width as (d/d₀)^{1+α} from the first d (unset: fixed n, width)")
-    a("--ntk-lin", action="store_true",
-      help="also train the θ-linearised network f₀ + ∇f₀·(θ − θ₀) and record its test MSE to the net "
-      "(≈ 1.7× the training time)")
-    a("--window-c", type=float, default=DEFAULT.window_c, help="early window T = c·d·log(d)/η")
+      help=f"φ: one of {', '.join(ACTIVATION_NAMES)} (default: {DEFAULT.activation}; CIFAR: erf or relu, "
+      f"default {CifarConfig.activation})")
+    a("--width", type=int, default=None, help=f"hidden width m, even (default: {DEFAULT.width}; CIFAR "
+      f"{CifarConfig.width}; --quick: CIFAR {quick_width})")
+    a("--n", type=int, default=None, help=f"training points (default: {DEFAULT.n}, --quick "
+      f"{QUICK['two_layer']['n']}; CIFAR {CifarConfig.n}, --quick {QUICK['cifar']['n']})")
+    a("--n-test", type=int, default=None, help=f"test points (default: {DEFAULT.n_test}, --quick "
+      f"{QUICK['two_layer']['n_test']}; CIFAR {CifarConfig.n_test}, --quick {QUICK['cifar']['n_test']})")
+    a("--lr", type=float, default=DEFAULT.lr, help="learning rate η (η₁ and/or η₂), below the linear model's "
+      "stability bound 2n/λ_max")
+    a("--steps", type=int, default=None, help=f"GD steps (default: {DEFAULT.steps}, --quick "
+      f"{QUICK['two_layer']['steps']}; CIFAR {CifarConfig.steps}, --quick {QUICK['cifar']['steps']})")
+    a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, distinct, trained as one batch")
+    a("--window-c", type=float, default=DEFAULT.window_c, help="early window T = c·d·log(d)/η steps")
     a("--escape-factor", type=float, default=DEFAULT.escape_factor,
-      help="escape step: first step after T with test MSE(net, lin) > factor × its value at T")
+      help="escape step: first step after T with test MSE(net, lin) > factor × its value at T; > 1")
     a("--n-log", type=int, default=DEFAULT.n_log, help="log-spaced recorded steps (plus 0, T and the last)")
     a("--device", choices=DEVICES, default=DEFAULT.device, help="auto: CUDA if available, else CPU")
     a("--dtype", choices=tuple(DTYPES), default=DEFAULT.dtype,
       help="network precision (the linear models are always float64; on CUDA fp32 runs with TF32 off)")
-    g = p.add_argument_group("CIFAR-10 cats vs horses (Fig 3): --dataset cifar")
-    g.add_argument("--dataset", choices=("synthetic", "cifar"), default="synthetic",
-                   help="synthetic Gaussian inputs (two-layer net) or pooled CIFAR-10 (deep FC / CNN)")
-    a("--arch", choices=("two_layer", "cnn1d", *deep.ARCHS), default=None,
+    a("--quick", action="store_true", help="reduced size for a smoke run (n, n-test, steps, width as above)")
+    a("--dataset", choices=("synthetic", "cifar"), default="synthetic",
+      help="synthetic Gaussian inputs (two-layer net or 1D CNN) or pooled CIFAR-10 (deep FC or CNN)")
+    a("--arch", choices=("two_layer", "cnn1d", *ARCHS), default=None,
       help="synthetic data: two_layer (default) or cnn1d (one circular conv layer, filter size --filter, "
-      "--width filters, per-position readout); CIFAR: fc (default, 4 hidden layers) or cnn (4 conv layers)")
-    g.add_argument("--depth", type=int, default=CifarConfig.depth, help="hidden / conv layers of the CIFAR net")
+      "--width filters, per-position readout); CIFAR: fc (default, --depth hidden layers) or cnn (--depth conv "
+      "layers)")
     a("--filter", type=int, default=None,
-      help=f"filter size: q of the 1D CNN [default {Cnn1dConfig.filter_size}] or k of the CIFAR CNN's k×k "
-      f"[default {CifarConfig.kernel_size}]")
-    g.add_argument("--linear", choices=LINEAR_KINDS, default=CifarConfig.linear,
-                   help="derived: linearised analytic NTK; fitted: least squares to the net's empirical NTK")
-    g.add_argument("--ntk-model", action="store_true",
-                   help="also run kernel GD on the exact infinite-width NTK (an n×n eigendecomposition) and record "
-                   "its MSE to the net: separates the finite-width part of the gap from the linearisation's")
-    g.add_argument("--cifar-norm", choices=CIFAR_NORMS, default=None,
-                   help="coordinate: inputs standardised per coordinate (training statistics); sphere: then each "
-                   f"image rescaled to ‖x‖ = √d, the norm concentration the theory assumes [default "
-                   f"{CifarConfig.cifar_norm}]")
-    g.add_argument("--n-fit", type=int, default=CifarConfig.n_fit, help="training points for --linear fitted")
-    g.add_argument("--cifar-root", default=None, help="folder holding cifar-10-batches-py/ (torchvision layout)")
-    g.add_argument("--npz", default=None, help="path of cifar10_cat_horse.npz (default: found in shared/data)")
-    g.add_argument("--download", action="store_true", help="fetch CIFAR-10 with torchvision if no data is found")
-    a("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")
-    a("--quick", action="store_true", help="reduced size for a smoke run (n, n-test, steps as above)")
-    a("--cache-dir", type=Path, default=default_cache_dir(), help="where per-(config, seed) results are cached")
-    a("--no-cache", action="store_true", help="neither read nor write the cache")
-    a("--no-plot", action="store_true", help="skip verify.png")
-    a("--quiet", action="store_true", help="no progress lines on stderr")
+      help=f"filter size: q of the 1D CNN, in [1, d] (default: {Cnn1dConfig.filter_size}), or k of the CIFAR CNN's "
+      f"k×k, one of 1, 3, 5, 7 (default: {CifarConfig.kernel_size})")
+
+    g = p.add_argument_group("synthetic data only (--dataset synthetic)").add_argument
+    g("--layers", choices=LAYERS, default=None,
+      help=f"which layer(s) GD trains (η₁, η₂ of docs/theory.md §1) (default: {DEFAULT.layers})")
+    g("--teacher-width", type=int, default=None, help=f"width of the erf teacher (default: {DEFAULT.teacher_width})")
+    g("--target", choices=TARGET_NAMES, default=None,
+      help=f"teacher: y = sign(f*(x)); norm: ½ sign(f*) + ½ tanh(standardised ‖x‖²) (Fig 2) "
+      f"(default: {DEFAULT.target})")
+    g("--sigma", choices=SIGMA_NAMES, default=None,
+      help=f"input covariance spectrum, Tr Σ = d (default: {DEFAULT.sigma})")
+    g("--inputs", choices=INPUT_NAMES, default=None,
+      help=f"distribution of the entries of x̄ (default: {DEFAULT.inputs})")
+    g("--scale-alpha", type=float, default=None,
+      help="with several --d: grow n and width as (d/d₀)^{1+α} from the first d, α in [0, 1) (default: fixed n "
+      "and width)")
+    g("--ntk-lin", action="store_true",
+      help="also train the θ-linearised network f₀ + ∇f₀·(θ − θ₀) and record its test MSE to the net "
+      "(≈ 1.7× the training time; two-layer net only)")
+
+    g = p.add_argument_group("CIFAR-10 cats vs horses only (--dataset cifar, Fig 3)").add_argument
+    g("--depth", type=int, default=None,
+      help=f"hidden / conv layers of the CIFAR net, in [1, 16] (default: {CifarConfig.depth})")
+    g("--linear", choices=LINEAR_KINDS, default=None,
+      help="derived: linearised analytic NTK; fitted: least squares to the net's empirical NTK "
+      f"(default: {CifarConfig.linear})")
+    g("--n-fit", type=int, default=None,
+      help=f"training points for --linear fitted, in [8, n] (default: {CifarConfig.n_fit})")
+    g("--ntk-model", action="store_true",
+      help="also run kernel GD on the exact infinite-width NTK (an n×n eigendecomposition) and record "
+      "its MSE to the net: separates the finite-width part of the gap from the linearisation's")
+    g("--cifar-norm", choices=CIFAR_NORMS, default=None,
+      help="coordinate: inputs standardised per coordinate (training statistics); sphere: then each "
+      f"image rescaled to ‖x‖ = √d, the norm concentration the theory assumes (default: {CifarConfig.cifar_norm})")
+    g("--npz", default=None, help="the file cifar10_cat_horse.npz; the only place read (default: searched, "
+      "see docs/data.md)")
+    g("--cifar-root", default=None,
+      help="a folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz (torchvision's layout); the only "
+      "place read")
+    g("--download", action="store_true",
+      help="if the data are found nowhere (docs/data.md), download the official CIFAR-10 archive (~163 MB, "
+      f"md5-checked) into the data dir: --data-dir, else ${DATA_DIR_ENV}, else the per-user cache (Linux: "
+      "~/.cache/earlylin)")
+    g("--data-dir", type=Path, default=None,
+      help=f"where the official archive is looked for and downloaded to (default: ${DATA_DIR_ENV}, else the "
+      "per-user cache, Linux: ~/.cache/earlylin)")
+
+    g = p.add_argument_group("output, cache and checkpoints").add_argument
+    g("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")
+    g("--cache-dir", type=Path, default=None,
+      help=f"where per-(config, seed) results, the pooled CIFAR arrays and checkpoints are kept "
+      f"(default: {default_cache_dir()})")
+    g("--no-cache", action="store_true",
+      help="neither read nor write the cache; then no checkpoints either: a killed run starts again from step 0")
+    g("--checkpoint-every-s", type=float, default=None,
+      help=f"seconds of training between checkpoints (<cache-dir>/checkpoints/; deleted when the run finishes) "
+      f"(default: ${CHECKPOINT_ENV}, else {CHECKPOINT_EVERY_S:g})")
+    g("--no-plot", action="store_true", help="skip verify.png")
+    g("--quiet", action="store_true", help="no progress bars or status lines on stderr")
     return p
 
 
+# ---------------------------------------------------------------------------------------------- checks
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse flags that the chosen data set would ignore, and contradictory combinations."""
+    if args.dataset == "cifar":
+        if wrong := cli.given(args, SYNTHETIC_ONLY):
+            them = "them" if len(wrong) > 1 else "it"
+            raise ConfigError(f"{', '.join(wrong)}: only for --dataset synthetic; leave {them} out with "
+                              "--dataset cifar")
+        if args.npz is not None and args.cifar_root is not None:
+            raise ConfigError("--npz and --cifar-root name two data sources; give one")
+        if args.download and (args.npz is not None or args.cifar_root is not None):
+            raise ConfigError(f"--download with {'--npz' if args.npz else '--cifar-root'}: that source is the only "
+                              "place read and nothing is downloaded; leave --download out")
+        if args.data_dir is not None and (args.npz is not None or args.cifar_root is not None):
+            raise ConfigError(f"--data-dir with {'--npz' if args.npz else '--cifar-root'}: that source is the only "
+                              "place read; leave --data-dir out")
+        if args.n_fit is not None and args.linear != "fitted":
+            raise ConfigError(f"--n-fit {args.n_fit}: only used with --linear fitted")
+    else:
+        if wrong := cli.given(args, CIFAR_ONLY):
+            value = getattr(args, next(k for k, f in CIFAR_ONLY.items() if f == wrong[0]))
+            shown = "" if value is True else f" {value}"
+            raise ConfigError(f"{wrong[0]}{shown} needs --dataset cifar"
+                              + (f" (also given: {', '.join(wrong[1:])})" if wrong[1:] else ""))
+        if args.scale_alpha is not None and (args.d is None or len(args.d) < 2):
+            raise ConfigError(f"--scale-alpha {args.scale_alpha:g}: only with several --d (n and width grow from "
+                              "the first d); give two or more --d or leave it out")
+    if args.no_cache and args.cache_dir is not None:
+        raise ConfigError("--cache-dir with --no-cache: the cache is off; give one of them")
+    if args.no_cache and args.checkpoint_every_s is not None:
+        raise ConfigError("--checkpoint-every-s with --no-cache: checkpoints live in the cache dir; leave "
+                          "--no-cache out to have them")
+    if args.checkpoint_every_s is not None:
+        checkpoint_interval(args.checkpoint_every_s)
+
+
+def check_windows(configs: list[Any]) -> None:
+    """Refuse an early window T = c·d·log(d)/η that overflows or that no run could reach."""
+    for cfg in configs:
+        scale = cfg.d * math.log(cfg.d) / cfg.lr
+        window = cfg.window_c * scale
+        if not math.isfinite(window) or window > MAX_WINDOW:
+            raise ConfigError(
+                f"--window-c {cfg.window_c:g} with --lr {cfg.lr:g} at d = {cfg.d}: the early window "
+                f"T = c·d·log(d)/η = {window:.3g} steps; valid: --window-c in (0, {MAX_WINDOW / scale:.3g}] "
+                f"(T ≤ {MAX_WINDOW:.0e} steps)"
+            )
+
+
+def warn_regime(configs: list[Any], quiet: bool) -> None:
+    """One line per config outside the theory's sample regime (n < d); a note when T is past the run."""
+    for cfg in configs:
+        if cfg.n < cfg.d:
+            cli.warn(f"--n {cfg.n} < d = {cfg.d}: fewer training points than input dimensions; the theorems "
+                     "assume n ≳ d^(1+α) (docs/theory.md §4), so this run is outside their regime")
+        window = max(1, round(cfg.window_c * cfg.d * math.log(cfg.d) / cfg.lr))
+        if window > cfg.steps:
+            cli.say(f"note: the early window T = {window:,} steps is past the last step ({cfg.steps:,}): every "
+                    "recorded step counts as early", not quiet)
+
+
+# ---------------------------------------------------------------------------------------------- configs
 def _sizes(args: argparse.Namespace, quick: dict[str, Any]) -> dict[str, Any]:
     """--quick preset, overridden by any size flag given explicitly."""
     preset: dict[str, Any] = dict(quick) if args.quick else {}
@@ -131,43 +252,44 @@ def _sizes(args: argparse.Namespace, quick: dict[str, Any]) -> dict[str, Any]:
     return preset
 
 
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
     args.arch = args.arch or "fc"
-    if args.arch not in deep.ARCHS:
-        raise ConfigError(f"--arch {args.arch} with --dataset cifar: valid are {', '.join(deep.ARCHS)}")
+    if args.arch not in ARCHS:
+        raise ConfigError(f"--arch {args.arch} with --dataset cifar: valid are {', '.join(ARCHS)}")
     if args.d not in (None, [192]):
         raise ConfigError(f"--d {args.d}: the pooled CIFAR inputs have d = 192; leave --d out with --dataset cifar")
-    quick = {**CIFAR_QUICK, "width": CIFAR_QUICK_WIDTH[args.arch]}
+    quick = {**QUICK["cifar"], "width": CIFAR_QUICK_WIDTH[args.arch]}
+    C = CifarConfig
     return CifarConfig(
-        arch=args.arch, depth=args.depth, kernel_size=args.filter or CifarConfig.kernel_size,
-        activation=args.activation or CifarConfig.activation,
-        lr=args.lr, seeds=tuple(args.seeds), linear=args.linear, n_fit=args.n_fit, ntk_model=args.ntk_model,
-        cifar_norm=args.cifar_norm or CifarConfig.cifar_norm, window_c=args.window_c,
+        arch=args.arch, depth=_or(args.depth, C.depth), kernel_size=_or(args.filter, C.kernel_size),
+        activation=_or(args.activation, C.activation),
+        lr=args.lr, seeds=tuple(args.seeds), linear=_or(args.linear, C.linear), n_fit=_or(args.n_fit, C.n_fit),
+        ntk_model=args.ntk_model, cifar_norm=_or(args.cifar_norm, C.cifar_norm), window_c=args.window_c,
         escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype, device=args.device,
         npz_path=args.npz, cifar_root=args.cifar_root, download=args.download, **_sizes(args, quick),
     ).validate()
 
 
-# The 1D CNN's hidden activation is n·d·m per seed (d× the two-layer net's): a smaller smoke size
-CNN1D_QUICK = {"n": 500, "n_test": 200, "width": 64, "steps": 300}
-
-
 def config_from_args(args: argparse.Namespace) -> Sweep:
-    preset = _sizes(args, CNN1D_QUICK if args.arch == "cnn1d" else QUICK)
+    preset = _sizes(args, QUICK["cnn1d" if args.arch == "cnn1d" else "two_layer"])
     ds = args.d or [DEFAULT.d]
     arch = args.arch or "two_layer"
     if arch not in ("two_layer", "cnn1d"):
         raise ConfigError(f"--arch {arch} needs --dataset cifar; synthetic data take two_layer or cnn1d")
-    if args.cifar_norm is not None:
-        raise ConfigError(f"--cifar-norm {args.cifar_norm} needs --dataset cifar")
+    D = DEFAULT
     common: dict[str, Any] = dict(
-        d=ds[0], layers=args.layers, activation=args.activation or DEFAULT.activation,
-        teacher_width=args.teacher_width, target=args.target, sigma=args.sigma, inputs=args.inputs, lr=args.lr,
+        d=ds[0], layers=_or(args.layers, D.layers), activation=_or(args.activation, D.activation),
+        teacher_width=_or(args.teacher_width, D.teacher_width), target=_or(args.target, D.target),
+        sigma=_or(args.sigma, D.sigma), inputs=_or(args.inputs, D.inputs), lr=args.lr,
         seeds=tuple(args.seeds), window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log,
         dtype=args.dtype, device=args.device, ntk_lin=args.ntk_lin, **preset,
     )
     if arch == "cnn1d":
-        base: TwoLayerConfig = Cnn1dConfig(filter_size=args.filter or Cnn1dConfig.filter_size, **common)
+        base: TwoLayerConfig = Cnn1dConfig(filter_size=_or(args.filter, Cnn1dConfig.filter_size), **common)
     else:
         if args.filter is not None:
             raise ConfigError(f"--filter {args.filter}: only --arch cnn1d and --dataset cifar --arch cnn take it")
@@ -175,50 +297,13 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
     return Sweep(base=base, ds=tuple(ds), scale_alpha=args.scale_alpha)
 
 
-def loglog_slope(ds: list[int], values: np.ndarray) -> float:
-    """Least-squares slope of log(value) against log(d)."""
-    return float(np.polyfit(np.log(ds), np.log(values), 1)[0])
-
-
-def sweep_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Top-level summary: the single run's summary, or by_d + slope (+ the largest d's keys) for several d."""
-    if len(runs) == 1:
-        return dict(runs[0]["summary"])
-    by_d = [r["summary"] for r in runs]
-    ds = [s["d"] for s in by_d]
-    per_seed = np.array([s["max_rel_test_mse_early_per_seed"] for s in by_d], dtype=float)  # (D, K)
-    slopes = [loglog_slope(ds, per_seed[:, k]) for k in range(per_seed.shape[1])]
-    mse_mean = np.array([s["max_test_mse_early"] for s in by_d])
-    out = dict(by_d[int(np.argmax(ds))])
-    out.update(
-        by_d=by_d,
-        slope={
-            "metric": "max_rel_test_mse_early",
-            "mean": float(np.mean(slopes)),
-            "std": float(np.std(slopes, ddof=1)) if len(slopes) > 1 else 0.0,
-            "per_seed": slopes,
-            "of_seed_mean": loglog_slope(ds, per_seed.mean(axis=1)),
-            "test_mse_of_seed_mean": loglog_slope(ds, mse_mean),
-        },
-        escape=escape_study(runs),
-        wall_time_s=float(sum(s["wall_time_s"] for s in by_d)),
-    )
-    return out
-
-
-def escape_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Escape step t* against the theorem's time scale d·log(d)/η (THEORY §4: T = c·d·log d/η).
-
-    Returns per d: t* (seed-mean curve; null if not reached within --steps), d·log(d)/η, their ratio
-    c* = t*·η/(d log d) — constant in d if the prediction T ∝ d·log d/η holds — and the log-log slope
-    of t* against d·log(d)/η over the d that escaped (1 if the prediction holds)."""
-    d = [r["config"]["d"] for r in runs]
-    scale = [r["config"]["d"] * math.log(r["config"]["d"]) / r["config"]["lr"] for r in runs]
-    t_star = [r["summary"]["escape_step"] for r in runs]
-    ratio = [None if t is None else t / sc for t, sc in zip(t_star, scale, strict=True)]
-    hit = [(sc, t) for sc, t in zip(scale, t_star, strict=True) if t is not None]
-    slope = loglog_slope([h[0] for h in hit], np.array([h[1] for h in hit], dtype=float)) if len(hit) >= 2 else None
-    return {"d": d, "escape_step": t_star, "d_log_d_over_lr": scale, "c_star": ratio, "slope_vs_d_log_d": slope}
+# ---------------------------------------------------------------------------------------------- report
+def _num(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or "n/a" where the record holds null (undefined, e.g. the
+    relative MSE while the network's output is still zero up to rounding)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return format(value, spec)
 
 
 def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -228,12 +313,14 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         cfg, s = run["config"], run["summary"]
         seed0 = next(iter(run["per_seed"].values()))
         steps = seed0["steps"]
-        model = f"layers={cfg['layers']}" if "layers" in cfg else f"arch={cfg['arch']} depth={cfg['depth']}"
+        family = family_of(cfg)
+        model = (f"arch={cfg['arch']} depth={cfg['depth']}" if family == "cifar" else
+                 f"layers={cfg['layers']} q={cfg['filter_size']}" if family == "cnn1d" else f"layers={cfg['layers']}")
         lines.append(
             f"d={cfg['d']} width={cfg['width']} n={cfg['n']} {model} φ={cfg['activation']} "
             f"η={cfg['lr']:g} seeds={cfg['seeds']} T={s['early_window_steps']} (seed-mean values)"
         )
-        keys = TABLE_KEYS + (SPLIT_KEYS if "arch" in cfg else ())
+        keys = TABLE_KEYS + (SPLIT_KEYS if family == "cifar" else ())
         lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in keys))
         show = sorted({steps[0], steps[-1], *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))}
                       | ({s["early_window_steps"]} & set(steps)))
@@ -245,12 +332,18 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
                 col = [np.nan if c is None else c for c in col]
                 vals.append("nan" if np.all(np.isnan(col)) else f"{np.nanmean(col):.5f}")
             lines.append(f"{t:>7} " + " ".join(f"{v:>15}" for v in vals))
+        if s["early_window_steps"] > steps[-1]:
+            lines.append(f"  T = {s['early_window_steps']:,} is past the last step {steps[-1]:,}: the maxima "
+                         "below are over the whole run")
         lines.append(
-            f"  max test MSE(net,lin) for t ≤ T: {s['max_test_mse_early']:.3g}   "
-            f"max rel MSE: {s['max_rel_test_mse_early']:.3g}   "
-            f"max MSE(net,stripped): {s['max_test_mse_stripped_early']:.3g}   "
+            f"  max test MSE(net,lin) for t ≤ T: {_num(s['max_test_mse_early'], '.3g')}   "
+            f"max rel MSE: {_num(s['max_rel_test_mse_early'], '.3g')}   "
+            f"max MSE(net,stripped): {_num(s['max_test_mse_stripped_early'], '.3g')}   "
             f"escape step: {s['escape_step']}   wall: {s['wall_time_s']:.1f}s"
         )
+        if s["max_rel_test_mse_early"] is None:
+            lines.append("  rel MSE n/a: the network's test output stayed at 0 up to rounding (mean f² ≤ 1e-12), "
+                         "so MSE/mean f² is undefined; raise --lr or --steps")
         if s["diverged_seeds"]:
             lines.append(f"  DIVERGED seeds (seed: first bad step): {s['diverged_seeds']}")
         lines.append("")
@@ -260,7 +353,8 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             s, c = run["summary"], run["config"]
             lines.append(
                 f"{s['d']:>6} {c['width']:>7} {c['n']:>8} {s['early_window_steps']:>6} "
-                f"{s['max_test_mse_early']:>12.4g} {s['max_rel_test_mse_early']:>12.4g} {s['escape_step']!s:>7}"
+                f"{_num(s['max_test_mse_early'], '>12.4g'):>12} {_num(s['max_rel_test_mse_early'], '>12.4g'):>12} "
+                f"{s['escape_step']!s:>7}"
             )
         esc = summary["escape"]
         lines.append("escape step t* vs d·log(d)/η: " + ", ".join(
@@ -268,52 +362,106 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             for d, t, c in zip(esc["d"], esc["escape_step"], esc["c_star"], strict=True)))
         sl = summary["slope"]
         lines.append(
-            f"log-log slope of max rel MSE vs d: {sl['mean']:.3f} ± {sl['std']:.3f} (over seeds; "
-            f"of the seed mean: {sl['of_seed_mean']:.3f})"
+            f"log-log slope of max rel MSE vs d: {_num(sl['mean'], '.3f')} ± {_num(sl['std'], '.3f')} (over seeds; "
+            f"of the seed mean: {_num(sl['of_seed_mean'], '.3f')})"
         )
     return "\n".join(lines)
 
 
+def cache_line(summary: dict[str, Any], n_seeds: int, enabled: bool) -> str:
+    """One line saying which seeds came from the cache, under which code fingerprint."""
+    if not enabled:
+        return f"cache: off (--no-cache); {n_seeds} seed(s) computed, code {summary['code_fingerprint']}"
+    if summary.get("not_cached"):
+        return f"cache: not used: {summary['not_cached']}"
+    return (f"cache: {summary['cache_hits']} of {n_seeds} seed(s) from the cache, "
+            f"{n_seeds - summary['cache_hits']} computed (code {summary['code_fingerprint']})")
+
+
+# ---------------------------------------------------------------------------------------------- main
+@contextmanager
+def _data_dir(path: Path | None) -> Iterator[None]:
+    """``--data-dir``: the loader's ``$EARLYLIN_DATA_DIR`` for the duration of the run."""
+    if path is None:
+        yield
+        return
+    before = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = before
+
+
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        configs: list[Any]
-        if args.dataset == "cifar":
-            configs, sweep_info, kind = [cifar_config_from_args(args)], {"ds": [192]}, "cifar"
-        else:
-            sweep = config_from_args(args)
-            configs, kind = sweep.configs(), "two_layer"
-            sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha, "arch": args.arch or "two_layer"}
-        device = resolve_device(args.device)
-        if args.device == "auto" and device.type == "cpu" and not args.quiet:
-            print("note: --device auto found no CUDA device; running on CPU", file=sys.stderr)
-        cache = Cache(None if args.no_cache else args.cache_dir)
-        start = time.perf_counter()
-        runs = []
+    quiet = args.quiet
+    check_flags(args)
+    configs: list[Any]
+    if args.dataset == "cifar":
+        configs, sweep_info, kind = [cifar_config_from_args(args)], {"ds": [192]}, "cifar"
+    else:
+        sweep = config_from_args(args)
+        configs, kind = sweep.configs(), "two_layer"
+        sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha, "arch": args.arch or "two_layer"}
+    check_windows(configs)
+    device = resolve_device(args.device)
+    out = cli.probe_dir(args.out, "--out")
+    cache_dir = None if args.no_cache else cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
+    if args.data_dir is not None or args.download:
+        from earlylin.data.cifar_files import resolve_data_dir
+
+        cli.probe_dir(resolve_data_dir(args.data_dir), "--data-dir" if args.data_dir is not None else
+                      f"--download: the data dir (${DATA_DIR_ENV} or the default)")
+    every_s = None if args.no_cache else checkpoint_interval(args.checkpoint_every_s)
+    warn_regime(configs, quiet)
+    if args.device == "auto" and device.type == "cpu":
+        cli.say("note: --device auto found no CUDA device; running on CPU", not quiet)
+
+    cache = Cache(cache_dir)
+    start = time.perf_counter()
+    runs = []
+    with _data_dir(args.data_dir), cli.bar(total=len(configs), desc="d sweep", unit="d",
+                                           enabled=not quiet and len(configs) > 1, leave=True) as sweep_bar:
         for cfg in configs:
-            if not args.quiet:
-                print(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
-                      f"{len(cfg.seeds)} seed(s)) on {device}", file=sys.stderr)
-            run = run_cifar if kind == "cifar" else run_cnn1d if isinstance(cfg, Cnn1dConfig) else run_two_layer
-            runs.append(run(cfg, cache, progress=not args.quiet))
-        summary = sweep_summary(runs)
-        record = {
-            "schema": SCHEMA,
-            "kind": kind,
-            "argv": sys.argv[1:] if argv is None else list(argv),
-            "sweep": sweep_info,
-            "environment": environment(device, args.dtype),
-            "runs": runs,
-            "summary": summary,
-            "total_wall_time_s": time.perf_counter() - start,
-        }
-        path = write_json_atomic(args.out / "record.json", record)
-        print(format_table(runs, summary))
-        print(f"record: {path}")
-        if not args.no_plot:
-            print(f"figure: {figures.plot_verify(record, args.out / 'verify.png')}")
-    except EarlylinError as err:
-        return report(err)
+            cli.say(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
+                    f"{len(cfg.seeds)} seed(s)) on {device}", not quiet)
+            exp = experiment_for(cfg, data_cache_dir=cache.directory)
+            if kind == "cifar":
+                cli.say("loading CIFAR-10 cats vs horses (4×4-pooled, standardised)…", not quiet)
+                data = exp.data  # loaded once here (a cached property), so that the wait is announced
+                cli.say(f"data: {data.source}{' (pooled arrays from the cache)' if data.from_cache else ''}",
+                        not quiet)
+                if (data.n_train, data.n_test) != (cfg.n, cfg.n_test):
+                    raise ConfigError(f"--n {cfg.n} --n-test {cfg.n_test}: the data hold {data.n_train} training "
+                                      f"and {data.n_test} test images; give --n ≤ {data.n_train} and "
+                                      f"--n-test ≤ {data.n_test}")
+            result = run_experiment(exp, cache, progress=not quiet, checkpoint_every_s=every_s)
+            runs.append(result.record)
+            cli.say(cache_line(result.summary, len(cfg.seeds), cache.enabled), not quiet)
+            sweep_bar.update(1)
+    summary = sweep_summary(runs)
+    record = {
+        "schema": SCHEMA,
+        "kind": kind,
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "sweep": sweep_info,
+        "environment": environment(device, args.dtype),
+        "runs": runs,
+        "summary": summary,
+        "total_wall_time_s": time.perf_counter() - start,
+    }
+    path = write_json_atomic(out / "record.json", record)
+    print(format_table(runs, summary))
+    print(f"record: {path}")
+    if not args.no_plot:
+        from earlylin import plots  # matplotlib: only when drawing
+
+        print(f"figure: {plots.plot_verify(record, out / 'verify.png')}")
     if any(r["summary"]["diverged_seeds"] for r in runs):
         print("earlylin: some seeds diverged (see the table); use a smaller --lr", file=sys.stderr)
         return 3

@@ -1,26 +1,36 @@
 """Run every paper check and write the report.
 
 Usage (from the repository root):
-    python -m paper_checks --device cuda          # paper size; writes paper_checks/REPORT.md
+    python -m paper_checks --device cuda          # paper size; writes runs/paper_checks/REPORT.md
     python -m paper_checks --quick                # CPU size; writes runs/paper_checks-quick/REPORT.md
-    python -m paper_checks --records figures/records   # judge saved study records, run nothing
+    python -m paper_checks --records figures/records --figures figures --report paper_checks/REPORT.md
+                                                  # judge the committed records, run nothing, update the
+                                                  # committed report
     python -m paper_checks --only fig1_window kernel_bound
 
-Exit status: 0 when every check ran (whatever its verdict), 2 invalid input, 1 other errors.
+The defaults never overwrite committed results: the report goes to ``runs/paper_checks/REPORT.md``
+(``--quick``: ``runs/paper_checks-quick/REPORT.md``) unless ``--report`` is given, and the study
+records of a run go beside the figures it links, into ``<figures>/records/`` (``--figures``; default
+``runs/figures/``, ``--quick``: ``runs/figures-quick/``, the folders ``python -m earlylin.figures``
+writes by default).
+
+Exit status: 0 when every check ran (whatever its verdict), 2 invalid input (checked before any work:
+check names, flags ``--records`` would ignore, outputs writable), 1 other errors, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from earlylin import suite
+from earlylin import cli
 from earlylin.config import DEVICES, resolve_device
-from earlylin.errors import ConfigError, DataError, EarlylinError, report
+from earlylin.errors import ConfigError, DataError
 from earlylin.records import (
     Cache,
     default_cache_dir,
@@ -29,24 +39,25 @@ from earlylin.records import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from earlylin.studies import get_study
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CheckResult
-
-HERE = Path(__file__).resolve().parent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m paper_checks", description="Check each claim of the paper.")
+    p = cli.ArgumentParser(prog="python -m paper_checks", description="Check each claim of the paper.")
     p.add_argument("--quick", action="store_true", help="CPU size: verdicts are about this size, not the paper's")
     p.add_argument("--only", nargs="+", default=None, metavar="CHECK", help=f"checks: {', '.join(CHECKS)}")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if available, else CPU")
+    p.add_argument("--device", choices=DEVICES, default=None, help="auto: CUDA if available, else CPU (default: auto)")
     p.add_argument("--records", type=Path, default=None,
                    help="folder of saved study records (<study>.json, as written by python -m earlylin.figures "
                    "into <out>/records); nothing is run")
     p.add_argument("--report", type=Path, default=None,
-                   help="report path [default: paper_checks/REPORT.md; --quick: runs/paper_checks-quick/REPORT.md]")
+                   help="report path [default: runs/paper_checks/REPORT.md; --quick: "
+                   "runs/paper_checks-quick/REPORT.md]")
     p.add_argument("--figures", type=Path, default=None,
-                   help="folder of the figures to link [default: figures/; --quick: runs/figures-quick/]")
-    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="cache of runs and studies")
+                   help="folder of the figures to link [default: runs/figures/; --quick: runs/figures-quick/]")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help=f"cache of runs, studies and checkpoints (default: {default_cache_dir()})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -122,45 +133,67 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
     pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if pngs:
         lines += ["", "## Figures", ""]
-        for png in pngs:
-            try:
-                rel = png.resolve().relative_to(report_path.resolve().parent)
-            except ValueError:
-                rel = Path("..") / png if not png.is_absolute() else png
+        for png in pngs:  # linked relative to the report, wherever both are
+            rel = Path(os.path.relpath(png.resolve(), report_path.resolve().parent))
             lines.append(f"- [{png.stem}]({rel.as_posix()})")
-    lines += ["", "Criteria and thresholds: `paper_checks/checks.py`. Studies and sizes: `earlylin/suite.py`.", ""]
+    lines += ["", "Criteria and thresholds: `paper_checks/checks.py`. Studies: `earlylin/studies.py`, their sizes: "
+              "`earlylin/presets.py`.", ""]
     return "\n".join(lines)
 
 
+def check_args(args: argparse.Namespace, names: list[str], report_path: Path, figures: Path) -> Path | None:
+    """Refuse, before any work, unknown checks, flags that --records or --no-cache would ignore and
+    outputs that cannot be written; return the cache dir (None: off or unused)."""
+    if bad := [n for n in names if n not in CHECKS]:
+        raise ConfigError(f"--only {' '.join(bad)}: unknown check(s); valid: {', '.join(CHECKS)}")
+    if args.no_cache and args.cache_dir is not None:
+        raise ConfigError("--cache-dir with --no-cache: the cache is off; give one of them")
+    if report_path.suffix == ".json":
+        raise ConfigError(f"--report {report_path}: the report is Markdown and its results go beside it as .json; "
+                          "name a .md file")
+    cli.probe_file(report_path, "--report")
+    if args.records is not None:
+        ignored = cli.given(args, {"device": "--device", "cache_dir": "--cache-dir", "no_cache": "--no-cache"})
+        if ignored:
+            them = "they" if ignored[1:] else "it"
+            raise ConfigError(f"{', '.join(ignored)} with --records: nothing is run, so {them} would be ignored; "
+                              "leave it out or drop --records")
+        if not args.records.is_dir():
+            raise ConfigError(f"--records {args.records}: not a folder; name the records folder written by "
+                              "python -m earlylin.figures (<out>/records)")
+        if figures.exists() and not figures.is_dir():
+            raise ConfigError(f"--figures {figures}: is a file, not a folder")
+        return None
+    resolve_device(args.device or "auto")
+    cli.probe_dir(figures / "records", "--figures")
+    return None if args.no_cache else cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
+
+
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     size = "quick" if args.quick else "paper"
-    try:
-        names = args.only or list(CHECKS)
-        bad = [n for n in names if n not in CHECKS]
-        if bad:
-            raise ConfigError(f"--only {' '.join(bad)}: unknown check(s); valid: {', '.join(CHECKS)}")
-        device = resolve_device(args.device)
-        report_path = args.report or (Path("runs/paper_checks-quick/REPORT.md") if args.quick else HERE / "REPORT.md")
-        figures = args.figures or (Path("runs/figures-quick") if args.quick else Path("figures"))
-        studies = list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n]))
-        start = time.perf_counter()
-        if args.records is not None:
-            records = load_records(studies, args.records, size)
-        else:
-            cache = Cache(None if args.no_cache else args.cache_dir)
-            records = {s: suite.get_study(s, size, args.device, cache, progress=not args.quiet) for s in studies}
-            for s, rec in records.items():  # beside the figures' records, so that --records can judge them again
-                write_json_atomic(figures / "records" / f"{s}.json", rec)
-        results = [CHECKS[n](records) for n in names]
-        wall = time.perf_counter() - start
-        env = next(iter(records.values())).get("environment") or environment(device, "float32")
-        command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
-        text = render_report(results, records, size, command.strip(), env, figures, report_path, wall)
-        write_bytes_atomic(report_path, text.encode("utf-8"))
-        write_json_atomic(report_path.with_suffix(".json"), {"size": size, "results": [r.as_dict() for r in results]})
-    except EarlylinError as err:
-        return report(err)
+    names = args.only or list(CHECKS)
+    report_path = args.report or Path(f"runs/paper_checks{'-quick' if args.quick else ''}/REPORT.md")
+    figures = args.figures or Path("runs/figures-quick" if args.quick else "runs/figures")
+    cache_dir = check_args(args, names, report_path, figures)
+    device = resolve_device(args.device or "auto")
+    studies = list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n]))
+    start = time.perf_counter()
+    if args.records is not None:
+        records = load_records(studies, args.records, size)
+    else:
+        cache = Cache(cache_dir)
+        records = {s: get_study(s, size, args.device or "auto", cache, progress=not args.quiet) for s in studies}
+        for s, rec in records.items():  # beside the figures' records, so that --records can judge them again
+            write_json_atomic(figures / "records" / f"{s}.json", rec)
+    results = [CHECKS[n](records) for n in names]
+    wall = time.perf_counter() - start
+    env = next(iter(records.values())).get("environment") or environment(device, "float32")
+    command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = render_report(results, records, size, command.strip(), env, figures, report_path, wall)
+    write_bytes_atomic(report_path, text.encode("utf-8"))
+    write_json_atomic(report_path.with_suffix(".json"), {"size": size, "results": [r.as_dict() for r in results]})
     print(format_table(results))
     print(f"report: {report_path}")
     return 0

@@ -3,7 +3,7 @@
 Every check states the claim in one sentence, the paper's value or qualitative statement, the
 measured value, the criterion and a verdict: ``holds``, ``fails`` or ``inconclusive``. The criteria
 are fixed here, before any run, and never tuned to a result; the thresholds are module constants.
-A check reads only the study records of :mod:`earlylin.suite` (the same ones the figures are drawn
+A check reads only the study records of :mod:`earlylin.studies` (the same ones the figures are drawn
 from), so a constructed record can exercise each verdict (tests/test_paper_checks.py).
 """
 
@@ -16,16 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from earlylin.figures import seed_mean
-from earlylin.paper_figures import (
-    FIG3_EARLY_STEPS,
-    escape_fit,
-    fig1c_slopes,
-    loglog_fit,
-    table_escape,
-    table_fig1c,
-    table_width_split,
-)
+from earlylin.analysis import FIG3_EARLY_STEPS, escape_fit, fig1c_slopes, loglog_fit, seed_mean
+from earlylin.tables import table_escape, table_fig1c, table_width_split
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 

@@ -10,8 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from earlylin.activations import gaussian_constants, gaussian_expectation, get_activation
+from earlylin.activations import Activation, gaussian_constants, get_activation
 from earlylin.errors import ConfigError
+from earlylin.ntk.exact import fc_kernel_qr
+from earlylin.quadrature import gaussian_expectation
 from tests.conftest import ALL_ACTIVATIONS, SMOOTH, assert_close
 
 S2PI = math.sqrt(2 * math.pi)
@@ -108,4 +110,93 @@ def test_nu_scales_with_trace():
 @pytest.mark.parametrize("bad", ["sigmoidal", "", "leaky_relu:1.5", "leaky_relu:x", "leaky_relu:-0.1"])
 def test_unknown_activation(bad):
     with pytest.raises(ConfigError, match="--activation"):
+        get_activation(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# get_activation of an Activation or of a plain callable
+# ---------------------------------------------------------------------------------------------
+
+
+def my_tanh(z: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(z)
+
+
+def test_activation_instance_is_returned_as_is():
+    act = get_activation("gelu")
+    assert get_activation(act) is act
+    relu = get_activation("relu")
+    assert get_activation(relu) is relu
+
+
+def test_callable_is_wrapped_with_autograd_derivative():
+    """A callable φ becomes a smooth activation "custom:<name>" whose φ′ matches central differences."""
+    act = get_activation(my_tanh)
+    assert isinstance(act, Activation)
+    assert act.name == "custom:my_tanh"
+    assert act.kinks == ()
+    z = torch.linspace(-4, 4, 161, dtype=torch.float64)
+    h = 1e-5
+    fd = (my_tanh(z + h) - my_tanh(z - h)) / (2 * h)
+    assert_close(act.dphi(z), fd, "exact", rtol=1e-9, atol=1e-9)
+    assert_close(act.dphi(z.reshape(7, 23)), fd.reshape(7, 23), "exact", rtol=1e-9, atol=1e-9)
+    assert_close(act.dphi_out(z, torch.empty_like(z)), act.dphi(z), "exact")
+    assert_close(act.phi_out(z, torch.empty_like(z)), torch.tanh(z), "exact")
+
+
+def test_callable_constants_match_builtin_tanh():
+    """The wrapped callable gives the built-in tanh's constants and deep kernel (smooth quadrature)."""
+    mine = gaussian_constants(get_activation(my_tanh))
+    ref = gaussian_constants(get_activation("tanh"))
+    assert_close(list(mine.as_dict().values()), list(ref.as_dict().values()), "quadrature")
+    q, qp, rho = np.array([1.0, 1.3]), np.array([0.8, 1.1]), np.array([0.2, -0.4])
+    for got, want in zip(fc_kernel_qr(q, qp, rho, my_tanh, 2), fc_kernel_qr(q, qp, rho, "tanh", 2), strict=True):
+        assert_close(got, want, "quadrature")
+
+
+def softmax(z: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(z, dim=-1)
+
+
+def centred(z: torch.Tensor) -> torch.Tensor:
+    return z - z.mean()
+
+
+def total(z: torch.Tensor) -> torch.Tensor:
+    return z.sum()
+
+
+def halves(z: torch.Tensor) -> torch.Tensor:
+    return z.reshape(-1)[: z.numel() // 2]
+
+
+def single_precision(z: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(z).float()
+
+
+def via_numpy(z: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(np.tanh(z.numpy()))
+
+
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        (softmax, "not elementwise"),
+        (centred, "not elementwise"),
+        (total, "shape"),
+        (halves, "shape"),
+        (single_precision, "dtype"),
+        (via_numpy, "failed"),
+    ],
+)
+def test_bad_callables_are_refused(fn, match):
+    """Callables that mix entries, change the shape or dtype, or defeat autograd: ConfigError naming them."""
+    with pytest.raises(ConfigError, match=match) as err:
+        get_activation(fn)
+    assert f"custom:{fn.__name__}" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [3, None, 1.5])
+def test_non_callable_spec_refused(bad):
+    with pytest.raises(ConfigError, match="elementwise torch callable"):
         get_activation(bad)

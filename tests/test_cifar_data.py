@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earlylin.data import cifar
+from earlylin.data import cifar, cifar_files
 from earlylin.data.cifar import CatHorse, DataError, load_cat_horse
 from earlylin.errors import ConfigError
 
@@ -67,7 +67,7 @@ def make_batch_dir(
     test_labels: list[int] = SMALL_TEST_LABELS,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Write ``root/cifar-10-batches-py/`` with random images; returns the train batches' and test images."""
-    folder = root / cifar.BATCH_DIR
+    folder = root / cifar_files.BATCH_DIR
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     train = []
@@ -120,7 +120,7 @@ def test_read_batch_decodes_chw_rows_to_hwc(tmp_path: Path, protocol: int) -> No
     image = np.stack([h, 100 + w, 200 + (h + w) % 50], axis=-1).astype(np.uint8)  # R = row, G = 100+col, B = …
     images = np.stack([image, 255 - image])
     write_batch(tmp_path / "b", images, [3, 7], protocol=protocol)
-    got, labels = cifar.read_batch(tmp_path / "b")
+    got, labels = cifar_files.read_batch(tmp_path / "b")
     assert got.shape == (2, 32, 32, 3) and got.dtype == np.uint8
     np.testing.assert_array_equal(got, images)
     np.testing.assert_array_equal(labels, [3, 7])
@@ -136,11 +136,11 @@ def test_legacy_numpy_core_pickles_load_and_foreign_globals_are_refused(tmp_path
     blob = pickle.dumps({b"data": encode_rows(images), b"labels": [3, 7]}, protocol=2)
     assert b"numpy._core.multiarray" in blob
     (tmp_path / "legacy").write_bytes(blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
-    np.testing.assert_array_equal(cifar.read_batch(tmp_path / "legacy")[0], images)
+    np.testing.assert_array_equal(cifar_files.read_batch(tmp_path / "legacy")[0], images)
 
     (tmp_path / "evil").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
     with pytest.raises(DataError, match=r"evil.*not a CIFAR-10 python batch"):
-        cifar.read_batch(tmp_path / "evil")
+        cifar_files.read_batch(tmp_path / "evil")
 
 
 def test_pool_images_matches_explicit_block_loop() -> None:
@@ -175,14 +175,14 @@ def test_batch_folder_selection_pooling_standardisation(tmp_path: Path) -> None:
     np.testing.assert_allclose(data.x_test, (p_te - mean) / std, rtol=1e-12, atol=1e-12)
     assert data.x_train.shape == (14, 3, 8, 8) and data.x_train.dtype == np.float64
     assert np.mean(np.sum(data.flat("train") ** 2, axis=1)) == pytest.approx(192.0, rel=1e-12)
-    assert data.source == str(tmp_path / cifar.BATCH_DIR) and not data.from_cache
+    assert data.source == str(tmp_path / cifar_files.BATCH_DIR) and not data.from_cache
 
 
 def test_statistics_come_from_the_training_split_only(tmp_path: Path) -> None:
     make_batch_dir(tmp_path / "a", seed=0)
     make_batch_dir(tmp_path / "b", seed=0)
     other_test = np.random.default_rng(99).integers(0, 256, (len(SMALL_TEST_LABELS), 32, 32, 3), dtype=np.uint8)
-    write_batch(tmp_path / "b" / cifar.BATCH_DIR / "test_batch", other_test, SMALL_TEST_LABELS)
+    write_batch(tmp_path / "b" / cifar_files.BATCH_DIR / "test_batch", other_test, SMALL_TEST_LABELS)
     a = load_cat_horse(cifar_root=tmp_path / "a", cache_dir=None)
     b = load_cat_horse(cifar_root=tmp_path / "b", cache_dir=None)
     np.testing.assert_array_equal(a.mean, b.mean)
@@ -190,7 +190,7 @@ def test_statistics_come_from_the_training_split_only(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a.x_train, b.x_train)
     assert not np.array_equal(a.x_test, b.x_test)
     # cifar_root may also name the batch folder itself
-    c = load_cat_horse(cifar_root=tmp_path / "a" / cifar.BATCH_DIR, cache_dir=None)
+    c = load_cat_horse(cifar_root=tmp_path / "a" / cifar_files.BATCH_DIR, cache_dir=None)
     np.testing.assert_array_equal(a.x_test, c.x_test)
 
 
@@ -224,7 +224,7 @@ def test_flat_is_a_chw_ordered_view_and_subsample_is_balanced(tmp_path: Path) ->
 
 def test_truncated_batch_names_the_file(tmp_path: Path) -> None:
     make_batch_dir(tmp_path)
-    path = tmp_path / cifar.BATCH_DIR / "data_batch_3"
+    path = tmp_path / cifar_files.BATCH_DIR / "data_batch_3"
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(DataError, match=r"data_batch_3.*truncated"):
         load_cat_horse(cifar_root=tmp_path, cache_dir=None)
@@ -244,7 +244,7 @@ def test_truncated_batch_names_the_file(tmp_path: Path) -> None:
 )
 def test_malformed_batch_names_the_file(tmp_path: Path, payload: object, match: str) -> None:
     make_batch_dir(tmp_path)
-    path = tmp_path / cifar.BATCH_DIR / "test_batch"
+    path = tmp_path / cifar_files.BATCH_DIR / "test_batch"
     path.write_bytes(pickle.dumps(payload, protocol=2))
     with pytest.raises(DataError, match=f"test_batch.*{match}"):
         load_cat_horse(cifar_root=tmp_path, cache_dir=None)
@@ -252,7 +252,7 @@ def test_malformed_batch_names_the_file(tmp_path: Path, payload: object, match: 
 
 def test_missing_batch_file_and_wrong_meta(tmp_path: Path) -> None:
     make_batch_dir(tmp_path)
-    folder = tmp_path / cifar.BATCH_DIR
+    folder = tmp_path / cifar_files.BATCH_DIR
     (folder / "data_batch_5").unlink()
     with pytest.raises(DataError, match=r"lacks data_batch_5.*--cifar-root.*--download"):
         load_cat_horse(cifar_root=tmp_path, cache_dir=None)
@@ -292,68 +292,55 @@ def small_npz(path: Path, **override: np.ndarray) -> Path:
 def test_malformed_npz_names_the_file(tmp_path: Path, override: dict[str, np.ndarray], match: str) -> None:
     path = small_npz(tmp_path / "bad.npz", **override)
     with pytest.raises(DataError, match=f"bad.npz.*{match}"):
-        cifar.read_npz(path, sha256=None)
+        cifar_files.read_npz(path, sha256=None)
 
 
 def test_truncated_npz_and_checksum(tmp_path: Path) -> None:
     path = small_npz(tmp_path / "cut.npz")
     path.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(DataError, match=r"cut.npz.*unreadable or truncated"):
-        cifar.read_npz(path, sha256=None)
+        cifar_files.read_npz(path, sha256=None)
     with pytest.raises(DataError, match=r"cut.npz fails its checksum"):
-        cifar.read_npz(path)
+        cifar_files.read_npz(path)
     with pytest.raises(DataError, match=r"cut.npz fails its checksum"):
         load_cat_horse(npz_path=path, cache_dir=None)
 
 
 def test_nothing_found_lists_every_place_and_how_to_get_the_data(tmp_path: Path) -> None:
     repo, cwd = tmp_path / "clone", tmp_path / "work" / "dir"
-    env = {cifar.NPZ_ENV: str(tmp_path / "nowhere.npz")}
+    env = {cifar_files.NPZ_ENV: str(tmp_path / "nowhere.npz")}
     with pytest.raises(DataError) as info:
-        cifar.find_npz(environ=env, repo_root=repo, cwd=cwd)
+        cifar_files.find_npz(environ=env, repo_root=repo, cwd=cwd)
     msg = str(info.value)
     for place in (
         tmp_path / "nowhere.npz",
-        tmp_path / "shared" / "data" / cifar.NPZ_NAME,
-        cwd / "shared" / "data" / cifar.NPZ_NAME,
-        cwd.parent / "shared" / "data" / cifar.NPZ_NAME,
+        tmp_path / "shared" / "data" / cifar_files.NPZ_NAME,
+        cwd / "shared" / "data" / cifar_files.NPZ_NAME,
+        cwd.parent / "shared" / "data" / cifar_files.NPZ_NAME,
     ):
         assert str(place) in msg
     assert "--cifar-root" in msg and "--download" in msg and "cifar-10-batches-py" in msg
+    assert "\n" not in msg and cifar_files.CIFAR_URL in msg  # one line, with the official URL
     with pytest.raises(DataError, match=r"\$EARLYLIN_CIFAR_NPZ.*unset"):
-        cifar.find_npz(environ={}, repo_root=repo, cwd=cwd)
+        cifar_files.find_npz(environ={}, repo_root=repo, cwd=cwd)
     missing = tmp_path / "given.npz"
     with pytest.raises(DataError, match=f"{missing}.*npz_path argument"):
         load_cat_horse(npz_path=missing, cache_dir=None)
 
 
 def test_search_order_env_then_beside_the_clone(tmp_path: Path) -> None:
-    beside = small_npz_at(tmp_path / "shared" / "data" / cifar.NPZ_NAME)
+    beside = small_npz_at(tmp_path / "shared" / "data" / cifar_files.NPZ_NAME)
     env_file = small_npz_at(tmp_path / "env.npz")
     repo = tmp_path / "clone"
-    assert cifar.find_npz(environ={}, repo_root=repo, cwd=tmp_path / "x") == beside
-    assert cifar.find_npz(environ={cifar.NPZ_ENV: str(env_file)}, repo_root=repo, cwd=tmp_path / "x") == env_file
-    assert cifar.find_npz(environ={}, repo_root=tmp_path / "a" / "b", cwd=tmp_path / "w") == beside  # ../shared
+    assert cifar_files.find_npz(environ={}, repo_root=repo, cwd=tmp_path / "x") == beside
+    env = {cifar_files.NPZ_ENV: str(env_file)}
+    assert cifar_files.find_npz(environ=env, repo_root=repo, cwd=tmp_path / "x") == env_file
+    assert cifar_files.find_npz(environ={}, repo_root=tmp_path / "a" / "b", cwd=tmp_path / "w") == beside  # ../shared
 
 
 def small_npz_at(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return small_npz(path)
-
-
-def test_download_without_torchvision_says_pip_install(tmp_path: Path) -> None:
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("torchvision is installed; this test would download CIFAR-10")
-    with pytest.raises(DataError, match="torchvision, which is not installed: pip install torchvision"):
-        load_cat_horse(cifar_root=tmp_path, download=True, cache_dir=None)
-    with pytest.raises(DataError, match="pip install torchvision"):
-        cifar.find_npz(environ={}, repo_root=tmp_path / "r", cwd=tmp_path / "c")
-    make_batch_dir(tmp_path / "have")  # data already there: --download needs nothing more
-    assert load_cat_horse(cifar_root=tmp_path / "have", download=True, cache_dir=None).n_train == 14
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -387,7 +374,7 @@ def test_cache_is_written_reused_and_rebuilt_when_corrupted(tmp_path: Path) -> N
     assert not load_cat_horse(cifar_root=tmp_path / "data", cache_dir=cache).from_cache
 
     # Changing a batch file changes the key: a new cache entry, never stale arrays.
-    write_batch(tmp_path / "data" / cifar.BATCH_DIR / "test_batch", np.zeros((2, 32, 32, 3), np.uint8), [3, 7])
+    write_batch(tmp_path / "data" / cifar_files.BATCH_DIR / "test_batch", np.zeros((2, 32, 32, 3), np.uint8), [3, 7])
     changed = load_cat_horse(cifar_root=tmp_path / "data", cache_dir=cache)
     assert not changed.from_cache and changed.n_test == 2
     assert len(list(cache.glob("cifar_cat_horse_pooled_*.npz"))) == 2
@@ -400,7 +387,7 @@ def test_cache_is_written_reused_and_rebuilt_when_corrupted(tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def real_npz() -> Path:
     try:
-        return cifar.find_npz()
+        return cifar_files.find_npz()
     except DataError as exc:
         pytest.skip(f"the real cifar10_cat_horse.npz was not found: {exc}")
 
@@ -411,12 +398,12 @@ def real(real_npz: Path) -> CatHorse:
 
 
 @pytest.fixture(scope="module")
-def real_raw(real_npz: Path) -> cifar.RawCatHorse:
-    return cifar.read_npz(real_npz, sha256=None)
+def real_raw(real_npz: Path) -> cifar_files.RawCatHorse:
+    return cifar_files.read_npz(real_npz, sha256=None)
 
 
 def test_real_npz_checksum_counts_and_shapes(real_npz: Path, real: CatHorse) -> None:
-    assert cifar.sha256_file(real_npz) == cifar.NPZ_SHA256
+    assert cifar_files.sha256_file(real_npz) == cifar_files.NPZ_SHA256
     assert real.x_train.shape == (10000, 3, 8, 8) and real.x_test.shape == (2000, 3, 8, 8)
     assert real.x_train.dtype == real.x_test.dtype == np.float64
     assert real.flat("train").shape == (10000, 192) and real.d == 192
@@ -451,7 +438,7 @@ def test_real_npz_on_sphere(real: CatHorse) -> None:
     assert s.y_train is real.y_train and s.idx_test is real.idx_test and "sphere" in s.source
 
 
-def test_real_npz_labels_match_the_readme(real: CatHorse, real_raw: cifar.RawCatHorse) -> None:
+def test_real_npz_labels_match_the_readme(real: CatHorse, real_raw: cifar_files.RawCatHorse) -> None:
     assert set(np.unique(real.y_train)) == {-1.0, 1.0}
     np.testing.assert_array_equal(real.y_train, np.where(real_raw.labels_train == 7, 1.0, -1.0))
     first_horse = real.idx_train[np.flatnonzero(real.y_train == 1)[0]]
@@ -462,10 +449,10 @@ def test_real_npz_labels_match_the_readme(real: CatHorse, real_raw: cifar.RawCat
 
 
 def test_real_npz_round_trip_through_the_batch_format(
-    tmp_path: Path, real: CatHorse, real_raw: cifar.RawCatHorse
+    tmp_path: Path, real: CatHorse, real_raw: cifar_files.RawCatHorse
 ) -> None:
     """Write the npz's images at their official indices into full-size batches; the reader returns the same arrays."""
-    folder = tmp_path / cifar.BATCH_DIR
+    folder = tmp_path / cifar_files.BATCH_DIR
     folder.mkdir()
     fill = 0  # other rows: class 0, blank images
     for b in range(5):
@@ -489,7 +476,7 @@ def test_real_npz_round_trip_through_the_batch_format(
 
 
 def test_real_npz_corrupted_copy_fails_its_checksum(tmp_path: Path, real_npz: Path) -> None:
-    copy = tmp_path / "copy" / cifar.NPZ_NAME
+    copy = tmp_path / "copy" / cifar_files.NPZ_NAME
     copy.parent.mkdir()
     shutil.copyfile(real_npz, copy)
     with open(copy, "r+b") as fh:
@@ -500,12 +487,12 @@ def test_real_npz_corrupted_copy_fails_its_checksum(tmp_path: Path, real_npz: Pa
     with pytest.raises(DataError, match=f"{copy} fails its checksum"):
         load_cat_horse(npz_path=copy, cache_dir=None)
     with pytest.raises(DataError, match=f"{copy} fails its checksum"):
-        cifar.read_npz(copy)
+        cifar_files.read_npz(copy)
 
 
 def test_real_npz_cache(tmp_path: Path, real_npz: Path, real: CatHorse) -> None:
     first = load_cat_horse(npz_path=real_npz, cache_dir=tmp_path)
-    path = tmp_path / f"cifar_cat_horse_pooled_{cifar.NPZ_SHA256[:16]}.npz"
+    path = tmp_path / f"cifar_cat_horse_pooled_{cifar_files.NPZ_SHA256[:16]}.npz"
     assert path.is_file() and not first.from_cache
     second = load_cat_horse(npz_path=real_npz, cache_dir=tmp_path)
     assert second.from_cache

@@ -10,10 +10,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from earlylin import deep, kernels, verify
+from earlylin import verify
 from earlylin.activations import get_activation
-from earlylin.cifar_experiment import CifarConfig, empirical_ntk, fit_affine, run_cifar
+from earlylin.config import CifarConfig
 from earlylin.errors import ConfigError
+from earlylin.experiments import Cifar, pipeline
+from earlylin.linear.fitted import fit_affine
+from earlylin.nets import deep
+from earlylin.ntk.empirical import empirical_ntk
+from earlylin.ntk.exact import fc_kernel
+from earlylin.ntk.linearise import deep_features, fc_linear_coeffs
+
+
+def run_cifar(cfg: CifarConfig, cache=None) -> dict:
+    return pipeline.run(Cifar(cfg), cache).record
+
+
+def _deep_ntk(spec, act, params, X):
+    """Θ(0) of the first seed's network through the generic empirical NTK."""
+    return empirical_ntk(lambda ps, x: deep.forward(spec, act, ps, x.unsqueeze(0))[0], [p[:1] for p in params], X)
+
 
 TINY = dict(n=120, n_test=400, steps=40, seeds=(0, 1), dtype="float64", device="cpu", n_log=12)
 
@@ -44,7 +60,7 @@ def test_batched_cnn_equals_plain_convolutions():
 
 
 def test_wide_fc_ntk_matches_analytic_kernel():
-    """The empirical NTK of earlylin's FC net at init approaches kernels.fc_kernel (NTK parameterisation).
+    """The empirical NTK of earlylin's FC net at init approaches fc_kernel (NTK parameterisation).
 
     One network of width N fluctuates around the limit by O(depth/√N) per entry (0.096 of the largest
     entry measured for one seed at N = 2048, depth 2); averaging 6 seeds shrinks that by √6."""
@@ -52,9 +68,9 @@ def test_wide_fc_ntk_matches_analytic_kernel():
     act = get_activation("relu")
     X = torch.randn(6, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     seeds = range(6)
-    theta = np.mean([empirical_ntk(spec, act, deep.init_params(spec, [s], torch.float64, torch.device("cpu")), X)
+    theta = np.mean([_deep_ntk(spec, act, deep.init_params(spec, [s], torch.float64, torch.device("cpu")), X)
                      .numpy() for s in seeds], axis=0)
-    _, exact = kernels.fc_kernel(X.reshape(6, -1).numpy(), activation="relu", depth=2)
+    _, exact = fc_kernel(X.reshape(6, -1).numpy(), activation="relu", depth=2)
     assert np.max(np.abs(theta - exact)) / np.max(np.abs(exact)) < 0.05
 
 
@@ -93,10 +109,10 @@ def test_pipeline_on_real_data(arch, width, linear):
 def _first_step_gap(x: np.ndarray, xt: np.ndarray, y: np.ndarray, activation: str) -> float:
     """‖(Θ − Θ^lin)(test, train)·y‖² / ‖Θ(test, train)·y‖²: how far the derived linear model's first GD
     step on the test points is from that of kernel GD on the exact infinite-width NTK (4 hidden layers)."""
-    theta = kernels.fc_kernel(xt, x, activation=activation, depth=4)[1]
+    theta = fc_kernel(xt, x, activation=activation, depth=4)[1]
     cov = x.T @ x / len(x)
-    coeffs = kernels.fc_linear_coeffs(activation, 4, 192, float(np.sum(cov * cov) / 192))
-    psi, psi_t = (kernels.deep_features(torch.from_numpy(a), coeffs).numpy() for a in (x, xt))
+    coeffs = fc_linear_coeffs(activation, 4, 192, float(np.sum(cov * cov) / 192))
+    psi, psi_t = (deep_features(torch.from_numpy(a), coeffs).numpy() for a in (x, xt))
     g, g_lin = theta @ y, psi_t @ (psi.T @ y)
     return float(np.sum((g - g_lin) ** 2) / np.sum(g**2))
 
@@ -148,7 +164,7 @@ def test_cifar_bad_input(tmp_path, capsys, args, needle):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         CifarConfig(width=0).validate()
-    with pytest.raises(ConfigError, match="--cifar-norm 'unit': must be one of coordinate, sphere"):
+    with pytest.raises(ConfigError, match="--cifar-norm 'unit' is unknown; valid: coordinate, sphere"):
         CifarConfig(cifar_norm="unit").validate()
     CifarConfig(n=100).validate()  # --n-fit (default 256) only binds with --linear fitted
     with pytest.raises(ConfigError, match=r"--n-fit 256: must be an integer in \[8, 100\] with --linear fitted"):
@@ -179,16 +195,14 @@ def test_infinite_width_ntk_model_is_recorded(tmp_path):
 
 def test_cifar_cache_is_per_seed(tmp_path, monkeypatch):
     """A cached CIFAR run extended by one seed trains only that seed; a corrupted entry is retrained."""
-    from earlylin import cifar_experiment
     from earlylin.records import Cache
 
     cache = Cache(tmp_path)
     cfg = CifarConfig(arch="fc", width=16, n=60, n_test=40, steps=10, n_fit=16, seeds=(0, 1), device="cpu")
     first = run_cifar(cfg, cache)
     trained: list[tuple[int, ...]] = []
-    real = cifar_experiment._train_cifar
-    monkeypatch.setattr(cifar_experiment, "_train_cifar",
-                        lambda c, *a: trained.append(c.seeds) or real(c, *a))
+    real = pipeline.train
+    monkeypatch.setattr(pipeline, "train", lambda exp, seeds, *a: trained.append(tuple(seeds)) or real(exp, seeds, *a))
     more = run_cifar(cfg.with_(seeds=(0, 1, 2)), cache)
     assert trained == [(2,)]
     assert [more["per_seed"][s]["cached"] for s in "012"] == [True, True, False]

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 import torch
 
+import earlylin
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.compare import early_window
 from earlylin.config import TwoLayerConfig
 from earlylin.data.synthetic import make_dataset
-from earlylin.experiment import run_two_layer
-from earlylin.linear import features
-from earlylin.nets import symmetric_init
-from earlylin.ntk import empirical_ntk, ntk_blocks
+from earlylin.linear.features import features
+from earlylin.nets.two_layer import symmetric_init
 from tests.conftest import assert_close
+from tests.oracles import empirical_ntk, ntk_blocks
 
 DS = (8, 16, 32)
 SEEDS = (0, 1, 2)
@@ -47,7 +47,7 @@ def test_early_mse_decreases_with_d(layers, activation):
             d=d, n=round(8 * d**1.25), n_test=400, width=2 * d * d, layers=layers, activation=activation,
             steps=early_window(d, 1.0, 5.0), seeds=SEEDS, dtype="float64", device="cpu",
         )
-        rows.append(run_two_layer(cfg)["summary"]["max_test_mse_early_per_seed"])
+        rows.append(earlylin.run(cfg).summary["max_test_mse_early_per_seed"])
     values = np.array(rows)
     slopes = _slopes(values)
     assert np.all(values.mean(axis=1)[1:] < values.mean(axis=1)[:-1]), values

@@ -1,4 +1,4 @@
-"""The 1D CNN (earlylin.cnn1d): symmetric init, gradients, tangent kernel vs its linear model, training."""
+"""The 1D CNN (nets.cnn1d, linear.cnn1d): symmetric init, gradients, tangent kernel vs its linear model, training."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ import pytest
 import torch
 from torch.func import jacrev
 
+import earlylin
 from earlylin.activations import gaussian_constants, get_activation
-from earlylin.cnn1d import (
-    Cnn1dConfig,
-    Cnn1dStep,
-    cnn1d_feature_kernel,
-    cnn1d_features,
-    cnn1d_init,
-    empirical_ntk,
-    forward,
-    patches,
-    run_cnn1d,
-)
+from earlylin.config import Cnn1dConfig
 from earlylin.errors import ConfigError
-from earlylin.linear import features
+from earlylin.linear.cnn1d import cnn1d_features
+from earlylin.linear.features import features
+from earlylin.nets.cnn1d import Cnn1dStep, cnn1d_init, forward, patches
+from tests.oracles import cnn1d_empirical_ntk as empirical_ntk
+from tests.oracles import cnn1d_feature_kernel
 
 F64 = torch.float64
 
@@ -138,7 +133,7 @@ def test_early_mse_to_linear_model_shrinks_with_filter_size() -> None:
             d=64, filter_size=q, activation="erf", layers="both", width=48, n=96, n_test=96, lr=1.0,
             steps=40, window_c=0.15, n_log=6, seeds=(0, 1), dtype="float64", device="cpu",
         )
-        result = run_cnn1d(cfg)
+        result = earlylin.run(cfg).record
         assert set(result) == {"config", "device", "constants", "per_seed", "summary"}
         assert result["summary"]["early_window_steps"] == 40
         maxima.append(result["summary"]["max_test_mse_early"])

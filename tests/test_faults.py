@@ -15,9 +15,15 @@ import torch
 
 from earlylin.config import TwoLayerConfig
 from earlylin.errors import DivergenceError
-from earlylin.experiment import run_two_layer
+from earlylin.experiments import TwoLayer
+from earlylin.experiments import run as run_experiment
 from earlylin.records import Cache, write_json_atomic
 from earlylin.train import record_schedule, run_gd
+
+
+def run_two_layer(cfg: TwoLayerConfig, cache: Cache | None = None) -> dict:
+    return run_experiment(TwoLayer(cfg), cache).record
+
 
 TINY = TwoLayerConfig(d=6, n=60, n_test=20, width=16, steps=40, seeds=(0, 1), dtype="float64", device="cpu")
 
@@ -120,7 +126,7 @@ def test_cache_resumes_and_rejects_corruption(tmp_path):
     assert len(files) == 3
     files[0].write_text("{not json")
     entry = json.loads(files[1].read_text())
-    entry["result"]["test_mse"][1] = 123.0
+    entry["result"]["metrics"]["test_mse"][1] = 123.0
     files[1].write_text(json.dumps(entry))
     again = run_two_layer(TINY.with_(seeds=(0, 1, 2)), cache)
     assert sum(not m["cached"] for m in again["per_seed"].values()) == 2
@@ -172,9 +178,9 @@ FIGURES_DRIVER = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from test_paper_figures import TINY
-from earlylin import suite, figures
-suite.SPECS["quick"] = TINY
-real = suite._run
+from earlylin import presets, studies, figures
+presets.STUDY_SPECS["quick"] = TINY
+real = studies._run
 def logged(study, *a, **k):
     with open({log!r}, "a") as fh:
         fh.write(study + "\\n")
@@ -182,7 +188,7 @@ def logged(study, *a, **k):
         import time
         time.sleep(600)  # killed here
     return real(study, *a, **k)
-suite._run = logged
+studies._run = logged
 sys.exit(figures.main(["--quick", "--device", "cpu", "--quiet", "--out", {out!r}, "--cache-dir", {cache!r},
                        "--only", "fig1a", "fig2", "escape"]))
 """

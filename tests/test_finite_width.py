@@ -1,4 +1,4 @@
-"""The finite-width linear model (earlylin.finite_width): its kernel, its m → ∞ limit, its fit to Θ₂."""
+"""The finite-width linear model (earlylin.linear.finite_width): its kernel, its m → ∞ limit, its fit to Θ₂."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from earlylin.activations import gaussian_constants, get_activation
-from earlylin.finite_width import (
+from earlylin.linear.features import LAYERS, features
+from earlylin.linear.finite_width import (
     finite_width_features,
-    finite_width_kernel,
     svd_trajectory,
     width_split,
 )
-from earlylin.linear import LAYERS, LinearTrajectory, feature_kernel, features
-from earlylin.nets import symmetric_init
-from earlylin.ntk import ntk_blocks
+from earlylin.linear.trajectory import LinearTrajectory
+from earlylin.nets.two_layer import symmetric_init
 from tests.conftest import assert_close
+from tests.oracles import feature_kernel, finite_width_kernel, ntk_blocks
 
 
 def _problem(seeds: list[int], m: int, d: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

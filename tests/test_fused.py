@@ -1,4 +1,4 @@
-"""The fused Triton step (earlylin.fused) against the reference TwoLayerStep: same loss, outputs and
+"""The fused Triton step (earlylin.nets.fused) against the reference TwoLayerStep: same loss, outputs and
 gradients to fp32 rounding, on shapes that exercise every mask (n not a multiple of the row block,
 d with a tail below 16, m not a power of two). Through Triton's CPU interpreter by default; with
 TRITON_INTERPRET=0 on a CUDA machine, the compiled kernel."""
@@ -11,10 +11,10 @@ import sys
 import pytest
 import torch
 
-from earlylin import nets
 from earlylin.activations import Activation, get_activation
 from earlylin.config import set_exact_fp32
 from earlylin.errors import ConfigError
+from earlylin.nets import two_layer as nets
 
 # Triton's interpreter runs the kernel on CPU tensors; TRITON_INTERPRET must be set before triton is
 # first imported (its own library functions are wrapped at import). TRITON_INTERPRET=0 on a GPU
@@ -23,7 +23,7 @@ if "triton" not in sys.modules:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
-from earlylin import fused  # imported after the environment is set
+from earlylin.nets import fused  # imported after the environment is set
 
 DEVICE = "cpu" if fused._interpreting() else "cuda"
 if DEVICE == "cuda" and not torch.cuda.is_available():

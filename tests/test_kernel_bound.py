@@ -1,5 +1,5 @@
 """The kernel bound, measured (THEORY §4): matrix-free Θ₁, Θ₂ matvecs and diagonals against the dense
-closed form of :func:`earlylin.ntk.ntk_blocks`, the Lanczos spectral norm against ``eigvalsh``, the
+closed form of :func:`tests.oracles.ntk_blocks`, the Lanczos spectral norm against ``eigvalsh``, the
 d-dependence of ‖Θ − ΨΨᵀ‖/‖ΨΨᵀ‖, the exponent fit, and the command line. Float64 throughout."""
 
 from __future__ import annotations
@@ -13,23 +13,14 @@ import torch
 
 from earlylin import kernel
 from earlylin.activations import gaussian_constants, get_activation
+from earlylin.bound.config import KernelBoundConfig
+from earlylin.bound.lanczos import extreme_eig, lanczos_extreme
+from earlylin.bound.measure import fit_exponents, measure_blocks, run_kernel_bound
+from earlylin.bound.operator import BLOCKS, KernelDifference, TangentKernel, lin_norm, mirror_half
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
-from earlylin.kernel_bound import (
-    BLOCKS,
-    KernelBoundConfig,
-    KernelDifference,
-    TangentKernel,
-    extreme_eig,
-    fit_exponents,
-    lanczos_extreme,
-    lin_norm,
-    measure_blocks,
-    mirror_half,
-    run_kernel_bound,
-)
-from earlylin.linear import features
-from earlylin.nets import symmetric_init
-from earlylin.ntk import ntk_blocks
+from earlylin.linear.features import features
+from earlylin.nets.two_layer import symmetric_init
+from tests.oracles import ntk_blocks
 
 from .conftest import assert_close
 

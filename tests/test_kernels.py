@@ -1,6 +1,6 @@
-"""Deep-net kernels and their linearisation (earlylin.kernels, THEORY §5 "Deep nets"), without JAX/NT.
+"""Deep-net kernels, their quadrature and linearisation (THEORY §5 "Deep nets"), without JAX/NT.
 
-Independent checks, each against something earlylin.kernels does not use:
+Independent checks, each against something those modules do not use:
 - closed forms (erf: arcsin kernels; ReLU/leaky ReLU: arc-cosine) for the quadrature, including the
   kink-aware rule with the closed forms switched off, and Price's theorem for the Hermite weights;
 - Monte Carlo of wide float64 torch networks (FC and CNN, empirical NNGP and NTK by autograd);
@@ -20,9 +20,18 @@ import numpy as np
 import pytest
 import torch
 
-from earlylin import kernels as K
 from earlylin.activations import gaussian_constants, get_activation
-from earlylin.linear import feature_kernel
+from earlylin.ntk.exact import cnn_kernel, fc_kernel, fc_kernel_qr, same_patch_operator
+from earlylin.ntk.linearise import (
+    _propagate,
+    cnn_features,
+    cnn_linear_coeffs,
+    deep_features,
+    fc_linear_coeffs,
+    fit_linear_coeffs,
+)
+from earlylin.quadrature import diag_expectations, gaussian_pair_expectations
+from tests.oracles import feature_kernel
 
 # ---------------------------------------------------------------------------------------------
 # quadrature
@@ -44,8 +53,8 @@ def test_erf_quadrature_matches_arcsin_closed_forms():
     s = np.concatenate([s, [2.3, 5.0, 0.4]])
     sp = np.concatenate([sp, [2.1, 5.0, 0.4]])
     c = np.concatenate([c, 0.9995 * np.sqrt(s[-3:] * sp[-3:])])
-    E = K.gaussian_pair_expectations("erf", s, sp, c, closed_form=False)
-    closed = K.gaussian_pair_expectations("erf", s, sp, c)
+    E = gaussian_pair_expectations(get_activation("erf"), s, sp, c, closed_form=False)
+    closed = gaussian_pair_expectations(get_activation("erf"), s, sp, c)
     root = np.sqrt((1 + 2 * s) * (1 + 2 * sp))
     F, G = 2 / np.pi * np.arcsin(2 * c / root), 4 / np.pi / np.sqrt(root**2 - 4 * c * c)
     for got in (E, closed):
@@ -56,8 +65,8 @@ def test_erf_quadrature_matches_arcsin_closed_forms():
 @pytest.mark.parametrize("name", ["relu", "leaky_relu:0.2"])
 def test_kink_aware_rule_matches_arccos_closed_forms(name):
     s, sp, c = _random_points()
-    exact = K.gaussian_pair_expectations(name, s, sp, c)
-    quad = K.gaussian_pair_expectations(name, s, sp, c, closed_form=False)
+    exact = gaussian_pair_expectations(get_activation(name), s, sp, c)
+    quad = gaussian_pair_expectations(get_activation(name), s, sp, c, closed_form=False)
     np.testing.assert_allclose(quad["F"], exact["F"], rtol=0, atol=1e-13)
     np.testing.assert_allclose(quad["G"], exact["G"], rtol=0, atol=1e-13)
 
@@ -68,7 +77,7 @@ def test_hermite_weights_satisfy_price_theorem(name):
     one derivative from each factor onto the density, whatever φ."""
     s, sp, c = _random_points(8)
     terms = ("G", "phi_h12", "phi_h1122", "dphi_h12", "phi_h1112", "dphi_h11")
-    E = K.gaussian_pair_expectations(name, s, sp, c, terms=terms, closed_form=False)
+    E = gaussian_pair_expectations(get_activation(name), s, sp, c, terms=terms, closed_form=False)
     np.testing.assert_allclose(E["phi_h12"], E["G"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(E["phi_h1122"], E["dphi_h12"], rtol=0, atol=1e-11)
     np.testing.assert_allclose(E["phi_h1112"], E["dphi_h11"], rtol=0, atol=1e-11)
@@ -114,7 +123,7 @@ def test_fc_kernel_matches_wide_network_monte_carlo(name, depth):
     gen = torch.Generator().manual_seed(7)
     X = torch.randn(4, 6, generator=gen, dtype=torch.float64) * torch.tensor([[0.7], [1.0], [1.2], [1.4]])
     X[3] = 0.8 * X[2] + 0.6 * X[3]  # one strongly correlated pair
-    nngp, ntk = K.fc_kernel(X, activation=name, depth=depth)
+    nngp, ntk = fc_kernel(X, activation=name, depth=depth)
     mc_nngp, mc_ntk = _mc_fc(act, X, depth, width=768, seeds=12)
     for exact, mc in ((nngp, mc_nngp), (ntk, mc_ntk)):
         # seed-mean fluctuations are ≲ 4.5% of the largest entry here (measured over disjoint seed sets);
@@ -125,13 +134,13 @@ def test_fc_kernel_matches_wide_network_monte_carlo(name, depth):
 
 def test_fc_kernel_diagonal_and_symmetry():
     X = np.random.default_rng(1).standard_normal((5, 9))
-    nngp, ntk = K.fc_kernel(X, activation="gelu", depth=2)
+    nngp, ntk = fc_kernel(X, activation="gelu", depth=2)
     np.testing.assert_allclose(ntk, ntk.T, atol=1e-15)
     q = (X * X).sum(1) / 9
     for i in range(5):  # the diagonal through the 1-D recursion V, V̇
         s, th = q[i], q[i]
         for _ in range(2):
-            dg = K._diag_expectations(get_activation("gelu"), np.array(s))
+            dg = diag_expectations(get_activation("gelu"), np.array(s))
             th, s = dg["V"] + th * dg["Vdot"], dg["V"]
         assert ntk[i, i] == pytest.approx(float(th), rel=1e-12)
         assert nngp[i, i] == pytest.approx(float(s), rel=1e-12)
@@ -141,9 +150,9 @@ def test_cross_kernels_are_blocks_of_the_joint_kernel():
     rng = np.random.default_rng(4)
     X, X2 = rng.standard_normal((3, 7)), rng.standard_normal((2, 7))
     for fn, A, B in (
-        (lambda a, b=None: K.fc_kernel(a, b, activation="relu", depth=2), X, X2),
+        (lambda a, b=None: fc_kernel(a, b, activation="relu", depth=2), X, X2),
         (
-            lambda a, b=None: K.cnn_kernel(a, b, activation="erf", depth=2),
+            lambda a, b=None: cnn_kernel(a, b, activation="erf", depth=2),
             rng.standard_normal((3, 2, 4, 4)),
             rng.standard_normal((2, 2, 4, 4)),
         ),
@@ -165,16 +174,16 @@ def test_fc_linear_coeffs_match_finite_differences(name, depth):
     """Every coefficient of (L1), NTK and NNGP, vs Chebyshev fits of the exact recursion in ρ and q."""
     fits = {}
     for label, f in (
-        ("rho", lambda t: K.fc_kernel_qr(1.0, 1.0, t, name, depth)),
-        ("q", lambda t: K.fc_kernel_qr(1.0 + t, 1.0, 0.0, name, depth)),
-        ("qq", lambda t: K.fc_kernel_qr(1.0 + t, 1.0 + t, 0.0, name, depth)),  # A₀ + 2Ct + (D + E)t²
+        ("rho", lambda t: fc_kernel_qr(1.0, 1.0, t, name, depth)),
+        ("q", lambda t: fc_kernel_qr(1.0 + t, 1.0, 0.0, name, depth)),
+        ("qq", lambda t: fc_kernel_qr(1.0 + t, 1.0 + t, 0.0, name, depth)),  # A₀ + 2Ct + (D + E)t²
     ):
         h = 0.2
         t = h * np.cos(np.pi * (np.arange(25) + 0.5) / 25)
         nngp, ntk = f(t)
         fits[label] = {k: np.polynomial.polynomial.polyfit(t, v, 12) for k, v in (("nngp", nngp), ("ntk", ntk))}
     for kernel in ("ntk", "nngp"):
-        co = K.fc_linear_coeffs(name, depth, d=50, kernel=kernel)
+        co = fc_linear_coeffs(name, depth, d=50, kernel=kernel)
         in_rho, in_q, in_qq = (fits[k][kernel] for k in ("rho", "q", "qq"))
         tol = 1e-9 * (abs(in_rho[0]) + abs(in_rho[1]))
         assert co.A0 == pytest.approx(in_rho[0], abs=tol)
@@ -187,10 +196,10 @@ def test_fc_linear_coeffs_match_finite_differences(name, depth):
 
 
 def test_odd_activation_has_no_norm_terms_and_homogeneous_has_sqrt_form():
-    erf = K.fc_linear_coeffs("erf", 3, d=10)
+    erf = fc_linear_coeffs("erf", 3, d=10)
     assert erf.A0 == erf.C == erf.D == erf.E == 0.0 or max(abs(erf.A0), abs(erf.C), abs(erf.D), abs(erf.E)) < 1e-15
     # ReLU: K(q, q′, 0) = A₀√(qq′) ⇒ C = A₀/2, D = −A₀/4, E = A₀/4
-    relu = K.fc_linear_coeffs("relu", 3, d=10)
+    relu = fc_linear_coeffs("relu", 3, d=10)
     assert relu.C == pytest.approx(relu.A0 / 2, rel=1e-12)
     assert relu.D == pytest.approx(-relu.A0 / 4, rel=1e-12)
     assert relu.E == pytest.approx(relu.A0 / 4, rel=1e-12)
@@ -210,8 +219,8 @@ def test_one_hidden_layer_reduces_to_theory_constants(name):
     g = gaussian_constants(get_activation(name))
     d = 40
     nu2_over_d = g.nu(1.0) ** 2 / d
-    ntk = K.fc_linear_coeffs(name, 1, d=d)
-    nngp = K.fc_linear_coeffs(name, 1, d=d, kernel="nngp")
+    ntk = fc_linear_coeffs(name, 1, d=d)
+    nngp = fc_linear_coeffs(name, 1, d=d, kernel="nngp")
     m1, m2 = g.theta1 / 2, g.theta2 / 2 - g.theta1 / 4  # m′(1), m″(1) in q
     tol = dict(rel=1e-9, abs=1e-12)
     assert ntk.B == pytest.approx(2 * g.zeta**2, **tol)
@@ -227,7 +236,7 @@ def test_one_hidden_layer_reduces_to_theory_constants(name):
 
 @pytest.mark.parametrize("name", ["relu", "softplus"])
 def test_one_hidden_layer_features_reproduce_theory_kernel(name):
-    """ΨΨᵀ of deep_features (L = 1) vs earlylin.linear.feature_kernel("both"/"second"): equal up to the
+    """ΨΨᵀ of deep_features (L = 1) vs tests.oracles.feature_kernel("both"/"second"): equal up to the
     O(ε³) terms by which the two norm features differ (ε ≈ √(2/d) ≈ 0.03 here)."""
     act = get_activation(name)
     consts = gaussian_constants(act)
@@ -236,7 +245,7 @@ def test_one_hidden_layer_features_reproduce_theory_kernel(name):
     X = torch.randn(n, d, generator=gen, dtype=torch.float64)
     nu = consts.nu(1.0)
     for kernel, layers in (("ntk", "both"), ("nngp", "second")):
-        psi = K.deep_features(X, K.fc_linear_coeffs(name, 1, d=d, kernel=kernel))
+        psi = deep_features(X, fc_linear_coeffs(name, 1, d=d, kernel=kernel))
         ours = psi @ psi.T
         theirs = feature_kernel(X, X, consts, nu, layers)
         off = ~torch.eye(n, dtype=torch.bool)
@@ -250,7 +259,7 @@ def test_one_hidden_layer_features_reproduce_theory_kernel(name):
 
 
 def test_deep_features_realise_the_taylor_kernel_to_third_order():
-    co = K.fc_linear_coeffs("softplus", 2, d=30)
+    co = fc_linear_coeffs("softplus", 2, d=30)
     d = 30
     errs = []
     for scale in (0.04, 0.02):
@@ -258,7 +267,7 @@ def test_deep_features_realise_the_taylor_kernel_to_third_order():
         X = torch.randn(12, d, generator=gen, dtype=torch.float64)
         X = X / X.norm(dim=1, keepdim=True) * math.sqrt(d)  # q = 1 …
         X = X * torch.sqrt(1 + scale * torch.randn(12, 1, generator=gen, dtype=torch.float64))  # … then ε ~ scale
-        psi = K.deep_features(X, co)
+        psi = deep_features(X, co)
         q = ((X * X).sum(1) / d).numpy()
         taylor = co.taylor(q[:, None], q[None, :], (X @ X.T / d).numpy())
         errs.append(np.abs((psi @ psi.T).numpy() - taylor).max())
@@ -272,16 +281,16 @@ def test_fit_recovers_coefficients_of_an_exact_taylor_kernel_and_of_the_true_ker
     X = rng.standard_normal((n, d)) * np.sqrt(rng.uniform(0.7, 1.3, (n, 1)))
     q = (X * X).sum(1) / d
     rho = X @ X.T / d
-    true = K.fc_linear_coeffs("relu", 2, d=d)
-    fitted = K.fit_linear_coeffs(true.taylor(q[:, None], q[None, :], rho), X)
+    true = fc_linear_coeffs("relu", 2, d=d)
+    fitted = fit_linear_coeffs(true.taylor(q[:, None], q[None, :], rho), X)
     for k in "ABCDE":
         assert getattr(fitted, k) == pytest.approx(getattr(true, k), rel=1e-9, abs=1e-12)
     # on the exact kernel the fit is close to the analytic coefficients (ρ², ρε terms are noise here)
-    ntk = K.fc_kernel(X, activation="relu", depth=2)[1]
-    fit2 = K.fit_linear_coeffs(ntk, X)
+    ntk = fc_kernel(X, activation="relu", depth=2)[1]
+    fit2 = fit_linear_coeffs(ntk, X)
     assert fit2.B == pytest.approx(true.B, rel=0.02)
     assert fit2.A == pytest.approx(true.A, rel=0.01)
-    only = K.fit_linear_coeffs(ntk, X, norm_terms=False)
+    only = fit_linear_coeffs(ntk, X, norm_terms=False)
     assert only.C == only.D == only.E == 0.0
 
 
@@ -343,7 +352,7 @@ def _all_pairs_cnn(name: str, R, Sx, Sxp, depth: int, k: int):
 def test_cnn_linear_coeffs_match_brute_force_autograd(name, depth):
     C, H, W, k = 2, 3, 4, 3
     P = H * W
-    co = K.cnn_linear_coeffs(name, depth, (C, H, W), k)
+    co = cnn_linear_coeffs(name, depth, (C, H, W), k)
 
     def ntk(R_flat, eps, epsp):
         R = R_flat.reshape(H, W, H, W)
@@ -377,7 +386,7 @@ def test_cnn_linear_coeffs_match_brute_force_autograd(name, depth):
 def test_cnn_kernel_matches_all_pairs_recursion(name):
     C, H, W, k, depth = 3, 4, 5, 3, 3
     X = np.random.default_rng(3).standard_normal((3, C, H, W))
-    nngp, ntk = K.cnn_kernel(X, activation=name, depth=depth, kernel_size=k)
+    nngp, ntk = cnn_kernel(X, activation=name, depth=depth, kernel_size=k)
     Xt = torch.from_numpy(X)
     for i in range(3):
         for j in range(3):
@@ -389,7 +398,7 @@ def test_cnn_kernel_matches_all_pairs_recursion(name):
 
 def test_same_padding_border_variances():
     """With unit per-pixel norms the first-layer variances are (in-bounds taps)/k²: 4/9 corner, 6/9 edge."""
-    T = K.same_patch_operator(4, 5, 3)
+    T = same_patch_operator(4, 5, 3)
     s1 = T @ np.ones(20)
     assert s1[0] == pytest.approx(4 / 9)
     assert s1[1] == pytest.approx(6 / 9)
@@ -407,8 +416,8 @@ def test_circular_padding_gives_the_fc_linear_coefficient():
             for dh in (-1, 0, 1):
                 for dw in (-1, 0, 1):
                     T[h * W + w, ((h + dh) % H) * W + (w + dw) % W] += 1 / k**2
-    fc = K.fc_linear_coeffs("relu", depth, d=10)
-    _, ntk = K._propagate(get_activation("relu"), T, np.full((1, P), 1 / P), T @ np.ones(P), depth)
+    fc = fc_linear_coeffs("relu", depth, d=10)
+    _, ntk = _propagate(get_activation("relu"), T, np.full((1, P), 1 / P), T @ np.ones(P), depth)
     np.testing.assert_allclose(P * ntk.a[0], fc.B, rtol=1e-12)
     assert ntk.v[0] == pytest.approx(fc.A0, rel=1e-12)
     np.testing.assert_allclose(ntk.e[0].sum(), fc.C, rtol=1e-12)  # all pixels' norms moving together = q
@@ -449,7 +458,7 @@ def _mc_cnn(name: str, X: torch.Tensor, depth: int, width: int, seeds: int) -> t
 def test_cnn_kernel_matches_wide_cnn_monte_carlo(name):
     gen = torch.Generator().manual_seed(11)
     X = torch.randn(3, 2, 4, 4, generator=gen, dtype=torch.float64)
-    nngp, ntk = K.cnn_kernel(X, activation=name, depth=2)
+    nngp, ntk = cnn_kernel(X, activation=name, depth=2)
     mc_nngp, mc_ntk = _mc_cnn(name, X, depth=2, width=256, seeds=10)
     for exact, mc in ((nngp, mc_nngp), (ntk, mc_ntk)):
         err = np.abs(mc.mean(0) - exact).max() / np.abs(exact).max()  # ≲ 4% measured; see the FC test
@@ -457,11 +466,11 @@ def test_cnn_kernel_matches_wide_cnn_monte_carlo(name):
 
 
 def test_cnn_features_realise_the_linearised_kernel():
-    co = K.cnn_linear_coeffs("relu", 2, (3, 4, 4))
+    co = cnn_linear_coeffs("relu", 2, (3, 4, 4))
     gen = torch.Generator().manual_seed(2)
     X = torch.randn(6, 3, 4, 4, generator=gen, dtype=torch.float64)
     X = X / X.norm(dim=1, keepdim=True) * math.sqrt(3)  # unit per-pixel norms: ε = 0
-    psi = K.cnn_features(X, co)
+    psi = cnn_features(X, co)
     pix = X.reshape(6, 3, 16)
     lin = torch.einsum("icp,jcp,p->ij", pix, pix, torch.from_numpy(co.m)) / 48
     np.testing.assert_allclose((psi @ psi.T).numpy(), (lin + co.A).numpy(), atol=1e-13)

@@ -1,4 +1,4 @@
-"""earlylin.kernels against neural-tangents' analytic ``kernel_fn`` (THEORY §5: NT is the oracle for A, B).
+"""earlylin.ntk against neural-tangents' analytic ``kernel_fn`` (THEORY §5: NT is the oracle for A, B).
 
 Skipped where neural-tangents cannot be imported (it needs jax ≤ 0.5.3 and TensorFlow, THEORY §6;
 install with the ``nt`` extra). float64 throughout (``jax_enable_x64``).
@@ -37,7 +37,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
-from earlylin import kernels as K  # noqa: E402
+from earlylin.ntk.exact import cnn_kernel, fc_kernel  # noqa: E402
+from earlylin.ntk.linearise import cnn_linear_coeffs, fc_linear_coeffs  # noqa: E402
 
 RTOL = 1e-6
 ACTIVATIONS = {
@@ -92,7 +93,7 @@ def test_fc_exact_kernel_matches_nt(name, depth):
     rng = np.random.default_rng(depth)
     X = rng.standard_normal((6, 5)) * rng.uniform(0.6, 1.4, (6, 1))
     X[5] = 0.9 * X[4] + 0.1 * X[5]  # a nearly parallel pair
-    nngp, ntk = K.fc_kernel(X, activation=name, depth=depth)
+    nngp, ntk = fc_kernel(X, activation=name, depth=depth)
     nt_nngp, nt_ntk = _nt(_fc(name, depth), X, X)
     assert _rel(nngp, nt_nngp) < RTOL
     assert _rel(ntk, nt_ntk) < RTOL
@@ -124,7 +125,7 @@ def test_fc_linear_coeffs_match_nt(name, depth):
         in_rho = np.polynomial.polynomial.polyfit(t, mat[0, 1 : n + 1], 12)
         in_q = np.polynomial.polynomial.polyfit(t, mat[1 : n + 1, 0], 12)
         in_qq = np.polynomial.polynomial.polyfit(t, np.diag(mat[n + 1 :, n + 1 :]), 12)
-        co = K.fc_linear_coeffs(name, depth, d=50, kernel=kernel)
+        co = fc_linear_coeffs(name, depth, d=50, kernel=kernel)
         scale = abs(in_rho[0]) + abs(in_rho[1])
         nt_vals = {
             "A0": in_rho[0],
@@ -153,7 +154,7 @@ def test_cnn_exact_kernel_matches_nt(name, depth):
     rng = np.random.default_rng(10 + depth)
     X = rng.standard_normal((3, 3, 6, 6) if name == "gelu" else (4, 3, 8, 8))  # (n, C, H, W)
     X[-1] = 0.8 * X[-2] + 0.6 * X[-1]
-    nngp, ntk = K.cnn_kernel(X, activation=name, depth=depth)
+    nngp, ntk = cnn_kernel(X, activation=name, depth=depth)
     nt_nngp, nt_ntk = _nt(_cnn(name, depth), X.transpose(0, 2, 3, 1), X.transpose(0, 2, 3, 1))
     assert _rel(nngp, nt_nngp) < RTOL
     assert _rel(ntk, nt_ntk) < RTOL
@@ -174,7 +175,7 @@ def test_cnn_linear_coeffs_match_nt(name):
     E and off-diagonal H, D on corner, edge and interior pixels (and neighbours) by two-variable fits."""
     C, H, W, depth = 3, 8, 8, 4
     P = H * W
-    co = K.cnn_linear_coeffs(name, depth, (C, H, W))
+    co = cnn_linear_coeffs(name, depth, (C, H, W))
     kfn = _cnn(name, depth)
     big = max(np.abs(co.m).max() / P, np.abs(co.H).max(), np.abs(co.c).max())
     x, xp = _base(C, H, W)

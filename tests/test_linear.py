@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from earlylin.activations import gaussian_constants, get_activation
-from earlylin.linear import LAYERS, LinearTrajectory, feature_kernel, features, stability_bound
+from earlylin.linear.features import LAYERS, features
+from earlylin.linear.trajectory import LinearTrajectory, stability_bound
 from tests.conftest import ALL_ACTIVATIONS, assert_close
+from tests.oracles import feature_kernel
 
 
 def _iterate(psi: torch.Tensor, y: torch.Tensor, lr: float, steps: list[int]) -> torch.Tensor:
@@ -123,7 +125,7 @@ def test_closed_form_equals_iteration_random_problems(n, p, seed, frac, steps):
 
 def test_kernel_features_of_a_linear_kernel_give_the_linear_model():
     """k = XXᵀ/d: the kernel model equals f^lin with ψ = x/√d (a different closed form, p = d)."""
-    from earlylin.linear import kernel_features
+    from earlylin.linear.trajectory import kernel_features
 
     g = torch.Generator().manual_seed(0)
     n, nt, d, lr = 30, 12, 6, 0.7
@@ -140,7 +142,7 @@ def test_kernel_features_of_a_linear_kernel_give_the_linear_model():
 
 def test_kernel_features_equal_explicit_kernel_gd():
     """For a full-rank kernel, the closed form equals iterating f ← f − (η/n) K(f − y), f* ← f* − (η/n) K*(f − y)."""
-    from earlylin.linear import kernel_features
+    from earlylin.linear.trajectory import kernel_features
 
     g = torch.Generator().manual_seed(1)
     n, nt, d, lr = 25, 10, 4, 0.9

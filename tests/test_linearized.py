@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch.func import grad
 
-from earlylin import linearized as lz
-from earlylin import nets
 from earlylin.activations import get_activation
-from earlylin.ntk import empirical_ntk, ntk_blocks
+from earlylin.nets import linearized as lz
+from earlylin.nets import two_layer as nets
 from earlylin.train import run_gd
 from tests.conftest import ALL_ACTIVATIONS, assert_close
+from tests.oracles import empirical_ntk, loss_and_grads, ntk_blocks
 
 LAYERS = {"first": (True, False), "second": (False, True), "both": (True, True)}
 F64 = torch.float64
@@ -127,7 +127,7 @@ def test_one_step_gap_to_network(name, layers, init, etas, order):
     for eta in etas:
         step = lz.LinearizedStep(act, W0, v0, X, y, grad_W, grad_v)
         _, f_lin0, (gW, gv) = step(step.init_params())
-        _, f_net0, nW, nv = nets.loss_and_grads(act, W0, v0, X, y, grad_W, grad_v)
+        _, f_net0, nW, nv = loss_and_grads(act, W0, v0, X, y, grad_W, grad_v)
         assert_close(f_lin0, f_net0)
         assert_close(gW, nW, "autograd")
         if grad_v:

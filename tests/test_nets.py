@@ -10,9 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from earlylin import nets
 from earlylin.activations import get_activation
+from earlylin.nets import two_layer as nets
 from tests.conftest import ALL_ACTIVATIONS, assert_close
+from tests.oracles import loss_and_grads
 
 
 def _batch(seeds, m, d, n, dtype=torch.float64):
@@ -51,7 +52,7 @@ def test_gradients_match_autograd(name, grad_W, grad_v):
     # move away from the symmetric point so every term of the gradient is exercised
     W = W + 0.3 * torch.randn(W.shape, generator=torch.Generator().manual_seed(5), dtype=W.dtype)
     v = v + 0.3 * torch.randn(v.shape, generator=torch.Generator().manual_seed(6), dtype=v.dtype)
-    loss, f, gW, gv = nets.loss_and_grads(act, W, v, X, y, grad_W, grad_v)
+    loss, f, gW, gv = loss_and_grads(act, W, v, X, y, grad_W, grad_v)
 
     Wa, va = W.clone().requires_grad_(True), v.clone().requires_grad_(True)
     f_auto = nets.forward(act, Wa, va, X)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,21 @@ def test_runner_bad_inputs(tmp_path, capsys):
     assert checks_main(["--quick", "--records", str(RECORDS), "--report", str(tmp_path / "r.md")]) != 0
     assert "at 'quick'" in capsys.readouterr().err
     assert not (tmp_path / "r.md").exists()
+
+
+def test_paper_checks_never_import_matplotlib():
+    """The checks and their runner read records through analysis/tables/studies only."""
+    code = "import sys, paper_checks, paper_checks.__main__; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=RECORDS.parent.parent)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_runner_default_report_is_not_the_committed_one(tmp_path, monkeypatch, capsys):
+    """Without --report the report goes to runs/paper_checks/REPORT.md, linking runs/figures/."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "figures").mkdir(parents=True)
+    (tmp_path / "runs" / "figures" / "fig1a.png").write_bytes(b"png")
+    assert checks_main(["--records", str(RECORDS), "--only", "fig1_window"]) == 0
+    text = (tmp_path / "runs" / "paper_checks" / "REPORT.md").read_text()
+    assert "[fig1a](../figures/fig1a.png)" in text

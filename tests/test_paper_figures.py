@@ -9,10 +9,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from earlylin import figures, suite
+from earlylin import figures, presets, studies
+from earlylin.analysis import col
 from earlylin.errors import ConfigError
-from earlylin.paper_figures import FIGURES, col
+from earlylin.plots import PLOTS
 from earlylin.records import Cache, read_csv, write_csv_atomic
+from earlylin.tables import TABLES
+
+FIGURES = list(TABLES)
 
 # Real runs at a size of seconds: every study kind (two-layer sweeps, widths, CIFAR FC/CNN, kernel)
 TINY = {
@@ -47,7 +51,7 @@ TINY = {
 def tiny(tmp_path_factory):
     """Every figure regenerated once at the tiny size (on the CPU), with its cache and output folder."""
     mp = pytest.MonkeyPatch()
-    mp.setitem(suite.SPECS, "quick", TINY)
+    mp.setitem(presets.STUDY_SPECS, "quick", TINY)
     root = tmp_path_factory.mktemp("figs")
     out, cache = root / "out", root / "cache"
     index = figures.regenerate(list(FIGURES), "quick", "cpu", out, cache, progress=False)
@@ -57,7 +61,7 @@ def tiny(tmp_path_factory):
 
 def test_every_figure_has_png_csv_and_record(tiny):
     out = tiny["out"]
-    for fid, spec in FIGURES.items():
+    for fid, spec in TABLES.items():
         assert (out / f"{fid}.png").stat().st_size > 1000
         table = read_csv(out / f"{fid}.csv")
         assert len({len(v) for v in table.values()}) == 1 and len(next(iter(table.values()))) > 0
@@ -71,7 +75,7 @@ def test_every_figure_has_png_csv_and_record(tiny):
 def test_plot_draws_the_table_alone(tiny, fid, tmp_path):
     """Each plot takes only the CSV table; changing a number in the table changes the drawn data."""
     table = read_csv(tiny["out"] / f"{fid}.csv")
-    fig = FIGURES[fid].plot(table)
+    fig = PLOTS[fid](table)
     before = [np.asarray(line.get_ydata(), float).copy() for ax in fig.axes for line in ax.lines]
     assert before, f"{fid}: nothing drawn"
     # scale every float column by 3: the drawn values must follow (the plot reads nothing else)
@@ -79,7 +83,7 @@ def test_plot_draws_the_table_alone(tiny, fid, tmp_path):
                and all(_is_float(x) for x in v) and any(x != "" for x in v)]
     changed = {k: [str(3.0 * float(x)) if x != "" else x for x in v] if k in numeric else v for k, v in table.items()}
     write_csv_atomic(tmp_path / "t.csv", changed)
-    fig2 = FIGURES[fid].plot(read_csv(tmp_path / "t.csv"))
+    fig2 = PLOTS[fid](read_csv(tmp_path / "t.csv"))
     after = [np.asarray(line.get_ydata(), float) for ax in fig2.axes for line in ax.lines]
     plt.close(fig)
     plt.close(fig2)
@@ -99,7 +103,7 @@ def _is_float(x: str) -> bool:
 
 def test_fig1a_lines_are_the_csv_columns(tiny):
     table = read_csv(tiny["out"] / "fig1a.csv")
-    fig = FIGURES["fig1a"].plot(table)
+    fig = PLOTS["fig1a"](table)
     ys = [np.asarray(line.get_ydata(), float) for line in fig.axes[0].lines]
     plt.close(fig)
     np.testing.assert_array_equal(ys[0], col(table, "train_loss_net"))
@@ -112,9 +116,9 @@ def test_replot_runs_nothing_and_rerun_uses_cache(tiny, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a study was run")
 
-    monkeypatch.setattr(suite, "run_two_layer", refuse)
-    monkeypatch.setattr(suite, "run_cifar", refuse)
-    monkeypatch.setattr(suite, "run_kernel_bound", refuse)
+    monkeypatch.setattr(studies, "run_two_layer", refuse)
+    monkeypatch.setattr(studies, "run_cifar", refuse)
+    monkeypatch.setattr(studies, "run_kernel_bound", refuse)
     index = figures.regenerate(["fig1a", "kernel_ratio"], "quick", "cpu", tiny["out"], None, replot=True,
                                progress=False)
     assert len(index["pngs"]) == 2
@@ -135,9 +139,9 @@ def test_corrupted_study_entry_is_recomputed(tiny, monkeypatch):
     entry["result"]["summary"]["max_iterations"] = -1  # checksum no longer matches
     path.write_text(json.dumps(entry))
     calls = []
-    real = suite.run_kernel_bound
-    monkeypatch.setattr(suite, "run_kernel_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
-    rec = suite.get_study("kernel", "quick", "cpu", cache)
+    real = studies.run_kernel_bound
+    monkeypatch.setattr(studies, "run_kernel_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rec = studies.get_study("kernel", "quick", "cpu", cache)
     assert calls == [1] and rec["summary"]["max_iterations"] > 0
 
 
@@ -148,16 +152,29 @@ def test_bad_inputs_fail_before_work(tmp_path, capsys):
     assert "unknown figure id" in capsys.readouterr().err
     assert figures.main(["--replot", "--only", "fig1a", "--out", str(tmp_path / "empty")]) == 2
     with pytest.raises(ConfigError, match="study 'nope'"):
-        suite.spec_of("nope", "paper")
+        studies.spec_of("nope", "paper")
     with pytest.raises(ConfigError, match="size 'huge'"):
-        suite.spec_of("fig1", "huge")
+        studies.spec_of("fig1", "huge")
     assert not list(tmp_path.glob("*.png"))
 
 
 def test_paper_specs_validate():
     """Every paper-size config is valid (no run): a typo in a spec fails here, not on the GPU."""
-    for study, spec in suite.SPECS["paper"].items():
+    for study, spec in presets.STUDY_SPECS["paper"].items():
         if spec["kind"].startswith("two_layer"):
-            cfgs = suite._two_layer_configs(copy.deepcopy(spec), "cpu")
+            cfgs = studies._two_layer_configs(copy.deepcopy(spec), "cpu")
             assert cfgs, study
-        assert set(suite.SPECS["quick"]) == set(suite.SPECS["paper"])
+        assert set(presets.STUDY_SPECS["quick"]) == set(presets.STUDY_SPECS["paper"])
+
+
+def test_every_table_has_one_plot_in_order():
+    assert list(PLOTS) == list(TABLES) == list(figures.FIGURES)
+
+
+def test_default_out_is_not_the_committed_figures(tmp_path, monkeypatch, capsys):
+    """Without --out the command reads and writes runs/figures/ (--quick: runs/figures-quick/), never figures/."""
+    monkeypatch.chdir(tmp_path)
+    assert figures.main(["--replot", "--only", "fig1a"]) == 2
+    assert "runs/figures/fig1a.csv" in capsys.readouterr().err
+    assert figures.main(["--replot", "--quick", "--only", "fig1a"]) == 2
+    assert "runs/figures-quick/fig1a.csv" in capsys.readouterr().err

@@ -23,18 +23,19 @@ gives the same data whatever the device, dtype or the other seeds of a batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from earlylin.errors import ConfigError
+from earlylin.rng import STREAM_TEACHER, STREAM_TEST, STREAM_TRAIN, stream
 
 SIGMA_NAMES = ("iso", "decay", "twolevel")
 TARGET_NAMES = ("teacher", "norm")
 INPUT_NAMES = ("gaussian", "rademacher")
 
-# Independent random streams of one seed.
-STREAM_TEACHER, STREAM_TRAIN, STREAM_TEST, STREAM_INIT = 0, 1, 2, 3
+TargetFn = Callable[[np.ndarray], np.ndarray]
 
 
 def sigma_spectrum(kind: str, d: int) -> np.ndarray:
@@ -70,7 +71,7 @@ class Teacher:
 
 
 def make_teacher(seed: int, d: int, width: int = 5) -> Teacher:
-    rng = np.random.default_rng([seed, STREAM_TEACHER])
+    rng = stream(seed, STREAM_TEACHER)
     return Teacher(u=rng.standard_normal((width, d)), a=rng.choice([-1.0, 1.0], size=width))
 
 
@@ -99,6 +100,20 @@ def target(x: np.ndarray, teacher: Teacher, kind: str, spectrum: np.ndarray) -> 
     raise ConfigError(f"--target {kind!r} is unknown; valid: {', '.join(TARGET_NAMES)}")
 
 
+def user_target(fn: TargetFn, x: np.ndarray) -> np.ndarray:
+    """Labels y = fn(x) of a user's target function: x (n, d) float64 → y (n,), finite."""
+    name = getattr(fn, "__name__", repr(fn))
+    try:
+        y = np.asarray(fn(x.copy()), dtype=np.float64)
+    except Exception as err:
+        raise ConfigError(f"target function {name} failed on inputs of shape {x.shape}: {err}") from err
+    if y.shape != (x.shape[0],):
+        raise ConfigError(f"target function {name} returned shape {y.shape}; it must map (n, d) inputs to (n,)")
+    if not np.all(np.isfinite(y)):
+        raise ConfigError(f"target function {name} returned NaN or inf values")
+    return y
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Train and test arrays of one seed (float64, CPU)."""
@@ -119,12 +134,16 @@ def make_dataset(
     target_kind: str = "teacher",
     teacher_width: int = 5,
     inputs: str = "gaussian",
+    target_fn: TargetFn | None = None,
 ) -> Dataset:
-    """The synthetic train/test set of one seed."""
+    """The synthetic train/test set of one seed; ``target_fn`` (a user's f: (n, d) → (n,)) replaces
+    the named target when given."""
     spectrum = sigma_spectrum(sigma, d)
+    x_tr = sample_inputs(stream(seed, STREAM_TRAIN), n, spectrum, inputs)
+    x_te = sample_inputs(stream(seed, STREAM_TEST), n_test, spectrum, inputs)
+    if target_fn is not None:
+        return Dataset(x_tr, user_target(target_fn, x_tr), x_te, user_target(target_fn, x_te), spectrum)
     teacher = make_teacher(seed, d, teacher_width)
-    x_tr = sample_inputs(np.random.default_rng([seed, STREAM_TRAIN]), n, spectrum, inputs)
-    x_te = sample_inputs(np.random.default_rng([seed, STREAM_TEST]), n_test, spectrum, inputs)
     return Dataset(
         x_train=x_tr,
         y_train=target(x_tr, teacher, target_kind, spectrum),

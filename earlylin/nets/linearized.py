@@ -25,7 +25,7 @@ and with symmetric initialisation f₀ ≡ 0, so it is kernel regression with Θ
 Second layer only, the network itself is linear in v, so f^ntk and the network coincide.
 
 Two routes to ∇_θf₀·Δθ, tested against each other: :func:`forward` (the explicit formula above) and
-:func:`forward_jvp` (``torch.func.jvp`` of :func:`earlylin.nets.forward` at θ₀ along Δθ). Neither forms
+:func:`forward_jvp` (``torch.func.jvp`` of :func:`earlylin.nets.two_layer.forward` at θ₀ along Δθ). Neither forms
 the n×P Jacobian: a step of :class:`LinearizedStep` costs the same two n·m·d matmuls as a network step
 (X ΔWᵀ forward, G₀ᵀ(r ⊙ X) backward), plus the n×m products with H₀ and G₀·diag(v(0)), which are
 computed once and kept (two n×m buffers per seed for both layers, one per single layer).
@@ -40,8 +40,8 @@ import math
 import torch
 from torch.func import jvp
 
-from earlylin import nets
 from earlylin.activations import Activation
+from earlylin.nets import two_layer as nets
 
 
 def forward(

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from earlylin.activations import Activation
-from earlylin.data.synthetic import STREAM_INIT
+from earlylin.rng import STREAM_INIT, SUBSTREAM_DEEP, stream
 
 ARCHS = ("fc", "cnn")
 
@@ -54,7 +54,7 @@ class DeepSpec:
 def init_params(spec: DeepSpec, seeds: list[int], dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
     """Weights with shape (K, 2, *shape): N(0, 1) from each seed's init stream, copy B = copy A."""
     params = []
-    rngs = [np.random.default_rng([s, STREAM_INIT, 1]) for s in seeds]
+    rngs = [stream(s, STREAM_INIT, SUBSTREAM_DEEP) for s in seeds]
     for shape in spec.shapes():
         w = np.stack([rng.standard_normal(shape) for rng in rngs])[:, None]
         w = np.concatenate([w, w], axis=1)

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from earlylin.activations import Activation
-from earlylin.data.synthetic import STREAM_INIT
+from earlylin.rng import STREAM_INIT, stream
 
 
 def symmetric_init(seed: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric initialisation (THEORY §1): w_r ~ N(0, I_d), v_r ~ ±1 for r < m/2, then the mirror
     w_{r+m/2} = w_r, v_{r+m/2} = −v_r, so that f(·; W(0), v(0)) ≡ 0 exactly. m must be even."""
-    rng = np.random.default_rng([seed, STREAM_INIT])
+    rng = stream(seed, STREAM_INIT)
     half = m // 2
     w = rng.standard_normal((half, d))
     v = rng.choice([-1.0, 1.0], size=half)
@@ -50,19 +50,6 @@ def readout(H: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def backprop_readout(H: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Hᵀ r for H (K, n, m), r (K, n) → (K, m), written as rᵀH (the transposed form is slower)."""
     return torch.matmul(r.unsqueeze(-2), H).squeeze(-2)
-
-
-def loss_and_grads(
-    act: Activation,
-    W: torch.Tensor,
-    v: torch.Tensor,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    grad_W: bool,
-    grad_v: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Per-seed loss (K,), outputs f (K, n) and the requested gradients ∇_W L, ∇_v L (one call)."""
-    return TwoLayerStep(act, X, y, grad_W, grad_v)(W, v)
 
 
 class TwoLayerStep:

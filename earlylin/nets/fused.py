@@ -1,6 +1,6 @@
 """One fused GPU kernel for the loss, outputs and gradients of the two-layer net (Triton, fp32).
 
-Same contract as :class:`earlylin.nets.TwoLayerStep`: for K seeds batched, W (K, m, d), v (K, m),
+Same contract as :class:`earlylin.nets.two_layer.TwoLayerStep`: for K seeds batched, W (K, m, d), v (K, m),
 X (K, n, d), y (K, n), one call returns loss (K,), f (K, n), ∇_W L (K, m, d), ∇_v L (K, m):
 
     Z = X Wᵀ/√d,  H = φ(Z),  f = H v/√m,  r = f − y,  L = (1/2n) Σ_i r_i²,
@@ -101,7 +101,7 @@ def _interpreting() -> bool:
 def fused_available(act: Activation, device: torch.device | str) -> bool:
     """True when :class:`FusedTwoLayerStep` can run ``act`` on ``device``: Triton imports, the
     activation is one the kernel implements, and the device is CUDA (or CPU under TRITON_INTERPRET=1).
-    Callers use the plain :class:`earlylin.nets.TwoLayerStep` otherwise."""
+    Callers use the plain :class:`earlylin.nets.two_layer.TwoLayerStep` otherwise."""
     if _act_code(act) is None or not _triton_importable():
         return False
     dev = torch.device(device)
@@ -268,7 +268,7 @@ def _build_kernel(interpret: bool) -> Any:
 
 
 class FusedTwoLayerStep:
-    """Drop-in for :class:`earlylin.nets.TwoLayerStep` on CUDA (fp32): one Triton kernel per call
+    """Drop-in for :class:`earlylin.nets.two_layer.TwoLayerStep` on CUDA (fp32): one Triton kernel per call
     plus a sum over S partials. Keyword-only tuning knobs: ``block_m`` (rows per block, a power of
     two ≥ 16), ``num_warps``, ``splits`` (S, programs per seed; default ≈ 2 per SM over all seeds),
     ``input_precision`` of the dots (:data:`DOT_PRECISIONS`; "ieee", exact fp32, unless comparing).
@@ -295,10 +295,11 @@ class FusedTwoLayerStep:
         if code is None:
             raise ConfigError(
                 f"--activation {act.name!r}: the fused GPU step implements {', '.join(FUSED_ACTIVATIONS)}; "
-                "use the plain step (earlylin.nets.TwoLayerStep)"
+                "use the plain step (earlylin.nets.two_layer.TwoLayerStep)"
             )
         if not _triton_importable():
-            raise ConfigError("the fused GPU step needs Triton (pip install triton); use earlylin.nets.TwoLayerStep")
+            raise ConfigError("the fused GPU step needs Triton (pip install triton); "
+                              "use earlylin.nets.two_layer.TwoLayerStep")
         if not fused_available(act, X.device):
             raise ConfigError(
                 f"the fused step runs on CUDA (or on CPU with TRITON_INTERPRET=1), not on {X.device}"

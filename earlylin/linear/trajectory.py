@@ -1,12 +1,4 @@
-"""The predicted linear models of THEORY §3 (paper eqs 5, 9, 11) and their exact GD trajectory.
-
-Features, for x ∈ ℝ^d and the constants of :mod:`earlylin.activations`:
-
-    first layer :  ψ₁(x) = [ ζ x/√d ; ν/√d ]
-    second layer:  ψ₂(x) = [ ζ x/√d ; ν/√(2d) ; q(x) ],
-                   q(x)  = ϑ₀ + ϑ₁ (‖x‖/√d − 1) + ϑ₂ (‖x‖/√d − 1)²       (the norm feature)
-    both layers :  ψ(x)  = [ ψ₁(x) ; ψ₂(x) ]
-    stripped    :  the x columns only (no constant, no norm feature) — the Fig 2 foil.
+"""Exact GD trajectory of a linear model from zero (docs/theory.md §3.2), its stability bound, and kernel features.
 
 Each model f^lin(x) = βᵀψ(x) is trained by GD on L = (1/2n)‖Ψβ − y‖² from β₀ = 0 with the learning
 rate of the layer(s) it mimics. With F = ΨᵀΨ/n = U Λ Uᵀ and b = Ψᵀy/n the iterates are, exactly,
@@ -19,51 +11,9 @@ iff η < 2/λ_max(F) = 2n/λ_max(ΨᵀΨ) (:func:`stability_bound`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-
-from earlylin.activations import GaussianConstants
-
-LAYERS = ("first", "second", "both")
-
-
-def norm_feature(X: torch.Tensor, consts: GaussianConstants) -> torch.Tensor:
-    """q(x) = ϑ₀ + ϑ₁ε + ϑ₂ε², ε = ‖x‖/√dim − 1 over the last axis of X, shape X.shape[:-1]."""
-    eps = torch.linalg.vector_norm(X, dim=-1) / math.sqrt(X.shape[-1]) - 1.0
-    return consts.theta0 + consts.theta1 * eps + consts.theta2 * eps * eps
-
-
-def features(
-    X: torch.Tensor, consts: GaussianConstants, nu: float, layers: str, stripped: bool = False
-) -> torch.Tensor:
-    """Feature matrix Ψ of shape (..., n, p) for inputs X (..., n, d); see the module docstring."""
-    d = X.shape[-1]
-    x_part = consts.zeta * X / math.sqrt(d)
-    ones = torch.ones_like(X[..., :1])
-    q = norm_feature(X, consts).unsqueeze(-1)
-    psi1 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(d))]
-    psi2 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(2 * d)), q]
-    blocks = {"first": psi1, "second": psi2, "both": psi1 + psi2}[layers]
-    return torch.cat(blocks, dim=-1)
-
-
-def feature_kernel(
-    X: torch.Tensor, Xp: torch.Tensor, consts: GaussianConstants, nu: float, layers: str
-) -> torch.Tensor:
-    """Θ^lin(X, X′) = Ψ(X)Ψ(X′)ᵀ written out term by term (THEORY §3), an independent check of
-    :func:`features`: first ζ²XXᵀ/d + ν²/d; second ζ²XXᵀ/d + ν²/(2d) + q qᵀ; both their sum."""
-    d = X.shape[-1]
-
-    def q(A: torch.Tensor) -> torch.Tensor:
-        eps = torch.linalg.vector_norm(A, dim=-1) / math.sqrt(d) - 1.0
-        return consts.theta0 + consts.theta1 * eps + consts.theta2 * eps**2
-
-    lin = consts.zeta**2 * (X @ Xp.transpose(-1, -2)) / d
-    k1 = lin + nu**2 / d
-    k2 = lin + nu**2 / (2 * d) + q(X).unsqueeze(-1) * q(Xp).unsqueeze(-2)
-    return {"first": k1, "second": k2, "both": k1 + k2}[layers]
 
 
 @dataclass

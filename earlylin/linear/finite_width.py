@@ -48,7 +48,7 @@ matrix M
 
     ψ₂^fw(x) = [ Z(x) M^{1/2} ; ν/√(2d) ]     (d + 2 columns, as ψ₂),
 
-and "both" concatenates [ψ₁ ; ψ₂^fw]. :class:`earlylin.linear.LinearTrajectory` trains it in closed
+and "both" concatenates [ψ₁ ; ψ₂^fw]. :class:`earlylin.linear.trajectory.LinearTrajectory` trains it in closed
 form exactly like f^lin.
 
 :func:`width_split` measures the split for the second layer alone, where the network is exactly
@@ -65,7 +65,8 @@ import torch
 
 from earlylin.activations import GaussianConstants, gaussian_constants, get_activation
 from earlylin.errors import ConfigError
-from earlylin.linear import LinearTrajectory, features, norm_feature
+from earlylin.linear.features import features, norm_feature
+from earlylin.linear.trajectory import LinearTrajectory
 
 
 def _psd_sqrt(M: torch.Tensor) -> torch.Tensor:
@@ -104,39 +105,6 @@ def finite_width_features(
     raise ConfigError(f"--layers {layers!r} is unknown; valid: first, second, both")
 
 
-def finite_width_kernel(
-    X: torch.Tensor,
-    Xp: torch.Tensor,
-    W: torch.Tensor,
-    v: torch.Tensor,
-    consts: GaussianConstants,
-    nu: float,
-    layers: str,
-) -> torch.Tensor:
-    """Θ^fw(X, X′) written out term by term (an independent check of :func:`finite_width_features`):
-
-    first : mean(v²)·(ζ² XX′ᵀ/d + ν²/d)
-    second: q qᵀ + ζ q (X′w̄)ᵀ/√d + ζ (Xw̄) q′ᵀ/√d + ζ² X(WᵀW/m)X′ᵀ/d + ν²/(2d)
-    both  : their sum.
-    """
-    d, m = X.shape[-1], W.shape[-2]
-    vv = torch.mean(v * v, dim=-1).view(*v.shape[:-1], 1, 1)
-    k1 = vv * (consts.zeta**2 * X @ Xp.transpose(-1, -2) / d + nu**2 / d)
-    q, qp = norm_feature(X, consts), norm_feature(Xp, consts)
-    wbar = W.mean(dim=-2)  # (K, d)
-    lin_x = (X @ wbar.unsqueeze(-1)).squeeze(-1) / math.sqrt(d)
-    lin_xp = (Xp @ wbar.unsqueeze(-1)).squeeze(-1) / math.sqrt(d)
-    G = W.transpose(-1, -2) @ W / m
-    k2 = (
-        q.unsqueeze(-1) * qp.unsqueeze(-2)
-        + consts.zeta * q.unsqueeze(-1) * lin_xp.unsqueeze(-2)
-        + consts.zeta * lin_x.unsqueeze(-1) * qp.unsqueeze(-2)
-        + consts.zeta**2 * X @ G @ Xp.transpose(-1, -2) / d
-        + nu**2 / (2 * d)
-    )
-    return {"first": k1, "second": k2, "both": k1 + k2}[layers]
-
-
 def svd_trajectory(psi_train: torch.Tensor, y: torch.Tensor, lr: float) -> LinearTrajectory:
     """The closed-form GD trajectory of :class:`LinearTrajectory` from a thin SVD Ψ = USVᵀ instead of
     an eigh of the p×p matrix ΨᵀΨ/n — for wide features (p = m ≫ n). Eigenvalues S²/n, eigenvectors
@@ -170,7 +138,7 @@ def width_split(
     """
     from earlylin.compare import early_window, mse
     from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
-    from earlylin.nets import symmetric_init
+    from earlylin.nets.two_layer import symmetric_init
 
     act = get_activation(activation)
     consts = gaussian_constants(act)

@@ -1,0 +1,190 @@
+"""What every command-line entry point shares: argument parsing, up-front checks, signals, progress.
+
+- :class:`ArgumentParser` prints a parse error as one line (``earlylin: error: …``) and exits 2;
+  :class:`HelpFormatter` shows a default only where there is one (never "(default: None)").
+- :func:`command` wraps a ``main(argv) -> int``: an :class:`~earlylin.errors.EarlylinError` becomes
+  its exit status (:func:`earlylin.errors.report`: 2 invalid input, 1 other), an ``OSError`` exit 1,
+  Ctrl-C exit 130 and SIGTERM exit 143 — each one line on stderr, never a traceback. SIGTERM raises
+  :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so the atomic writers
+  (:mod:`earlylin.records`) delete their temporary files on the way out: nothing is left half-written.
+  Warnings print as one line each (``earlylin: warning: …``).
+- :func:`probe_dir` / :func:`probe_file` check before any work that an output can be written: the
+  directory is created if missing and a probe file is written there and removed.
+- :func:`say` prints one status line; :func:`bar` is a tqdm progress bar on stderr, off with
+  ``enabled=False`` (``--quiet``) and whenever stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import signal
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from earlylin.errors import ConfigError, EarlylinError, report
+
+T = TypeVar("T")
+EXIT_SIGINT = 130  # 128 + SIGINT, the shell's convention
+EXIT_SIGTERM = 143  # 128 + SIGTERM
+RESUME_HINT = "rerun the same command to continue from the cache and the last checkpoint"
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends ``(default: X)`` to a flag's help only when it has a real default and its help does not
+    already state one; lists print space-separated, paths as paths."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text
+                or isinstance(action, argparse._HelpAction)):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's formatter and one-line errors (exit status 2, no usage dump)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        print(f"earlylin: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def finite_range(flag: str, value: float | None, lo: float, hi: float, *, lo_open: bool = True) -> None:
+    """Refuse ``value`` outside (lo, hi] (or [lo, hi]) or non-finite, naming the flag and the range."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
+    if not ok:
+        raise ConfigError(f"{flag} {value:g}: must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
+
+
+def probe_dir(path: str | os.PathLike[str], flag: str) -> Path:
+    """Create ``path`` (and its parents) if missing and write and remove a probe file in it.
+
+    Raises:
+        ConfigError: ``path`` is a file, or the directory cannot be created or written to.
+    """
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder}: is a file, not a directory; name a directory (created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".earlylin-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {folder}: cannot write there ({exc.strerror or exc}); "
+                          "name a writable directory") from None
+    return folder
+
+
+def probe_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Check that the file ``path`` can be written (atomically, beside its target): not a directory,
+    and its directory writable (:func:`probe_dir`)."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ConfigError(f"{flag} {target}: is a directory; name a file")
+    probe_dir(target.parent, flag)
+    return target
+
+
+def given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """The flags (of ``{dest: "--flag"}``) that were given, i.e. are neither None nor False."""
+    return [flag for dest, flag in flags.items() if getattr(args, dest) not in (None, False)]
+
+
+# ---------------------------------------------------------------------------------------------- signals
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every cleanup handler runs."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _handle_sigterm() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    print(f"earlylin: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def command(main: Callable[..., int] | None = None, *, hint: str | None = RESUME_HINT) -> Any:
+    """Decorator of a CLI ``main`` (``@command`` or ``@command(hint=...)``): errors, Ctrl-C and SIGTERM
+    become one line and an exit status; ``hint`` ends the interrupt line (what a rerun does)."""
+    if main is None:
+        return lambda fn: command(fn, hint=hint)
+    tail = f"; {hint}" if hint else ""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        with _handle_sigterm(), warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            try:
+                return main(*args, **kwargs)
+            except EarlylinError as err:
+                return report(err)
+            except Terminated:
+                print(f"\nearlylin: terminated (SIGTERM); no file was left half-written{tail}",
+                      file=sys.stderr)
+                return EXIT_SIGTERM
+            except KeyboardInterrupt:
+                print(f"\nearlylin: interrupted (Ctrl-C); no file was left half-written{tail}",
+                      file=sys.stderr)
+                return EXIT_SIGINT
+            except OSError as err:  # disk full, permissions changed mid-run, …: the environment, not a bug
+                print(f"earlylin: error: {err}", file=sys.stderr)
+                return 1
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------- progress
+def say(message: str, enabled: bool = True) -> None:
+    """One status line on stderr (written around any progress bar on screen)."""
+    if enabled:
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+        sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, whatever --quiet says."""
+    say(f"earlylin: warning: {message}")
+
+
+def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", enabled: bool = True,
+        initial: int = 0, unit: str = "it", leave: bool = False) -> Any:
+    """A tqdm progress bar on stderr: none when ``enabled`` is False or stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, initial=initial, unit=unit, leave=leave, file=sys.stderr,
+                disable=None if enabled else True, dynamic_ncols=True, mininterval=0.5)

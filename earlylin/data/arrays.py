@@ -1,0 +1,64 @@
+"""A user's own data: train and test arrays, checked once, with the fingerprint that keys the cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from earlylin.errors import ConfigError
+from earlylin.fingerprint import array_fingerprint
+
+
+@dataclass(frozen=True, eq=False)
+class Arrays:
+    """x_train (n, d), y_train (n,), x_test (n_test, d), y_test (n_test,), any float dtype (kept as
+    float64). Inputs should be scaled like the theory's, ‖x‖² ≈ d (docs/theory.md §1)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            try:
+                arr = np.asarray(getattr(self, name), dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"{name}: not a numeric array ({err})") from err
+            if not np.all(np.isfinite(arr)):
+                raise ConfigError(f"{name}: holds NaN or inf values; give finite numbers")
+            object.__setattr__(self, name, np.ascontiguousarray(arr))
+        for x, y, split in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
+            if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+                raise ConfigError(
+                    f"{split} arrays of shapes x {x.shape}, y {y.shape}: need x of shape (n, d) and y of shape "
+                    "(n,) with n ≥ 2"
+                )
+        if self.x_train.shape[1] != self.x_test.shape[1] or self.x_train.shape[1] < 2:
+            raise ConfigError(
+                f"x_train has d = {self.x_train.shape[1]} columns, x_test {self.x_test.shape[1]}: "
+                "they must agree, d ≥ 2"
+            )
+
+    @property
+    def d(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def n(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return array_fingerprint(self.x_train, self.y_train, self.x_test, self.y_test)
+
+    def tr_sigma2_over_d(self) -> float:
+        """Tr(Σ̂²)/d of the empirical second moment Σ̂ = XᵀX/n of the training inputs (ν, docs/theory.md §2)."""
+        cov = self.x_train.T @ self.x_train / self.n
+        return float(np.sum(cov * cov) / self.d)

@@ -1,0 +1,73 @@
+"""The paper's 1D CNN against its linear model (docs/theory.md §5.5).
+
+Network and linear model: :mod:`earlylin.nets.cnn1d` and :mod:`earlylin.linear.cnn1d` (one circular
+conv layer, per-position readout,
+ψ₁ = [ζx/√d ; ν/√q], ψ₂ = [ζx/√d ; ν/√(2q) ; q(x_[p])/√d]). Inputs as the two-layer net, so a user
+target function, data arrays or activation work here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from earlylin import compare
+from earlylin.activations import gaussian_constants
+from earlylin.config import DTYPES, Cnn1dConfig
+from earlylin.data.arrays import Arrays
+from earlylin.data.synthetic import TargetFn
+from earlylin.experiments.inputs import SyntheticInputs
+from earlylin.experiments.pipeline import Prepared
+from earlylin.experiments.two_layer import ActivationLike, activation_name, merge_identity, resolve_activation
+from earlylin.linear import cnn1d as cnn1d_linear
+from earlylin.nets import cnn1d
+
+
+class Cnn1d:
+    """The 1D-CNN experiment: ``Cnn1d(config, target=f, data=Arrays(...), activation=φ)``."""
+
+    family = "cnn1d"
+
+    def __init__(self, config: Cnn1dConfig | None = None, *, target: TargetFn | None = None,
+                 data: Arrays | None = None, activation: ActivationLike | None = None) -> None:
+        cfg = SyntheticInputs.configure(config or Cnn1dConfig(), target, data)
+        self.config = cfg.with_(activation=activation_name(activation, cfg.activation))
+        self.inputs = SyntheticInputs(self.config, target, data)
+        self.act, self._act_identity = resolve_activation(self.config.activation, activation)
+
+    def identity(self) -> dict[str, Any] | str:
+        return merge_identity(self.inputs.identity(), self._act_identity)
+
+    def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
+        cfg, act, q = self.config, self.act, self.config.filter_size
+        dtype = DTYPES[cfg.dtype]
+        batch = self.inputs.batch(cfg, seeds, device)
+        consts = gaussian_constants(act)
+        nu = consts.nu(batch.tr_sigma2_over_d)  # Σ is diagonal: ν²/q is exact (docs/theory.md §5.5)
+        X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
+        psi, psi_t = (cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q) for A in (X64, Xt64))
+        psi_s, psi_st = (cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q, stripped=True) for A in (X64, Xt64))
+        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr)
+
+        X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
+        inits = [cnn1d.cnn1d_init(s, cfg.width, q, cfg.d) for s in seeds]
+        W = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=dtype)
+        v = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=dtype)
+        train_W, train_v = cfg.layers in ("first", "both"), cfg.layers in ("second", "both")
+        step = cnn1d.Cnn1dStep(act, X, y, q, train_W, train_v)
+
+        def step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
+            loss, f, gW, gv = step(params[0], params[1])
+            return loss, f, [gW, gv]
+
+        return Prepared(
+            params=[W, v],
+            lrs=[cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0],
+            step=step_fn,
+            test_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], Xt),
+            comparison=comparison,
+            lr_context=f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}",
+            shared={"constants": consts.as_dict()},
+        )

@@ -1,0 +1,163 @@
+"""The result of one run: a plain-data record with a small Python surface, and its summary.
+
+A run record is the dict ``{"config", "device", ..., "per_seed", "summary"}`` that ``record.json``
+holds under ``runs``; :class:`Result` wraps one and adds arrays, a tidy table and save/load.
+:func:`summarise` computes the stable summary keys (docs/theory.md §4: early-window maxima, escape
+step; plus the cache provenance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earlylin.analysis import sweep_summary
+from earlylin.compare import early_window, escape_step
+from earlylin.records import SCHEMA, to_jsonable, write_json_atomic
+
+PER_STEP_EXCLUDED = ("logits_net", "logits_lin")  # (steps, 5) per seed: in per_seed, not in the tidy table
+
+
+def seed_curves(record: dict[str, Any], key: str) -> np.ndarray:
+    """(K, R) array of one metric over seeds (null → NaN)."""
+    rows = [record["per_seed"][s][key] for s in record["per_seed"]]
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+
+
+def summarise(
+    record: dict[str, Any], wall_time_s: float, cache_hits: int = 0, code_fingerprint: str | None = None,
+    not_cached: str | None = None,
+) -> dict[str, Any]:
+    """The stable summary of one run.
+
+    Keys: d, early_window_steps, max_test_mse_early, max_rel_test_mse_early (and their per-seed
+    lists), max_test_mse_stripped_early, max_test_mse_fw_early (finite-width model),
+    max_test_mse_ntk_lin_early (with --ntk-lin), max_rel_test_mse_ntk_inf_early (CIFAR with
+    --ntk-model), escape_step (on the seed-mean test MSE curve; null if not reached),
+    escape_step_per_seed, test_loss_net, test_loss_lin, test_loss_stripped (last step, seed mean),
+    diverged_seeds, wall_time_s, cache_hits (seeds loaded from the cache), code_fingerprint (of the
+    code that computed them), not_cached (why a run could not be cached, or null).
+    """
+    cfg = record["config"]
+    first = next(iter(record["per_seed"].values()))
+    steps = first["steps"]
+    window = early_window(cfg["d"], cfg["lr"], cfg["window_c"])
+    early = np.array(steps) <= window
+
+    def early_max(key: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmax(seed_curves(record, key)[:, early], axis=1)
+
+    def mean_early(key: str) -> float | None:
+        return float(np.mean(early_max(key))) if key in first else None
+
+    def mean_last(key: str) -> float:
+        return float(np.mean(seed_curves(record, key)[:, -1]))
+
+    mse_seed, rel_seed = early_max("test_mse"), early_max("test_rel_mse")
+    test_mse = seed_curves(record, "test_mse")
+    return to_jsonable({
+        "d": cfg["d"],
+        "early_window_steps": window,
+        "max_test_mse_early": float(np.mean(mse_seed)),
+        "max_rel_test_mse_early": float(np.mean(rel_seed)),
+        "max_test_mse_early_per_seed": mse_seed,
+        "max_rel_test_mse_early_per_seed": rel_seed,
+        "max_test_mse_stripped_early": float(np.mean(early_max("test_mse_stripped"))),
+        "max_test_mse_fw_early": mean_early("test_mse_fw"),
+        "max_test_mse_ntk_lin_early": mean_early("test_mse_ntk_lin"),
+        "max_rel_test_mse_ntk_inf_early": mean_early("test_rel_mse_ntk_inf"),
+        "escape_step": escape_step(steps, np.mean(test_mse, axis=0).tolist(), window, cfg["escape_factor"]),
+        "escape_step_per_seed": [
+            escape_step(steps, row.tolist(), window, cfg["escape_factor"]) for row in test_mse
+        ],
+        "test_loss_net": mean_last("test_loss_net"),
+        "test_loss_lin": mean_last("test_loss_lin"),
+        "test_loss_stripped": mean_last("test_loss_stripped"),
+        "diverged_seeds": {s: m["diverged_at"] for s, m in record["per_seed"].items() if m["diverged_at"] is not None},
+        "wall_time_s": wall_time_s,
+        "cache_hits": int(cache_hits),
+        "code_fingerprint": code_fingerprint,
+        "not_cached": not_cached,
+    })
+
+
+class Result:
+    """One run: ``summary``, ``config``, per-seed metrics and per-step curves.
+
+    >>> r.summary["max_test_mse_early"]      # seed mean of the early-window maximum of MSE(net, f^lin)
+    >>> r.curve("test_mse")                  # (seeds, recorded steps) array
+    >>> r.table()                            # tidy columns: seed, step, one column per metric
+    >>> r.save("runs/my/record.json"); Result.load("runs/my/record.json")
+    """
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.record["summary"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.record["config"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.record["per_seed"]]
+
+    @property
+    def per_seed(self) -> dict[int, dict[str, Any]]:
+        """{seed: {metric: list over recorded steps, or a scalar}} (seed keys as integers)."""
+        return {int(s): m for s, m in self.record["per_seed"].items()}
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.asarray(next(iter(self.record["per_seed"].values()))["steps"])
+
+    @property
+    def metrics(self) -> list[str]:
+        """Names of the per-step metrics (those :meth:`curve` and :meth:`table` give)."""
+        first = next(iter(self.record["per_seed"].values()))
+        n = len(first["steps"])
+        return [k for k, v in first.items() if isinstance(v, list) and len(v) == n and k != "steps"
+                and k not in PER_STEP_EXCLUDED]
+
+    def curve(self, key: str) -> np.ndarray:
+        """(seeds, recorded steps) array of one metric (NaN where undefined)."""
+        return seed_curves(self.record, key)
+
+    def table(self) -> dict[str, np.ndarray]:
+        """Tidy table: one row per (seed, recorded step), columns ``seed``, ``step`` and every metric."""
+        steps = self.steps
+        out: dict[str, np.ndarray] = {
+            "seed": np.repeat(np.array(self.seeds), steps.size),
+            "step": np.tile(steps, len(self.seeds)),
+        }
+        for key in self.metrics:
+            out[key] = self.curve(key).reshape(-1)
+        return out
+
+    def save(self, path: str | os.PathLike[str], environment: dict[str, Any] | None = None) -> Path:
+        """Write a ``record.json`` (the schema ``python -m earlylin.verify`` writes) holding this run."""
+        record = {"schema": SCHEMA, "kind": self.config.get("family", "two_layer"), "argv": None,
+                  "sweep": {"ds": [self.config["d"]]}, "environment": environment or {},
+                  "runs": [self.record], "summary": sweep_summary([self.record])}
+        return write_json_atomic(path, record)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], index: int = 0) -> Result:
+        """Run ``index`` of a saved ``record.json``."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(data["runs"][index])
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"Result(family={self.config.get('family')!r}, d={s['d']}, seeds={self.seeds}, "
+                f"max_test_mse_early={s['max_test_mse_early']:.4g}, cache_hits={s.get('cache_hits')})")

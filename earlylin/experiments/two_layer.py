@@ -1,0 +1,146 @@
+"""The two-layer network against its linear models (docs/theory.md §1–§3, Fig 1 and Fig 2).
+
+Network: :mod:`earlylin.nets.two_layer` (symmetric initialisation, f₀ ≡ 0). Compared with f^lin
+(:func:`earlylin.linear.features.features`), its stripped version (x only), the finite-width model built from
+the network's own initial weights (:mod:`earlylin.linear.finite_width`) and, with ``ntk_lin``, the
+θ-linearised network trained alongside (:mod:`earlylin.nets.linearized`). User pieces: a target function
+or data arrays (:class:`~earlylin.experiments.inputs.SyntheticInputs`) and an activation callable
+(:func:`earlylin.activations.get_activation`, Gaussian constants by quadrature).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from earlylin import compare
+from earlylin.activations import Activation, gaussian_constants, get_activation
+from earlylin.config import CUSTOM, DTYPES, TwoLayerConfig
+from earlylin.data.arrays import Arrays
+from earlylin.data.synthetic import TargetFn
+from earlylin.errors import ConfigError
+from earlylin.experiments.inputs import SyntheticInputs
+from earlylin.experiments.pipeline import Prepared
+from earlylin.fingerprint import Unhashable, callable_fingerprint
+from earlylin.linear.features import features
+from earlylin.linear.finite_width import finite_width_features
+from earlylin.nets import linearized
+from earlylin.nets import two_layer as nets
+
+ActivationLike = str | Activation | Any
+
+
+def resolve_activation(cfg_name: str, activation: ActivationLike | None) -> tuple[Activation, dict[str, Any] | str]:
+    """The activation object and its cache identity ({} for a built-in; a fingerprint or a reason)."""
+    if activation is None:
+        if cfg_name.startswith(CUSTOM):
+            raise ConfigError(f"--activation {cfg_name!r} names a user activation: pass it as activation=")
+        return get_activation(cfg_name), {}
+    act = get_activation(activation)
+    if isinstance(activation, str):
+        return act, {}
+    try:
+        return act, {"activation_fn": callable_fingerprint(getattr(act, "phi", activation))}
+    except Unhashable as err:
+        return act, f"the activation cannot be fingerprinted ({err})"
+
+
+def activation_name(activation: ActivationLike | None, default: str) -> str:
+    if activation is None:
+        return default
+    if isinstance(activation, str):
+        return activation
+    name = getattr(activation, "name", None) or getattr(activation, "__name__", "activation")
+    return name if name.startswith(CUSTOM) else f"{CUSTOM}{name}"
+
+
+def merge_identity(*parts: dict[str, Any] | str) -> dict[str, Any] | str:
+    """One identity from several: the first reason not to cache wins."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        if isinstance(part, str):
+            return part
+        out.update(part)
+    return out
+
+
+class TwoLayer:
+    """The two-layer experiment: ``TwoLayer(config, target=f, data=Arrays(...), activation=φ)``."""
+
+    family = "two_layer"
+
+    def __init__(self, config: TwoLayerConfig | None = None, *, target: TargetFn | None = None,
+                 data: Arrays | None = None, activation: ActivationLike | None = None) -> None:
+        cfg = config or TwoLayerConfig()
+        cfg = SyntheticInputs.configure(cfg, target, data)
+        self.config = cfg.with_(activation=activation_name(activation, cfg.activation))
+        self.inputs = SyntheticInputs(self.config, target, data)
+        self.act, self._act_identity = resolve_activation(self.config.activation, activation)
+
+    def identity(self) -> dict[str, Any] | str:
+        return merge_identity(self.inputs.identity(), self._act_identity)
+
+    def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
+        cfg, act = self.config, self.act
+        dtype = DTYPES[cfg.dtype]
+        batch = self.inputs.batch(cfg, seeds, device)
+        consts = gaussian_constants(act)
+        nu = consts.nu(batch.tr_sigma2_over_d)
+        X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
+
+        psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
+        psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
+        inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
+        W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
+        v64 = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=torch.float64)
+        psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers) for A in (X64, Xt64))
+        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw)
+
+        X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
+        W, v = W64.to(dtype), v64.to(dtype)
+        train_W = cfg.layers in ("first", "both")
+        train_v = cfg.layers in ("second", "both")
+        H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
+        net_step = nets.TwoLayerStep(act, X, y, train_W, train_v)
+        # the θ-linearised network (Lee et al. 2019) trains its own copy of θ alongside; the network's
+        # loss alone drives the divergence checks. For the second layer alone it equals the network.
+        ntk_step = linearized.LinearizedStep(act, W, v, X, y, train_W, train_v) if cfg.ntk_lin else None
+
+        def net_step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
+            Wp, vp = params
+            if H_fixed is None:
+                loss, f, gW, gv = net_step(Wp, vp)
+                return loss, f, [gW, gv]
+            # second layer only: the hidden features never change, so reuse them
+            f = nets.readout(H_fixed, vp) / math.sqrt(cfg.width)
+            r = f - y
+            gv = nets.backprop_readout(H_fixed, r) / (cfg.n * math.sqrt(cfg.width))
+            return 0.5 * torch.mean(r * r, -1), f, [None, gv]
+
+        def step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
+            loss, f, grads = net_step_fn(params[:2])
+            if ntk_step is not None:
+                grads = [*grads, *ntk_step(params[2:])[2]]
+            return loss, f, grads
+
+        def extra_row(params: list[torch.Tensor], ft_net: torch.Tensor) -> dict[str, torch.Tensor]:
+            if ntk_step is None:
+                return {}
+            ft_ntk = ntk_step.forward(params[2], params[3], Xt)
+            return {"test_mse_ntk_lin": compare.mse(ft_net.double(), ft_ntk.double())}
+
+        lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
+        params = [W, v, *ntk_step.init_params()] if ntk_step is not None else [W, v]
+        return Prepared(
+            params=params,
+            lrs=lrs * (len(params) // 2),
+            step=step_fn,
+            test_outputs=lambda ps: nets.forward(act, ps[0], ps[1], Xt),
+            comparison=comparison,
+            lr_context=f"d={cfg.d}, layers={cfg.layers}",
+            shared={"constants": consts.as_dict()},
+            extra_row=extra_row,
+        )

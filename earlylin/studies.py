@@ -1,0 +1,120 @@
+"""The named studies behind every figure and paper check: run them, or load them from the cache.
+
+A *study* is a set of runs with fixed configs — of any experiment family, through the one pipeline
+(:func:`earlylin.experiments.run`; a 1D-CNN study has ``"family": "cnn1d"`` in its spec) — or of the
+kernel bound (:func:`earlylin.bound.measure.run_kernel_bound`), returned as one plain-data *study
+record*::
+
+    {"study", "size", "kind", "spec", "runs" | "kernel", "summary", "environment", "wall_time_s"}
+
+The specs of every study at both sizes (``paper``: the paper's setting, docs/theory.md §5, or our
+documented choice; ``quick``: a CPU size for smoke runs whose verdicts may be inconclusive), and the
+reasons for the paper-size choices, are :data:`earlylin.presets.STUDY_SPECS`. Every (config, seed)
+result is cached by :class:`earlylin.records.Cache` (key: full config, device and code fingerprint), and
+so is every whole study record: a killed ``figures`` or ``paper_checks`` run started again
+recomputes only what is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from earlylin.analysis import sweep_summary
+from earlylin.bound.config import KernelBoundConfig
+from earlylin.bound.measure import run_kernel_bound
+from earlylin.config import CifarConfig, Cnn1dConfig, Sweep, TwoLayerConfig, resolve_device
+from earlylin.errors import ConfigError
+from earlylin.experiments import experiment_for, family_of, run
+from earlylin.presets import SIZES, STUDY_SPECS
+from earlylin.records import SCHEMA, Cache, environment
+
+STUDIES = tuple(STUDY_SPECS["paper"])
+
+
+def spec_of(study: str, size: str) -> dict[str, Any]:
+    """The spec of one study at one size, with a clear error for unknown names."""
+    if size not in SIZES:
+        raise ConfigError(f"size {size!r} is unknown; valid: {', '.join(SIZES)}")
+    if study not in STUDY_SPECS[size]:
+        raise ConfigError(f"study {study!r} is unknown; valid: {', '.join(STUDIES)}")
+    return STUDY_SPECS[size][study]
+
+
+def study_configs(spec: dict[str, Any], device: str) -> list[Any]:
+    """The run configs of a study spec, validated. Kinds ``two_layer`` / ``two_layer_widths`` (with
+    ``"family": "cnn1d"`` for the 1D CNN), ``cifar`` / ``cifar_widths``."""
+    if spec["kind"] in ("cifar", "cifar_widths"):
+        grid = [{}] if spec["kind"] == "cifar" else [
+            {"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
+        return [CifarConfig(**{**spec["cifar"], **point, "device": device}).validate() for point in grid]
+    cls = Cnn1dConfig if spec.get("family") == "cnn1d" else TwoLayerConfig
+    base = cls(**{**spec["base"], "seeds": tuple(spec["base"]["seeds"]), "device": device})
+    if spec["kind"] == "two_layer_widths":
+        return [base.with_(d=spec["ds"][0], width=m).validate() for m in spec["widths"]]
+    return Sweep(base=base.with_(d=spec["ds"][0]), ds=tuple(spec["ds"]), scale_alpha=spec.get("scale_alpha")).configs()
+
+
+def _describe(cfg: Any) -> str:
+    if isinstance(cfg, CifarConfig):
+        return f"CIFAR {cfg.arch} width {cfg.width} n={cfg.n} {cfg.steps} steps"
+    return f"{family_of(cfg)} d={cfg.d} n={cfg.n} m={cfg.width} layers={cfg.layers} {cfg.steps} steps"
+
+
+def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    if kind == "two_layer":
+        return sweep_summary(runs)
+    if kind == "two_layer_widths":
+        return {"by_width": [r["summary"] for r in runs], "widths": [r["config"]["width"] for r in runs]}
+    if kind == "cifar":
+        return runs[0]["summary"]
+    return {"by_run": [{"arch": r["config"]["arch"], "width": r["config"]["width"], **r["summary"]} for r in runs]}
+
+
+def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache, progress: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"schema": SCHEMA, "study": study, "size": size, "kind": spec["kind"], "spec": spec}
+    if spec["kind"] != "kernel_bound":
+        runs = []
+        for cfg in study_configs(spec, device):
+            _say(progress, f"[{study}] {_describe(cfg)}")
+            runs.append(run(experiment_for(cfg, data_cache_dir=cache.directory), cache, progress).record)
+        record["runs"] = runs
+        record["summary"] = _summary(spec["kind"], runs)
+    else:
+        kcfg = KernelBoundConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["kernel"].items()},
+                                 device=device)
+        _say(progress, f"[{study}] kernel bound d={list(kcfg.ds)}")
+        record["kernel"] = run_kernel_bound(kcfg, progress=(lambda s: _say(progress, s)) if progress else None)
+        record["summary"] = record["kernel"]["summary"]
+    return record
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def get_study(
+    study: str, size: str, device: str = "auto", cache: Cache | None = None, progress: bool = False,
+) -> dict[str, Any]:
+    """The study record of ``study`` at ``size``: from the cache if a complete one is stored, else
+    run (each (config, seed) inside is cached on its own, so a re-run after a kill resumes)."""
+    spec = spec_of(study, size)
+    dev = resolve_device(device)
+    cache = cache or Cache(None)
+    payload = {"study": study, "size": size, "spec": spec, "device": dev.type}
+    hit = cache.load(payload)
+    if hit is not None:
+        return hit
+    start = time.perf_counter()
+    record = _run(study, size, spec, device, cache, progress)
+    record["environment"] = environment(dev, "float32")
+    record["wall_time_s"] = time.perf_counter() - start
+    if not _any_diverged(record):
+        cache.store(payload, record)
+    return record
+
+
+def _any_diverged(record: dict[str, Any]) -> bool:
+    return any(r["summary"].get("diverged_seeds") for r in record.get("runs", []))
