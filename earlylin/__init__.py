@@ -13,6 +13,7 @@ Python API (:mod:`earlylin.api`)::
   ``activation=``; :func:`run_network` a torch module of your own; both return a :class:`Result`.
 - Configs: :class:`TwoLayerConfig`, :class:`Cnn1dConfig`, :class:`CifarConfig`, :class:`NetworkConfig`.
 - :func:`get_activation` and :func:`gaussian_constants`: φ, φ′ and ζ, ν, ϑ₀, ϑ₁, ϑ₂.
+- ``sweep(grid, ...)``: a grid of configs, locally or on a Ray cluster (:mod:`earlylin.sweep`).
 
 Commands: ``python -m earlylin.verify`` (one run, or several d), ``python -m earlylin.kernel``
 (the kernel bound), ``python -m earlylin.figures`` (every figure), ``python -m paper_checks``.
@@ -30,5 +31,15 @@ from earlylin.version import __version__
 __all__ = [
     "Arrays", "Cifar", "CifarConfig", "Cnn1d", "Cnn1dConfig", "ConfigError", "DataError", "DivergenceError",
     "EarlylinError", "Network", "NetworkConfig", "Result", "TwoLayer", "TwoLayerConfig", "__version__",
-    "gaussian_constants", "get_activation", "run", "run_network",
+    "gaussian_constants", "get_activation", "run", "run_network", "sweep",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``earlylin.sweep`` (a callable module: ``earlylin.sweep(grid, ...)``) loads on first use, so that
+    ``python -m earlylin.sweep`` does not find it imported already."""
+    if name == "sweep":
+        import importlib
+
+        return importlib.import_module("earlylin.sweep")
+    raise AttributeError(f"module 'earlylin' has no attribute {name!r}")

@@ -1,6 +1,6 @@
-"""Activations φ, their derivatives φ′, and the Gaussian constants of THEORY §2.
+"""Activations φ, their derivatives φ′, and the Gaussian constants of docs/theory.md §2.
 
-For g ~ N(0, 1) the linear models of THEORY §3 use
+For g ~ N(0, 1) the linear models of docs/theory.md §3 use
 
     ζ  = E[φ′(g)]
     ϑ₀ = E[φ(g)],   ϑ₁ = E[g φ′(g)],   ϑ₂ = ½ E[g² φ″(g)] = ½ E[(g³ − 2g) φ′(g)]
@@ -217,7 +217,7 @@ def _check_elementwise(fn: Fn, dphi: Fn, name: str) -> None:
 
 @dataclass(frozen=True)
 class GaussianConstants:
-    """ζ, E[gφ′(g)], ϑ₀, ϑ₁, ϑ₂ of one activation (THEORY §2). ν depends on Σ: see :meth:`nu`."""
+    """ζ, E[gφ′(g)], ϑ₀, ϑ₁, ϑ₂ of one activation (docs/theory.md §2). ν depends on Σ: see :meth:`nu`."""
 
     zeta: float
     e_g_dphi: float

@@ -2,16 +2,16 @@
 
 All functions take tensors with the seed axis first and return one value per seed.
 
-- MSE(f, g) = (1/n) Σ_i (f(x_i) − g(x_i))²                              (THEORY §4)
+- MSE(f, g) = (1/n) Σ_i (f(x_i) − g(x_i))²                              (docs/theory.md §4)
 - relative MSE = MSE(f_net, f_lin) / ((1/n) Σ_i f_net(x_i)²), undefined (NaN) while the network
   output is zero up to rounding, i.e. mean f_net² ≤ 1e-12 (step 0 of a symmetric initialisation)
 - V_lin = column span of the linear model's test feature matrix Ψ_test, P its orthogonal projector;
-  a residual r = f − y splits as ‖Pr‖²/n + ‖(I − P)r‖²/n (THEORY §5, Fig 3a). A linear model's
+  a residual r = f − y splits as ‖Pr‖²/n + ‖(I − P)r‖²/n (docs/theory.md §5, Fig 3a). A linear model's
   V_lin⊥ part is −(I − P)y at every step; the network's falls only once it goes beyond linear.
 - μ_Y(F; L) = I(F; Y) − I(F; Y | L) of the sign predictions (Kalimeris et al. 2019,
   :mod:`earlylin.mu`): how much of what the network's predictions say about the labels the linear
   model's predictions already explain.
-- early window T = c·d·log(d)/η (THEORY §4) and the escape step: the first recorded step after T
+- early window T = c·d·log(d)/η (docs/theory.md §4) and the escape step: the first recorded step after T
   at which the test MSE(net, f_lin) exceeds ``escape_factor`` × its value at T.
 """
 
@@ -106,7 +106,13 @@ class LinearComparison:
         lr: float,
         psi_fw: tuple[torch.Tensor, torch.Tensor] | None = None,
         psi_ntk_inf: tuple[torch.Tensor, torch.Tensor] | None = None,
+        psi_ablations: dict[str, tuple[torch.Tensor, torch.Tensor] | None] | None = None,
     ) -> None:
+        """``psi_ablations``: name → (train, test) features of an f^lin ablation (Fig 2: ``no_norm``,
+        ``no_const``), or None where the ablation is f^lin itself; each adds train_loss_<name>,
+        test_loss_<name> and test_mse_<name> (MSE to the net) to every row."""
+        self.psi_ab = psi_ablations or {}
+        self.ablated = {k: LinearTrajectory.fit(p[0], y.double(), lr) for k, p in self.psi_ab.items() if p is not None}
         self.psi, self.psi_s, self.psi_fw, self.psi_inf = psi, psi_stripped, psi_fw, psi_ntk_inf
         self.inf = LinearTrajectory.fit(psi_ntk_inf[0], y.double(), lr) if psi_ntk_inf is not None else None
         self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
@@ -133,6 +139,10 @@ class LinearComparison:
             extra |= {"test_mse_ntk_inf": mse(ft_net, ft_inf), "test_rel_mse_ntk_inf": relative_mse(ft_net, ft_inf),
                       "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin), "test_loss_ntk_inf": half_mse_loss(ft_inf, yt),
                       "test_res_perp_ntk_inf": self.vsplit.split(ft_inf - yt)[1]}
+        for name, pair in self.psi_ab.items():  # f^lin ablations; None: the ablation is f^lin itself
+            f_ab, ft_ab = (f_lin, ft_lin) if pair is None else (self.ablated[name].outputs(p, tt)[:, 0] for p in pair)
+            extra |= {f"train_loss_{name}": half_mse_loss(f_ab, y), f"test_loss_{name}": half_mse_loss(ft_ab, yt),
+                      f"test_mse_{name}": mse(ft_net, ft_ab)}
         return extra | {
             "train_loss_net": half_mse_loss(f_net, y),
             "test_loss_net": half_mse_loss(ft_net, yt),

@@ -40,6 +40,9 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
 WINDOW_C = 5.0  # T = c·d·log(d)/η: c = 5 gives ≈ 1,000 steps at d = 50, η = 1 (Fig 1a's window)
 MAX_DIM = 100_000
+# implementations of the two-layer step (earlylin.nets.two_layer.make_step): auto, the whole-matrix reference,
+# the row-blocked CPU path, the fused Triton kernel (CUDA, 3×TF32 products)
+NET_STEPS = ("auto", "reference", "fast", "fused")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class TwoLayerConfig(RunControls):
     steps: int = 1_600
     seeds: tuple[int, ...] = (0,)
     ntk_lin: bool = False  # also train the θ-linearised network (Lee et al. 2019) and record its MSE
+    step: str = "auto"  # the network step's implementation, one of NET_STEPS (results equal to fp32 rounding)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -96,6 +100,7 @@ class TwoLayerConfig(RunControls):
         _choice("--sigma", self.sigma, SIGMA_NAMES, custom=True)
         _choice("--target", self.target, TARGET_NAMES, custom=True)
         _choice("--inputs", self.inputs, INPUT_NAMES, custom=True)
+        _choice("--step", self.step, NET_STEPS)
         if not self.activation.startswith(CUSTOM):
             get_activation(self.activation)
         return self
@@ -119,6 +124,8 @@ class Cnn1dConfig(TwoLayerConfig):
         _int_range("--filter", self.filter_size, 1, self.d, f"the filter size must be an integer in [1, d = {self.d}]")
         if self.ntk_lin:
             raise ConfigError("--ntk-lin is not available for the 1D CNN; leave it out")
+        if self.step not in ("auto", "reference"):
+            raise ConfigError(f"--step {self.step}: the 1D CNN has one step implementation; leave --step out")
         return self
 
 
@@ -246,7 +253,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def set_exact_fp32() -> None:
-    """Turn TF32 off for matmul and cuDNN: fp32 means fp32 (THEORY §6). cuDNN autotuning is on: it
+    """Turn TF32 off for matmul and cuDNN: fp32 means fp32 (docs/theory.md §6). cuDNN autotuning is on: it
     picks the fastest exact-fp32 convolution algorithm for the CIFAR CNN (the choice can differ
     between processes, so CUDA convolutions are not bit-reproducible; recorded in every record)."""
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -1,4 +1,4 @@
-"""Measure the kernel bound of THEORY §4 at initialisation: ‖Θ(0) − Θ^lin‖_op vs ‖Θ^lin‖_op, over d, n, m.
+"""Measure the kernel bound of docs/theory.md §4 at initialisation: ‖Θ(0) − Θ^lin‖_op vs ‖Θ^lin‖_op, over d, n, m.
 
 For the two-layer net at its symmetric initialisation and each block (first: Θ₁ vs Ψ₁Ψ₁ᵀ, second:
 Θ₂ vs Ψ₂Ψ₂ᵀ, both: Θ₁ + Θ₂ vs ΨΨᵀ), the proof bounds ‖Θ(0) − Θ^lin‖ ≲ n/d^{1+α} while ‖Θ^lin‖ ≍ n/d,
@@ -43,16 +43,17 @@ from earlylin.bound.measure import run_kernel_bound
 from earlylin.bound.operator import BLOCKS
 from earlylin.config import DEVICES, resolve_device
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES
+from earlylin.presets import KERNEL_QUICK
 from earlylin.records import write_json_atomic
 
 DEFAULT = KernelBoundConfig()
-QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
+QUICK = KERNEL_QUICK
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(
         prog="python -m earlylin.kernel",
-        description="Spectral norm of Θ(0) − Θ^lin against ‖Θ^lin‖ for the two-layer net (THEORY §4).",
+        description="Spectral norm of Θ(0) − Θ^lin against ‖Θ^lin‖ for the two-layer net (docs/theory.md §4).",
     )
     a = p.add_argument
     a("--d", type=int, nargs="+", default=None,

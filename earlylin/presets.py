@@ -20,6 +20,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "cifar": {"n": 500, "n_test": 500, "steps": 300},
 }
 CIFAR_QUICK_WIDTH = {"fc": 64, "cnn": 16}
+# python -m earlylin.kernel --quick: three small d and a looser Lanczos tolerance (4 s on a CPU)
+KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 
 
 # ---------------------------------------------------------------------------------------------- studies
@@ -35,6 +37,10 @@ CIFAR_QUICK_WIDTH = {"fc": 64, "cnn": 16}
 #   d = 200); and with n, m ∝ d^{1+α}, α = 1/2, through the paper point (d = 50: n = 20,000, m = 256),
 #   d ∈ {25, 50, 100} (2,400 steps > T at d = 100; d = 200 would need n = 160k, m = 2,048).
 # - Fig 2: ReLU, target ½ sign(f*) + ½ tanh(standardised ‖x‖²), d = 50, m = 256, 8,000 steps.
+# - Fig 2 targets (the paper's target formula is unknown, docs/fig2_targets.md): ``fig2_target_<t>``
+#   for t ∈ FIG2_TARGETS — the zero-mean ``norm`` target, the homogeneous ``relu_teacher`` and the purely
+#   ``radial`` one — ReLU, both layers, d = 50, n = 20,000, m = 256, 2,000 steps (past T = 978), with the
+#   ablations f^lin without q and without the constant columns.
 # - Fig 3: the 10k/2k pooled CIFAR set, η = 1; FC width 256 (4 hidden layers), CNN 32 channels
 #   (4 layers of 3×3), sized so that the whole set stays within minutes on one H100. ``fig3_fc`` /
 #   ``fig3_cnn`` use ReLU on per-coordinate standardised inputs (the first setting tried, where the
@@ -45,6 +51,10 @@ CIFAR_QUICK_WIDTH = {"fc": 64, "cnn": 16}
 #   empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
 # - CIFAR width sweep: FC widths 256–2,048 and CNN 8–32 channels, 2,000 steps each, to tell
 #   the finite-width part of the Fig 3 gap from the rest.
+# - Fig 3 grid (docs/fig3_grid.md): activation {erf, relu} × inputs {coordinate, sphere} × width (FC
+#   256–2,048, CNN 16–128 channels), subsampled to n = 1,000 / 500 images, 2,000 steps (CPU-sized), with
+#   the exact-NTK model; ``fig3_fc_<act>_<norm>``: the FC at paper size (10k/2k) for the two settings
+#   that ``fig3_fc`` / ``fig3_fc_sphere`` do not cover, 4,000 steps, with the exact-NTK model.
 # - Kernel bound: d ∈ {25, 50, 100, 200}, n = m = 2·d^{3/2}, two seeds.
 # - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 # - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
@@ -53,6 +63,15 @@ SIZES = ("quick", "paper")
 SEEDS = (0, 1, 2)
 # The first Fig 3 setting: ReLU on per-coordinate standardised inputs, where the claim does not hold
 RELU_COORD = {"activation": "relu", "cifar_norm": "coordinate"}
+
+FIG2_TARGETS = ("norm", "relu_teacher", "radial")
+FIG3_GRID_AXES = {"activation": ["erf", "relu"], "cifar_norm": ["coordinate", "sphere"]}
+
+
+def _fig2_targets(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"fig2_target_{t}": {"kind": "two_layer", "ds": [50], "base": {**base, "activation": "relu", "target": t,
+                                                                          "seeds": SEEDS}} for t in FIG2_TARGETS}
+
 
 STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
@@ -69,6 +88,15 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                                       "linear": "fitted"}},
         "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "steps": 2000},
                         "widths": {"fc": [256, 512, 1024, 2048], "cnn": [8, 16, 32]}},
+        **_fig2_targets({"steps": 2000}),
+        "fig3_grid": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [256, 512, 1024, 2048],
+                                                                              "cnn": [16, 32, 64, 128]},
+                      "cifar": {"n": 1000, "n_test": 500, "steps": 2000, "ntk_model": True}},
+        "fig3_fc_erf_coordinate": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "coordinate",
+                                                               "arch": "fc", "width": 256, "steps": 4000,
+                                                               "ntk_model": True}},
+        "fig3_fc_relu_sphere": {"kind": "cifar", "cifar": {"activation": "relu", "cifar_norm": "sphere", "arch": "fc",
+                                                            "width": 256, "steps": 4000, "ntk_model": True}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [25, 50, 100, 200], "seeds": [0, 1]}},
         "width": {"kind": "two_layer_widths", "ds": [50], "widths": [256, 1024, 4096],
                   "base": {"steps": 1000, "seeds": SEEDS}},
@@ -94,6 +122,15 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                                       "steps": 300, "linear": "fitted"}},
         "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "n": 300, "n_test": 300, "steps": 100},
                         "widths": {"fc": [16, 32, 64], "cnn": [4, 8]}},
+        **_fig2_targets({"n": 2000, "n_test": 500, "steps": 1200}),
+        "fig3_grid": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [16, 32], "cnn": [4]},
+                      "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
+        "fig3_fc_erf_coordinate": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "coordinate",
+                                                               "arch": "fc", "width": 64, "n": 500, "n_test": 500,
+                                                               "steps": 300, "ntk_model": True}},
+        "fig3_fc_relu_sphere": {"kind": "cifar", "cifar": {"activation": "relu", "cifar_norm": "sphere", "arch": "fc",
+                                                            "width": 64, "n": 500, "n_test": 500, "steps": 300,
+                                                            "ntk_model": True}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [16, 32, 64], "seeds": [0, 1], "tol": 1e-5}},
         "width": {"kind": "two_layer_widths", "ds": [20], "widths": [64, 256, 1024],
                   "base": {"n": 2000, "n_test": 500, "steps": 300, "seeds": SEEDS}},

@@ -77,8 +77,10 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def environment(device: torch.device, dtype: str) -> dict[str, Any]:
-    """Versions, device and numerical precision of this process."""
+def environment(device: torch.device, dtype: str, net_step: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, device and numerical precision of this process; ``net_step``: the two-layer step's
+    implementation and the precision of its products (:func:`earlylin.nets.two_layer.step_info`), where
+    one ran."""
     env: dict[str, Any] = {
         "earlylin": __version__,
         "python": sys.version.split()[0],
@@ -95,6 +97,8 @@ def environment(device: torch.device, dtype: str) -> dict[str, Any]:
         "linear_model_dtype": "float64",
         "code_fingerprint": code_fingerprint(),
     }
+    if net_step is not None:
+        env["net_step"] = net_step
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda

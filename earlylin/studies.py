@@ -17,6 +17,7 @@ recomputes only what is missing.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from typing import Any
@@ -44,10 +45,15 @@ def spec_of(study: str, size: str) -> dict[str, Any]:
 
 def study_configs(spec: dict[str, Any], device: str) -> list[Any]:
     """The run configs of a study spec, validated. Kinds ``two_layer`` / ``two_layer_widths`` (with
-    ``"family": "cnn1d"`` for the 1D CNN), ``cifar`` / ``cifar_widths``."""
-    if spec["kind"] in ("cifar", "cifar_widths"):
+    ``"family": "cnn1d"`` for the 1D CNN), ``cifar`` / ``cifar_widths`` / ``cifar_grid`` (every setting of
+    ``"grid"`` × every width)."""
+    if spec["kind"] in ("cifar", "cifar_widths", "cifar_grid"):
         grid = [{}] if spec["kind"] == "cifar" else [
             {"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
+        if spec["kind"] == "cifar_grid":  # every setting of spec["grid"] (field → values) at every width
+            axes = spec["grid"]
+            grid = [{**dict(zip(axes, values, strict=True)), **point}
+                    for values in itertools.product(*axes.values()) for point in grid]
         return [CifarConfig(**{**spec["cifar"], **point, "device": device}).validate() for point in grid]
     cls = Cnn1dConfig if spec.get("family") == "cnn1d" else TwoLayerConfig
     base = cls(**{**spec["base"], "seeds": tuple(spec["base"]["seeds"]), "device": device})
@@ -69,7 +75,8 @@ def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"by_width": [r["summary"] for r in runs], "widths": [r["config"]["width"] for r in runs]}
     if kind == "cifar":
         return runs[0]["summary"]
-    return {"by_run": [{"arch": r["config"]["arch"], "width": r["config"]["width"], **r["summary"]} for r in runs]}
+    return {"by_run": [{**{k: r["config"][k] for k in ("arch", "width", "activation", "cifar_norm")}, **r["summary"]}
+                       for r in runs]}
 
 
 def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache, progress: bool) -> dict[str, Any]:

@@ -20,6 +20,7 @@ errors, 130 Ctrl-C, 143 SIGTERM.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -40,6 +41,7 @@ from earlylin.config import (
     DEVICES,
     DTYPES,
     LINEAR_KINDS,
+    NET_STEPS,
     CifarConfig,
     Cnn1dConfig,
     Sweep,
@@ -69,7 +71,8 @@ TABLE_KEYS = (
 SPLIT_KEYS = (("test_res_perp_net", "V⊥ resid net"), ("test_res_perp_lin", "V⊥ resid lin"))
 # flags of one data set only (argparse dest → flag); their defaults are None so that "given" is visible
 SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "target": "--target",
-                  "sigma": "--sigma", "inputs": "--inputs", "scale_alpha": "--scale-alpha", "ntk_lin": "--ntk-lin"}
+                  "sigma": "--sigma", "inputs": "--inputs", "scale_alpha": "--scale-alpha", "ntk_lin": "--ntk-lin",
+                  "step": "--step"}
 CIFAR_ONLY = {"depth": "--depth", "linear": "--linear", "ntk_model": "--ntk-model", "cifar_norm": "--cifar-norm",
               "n_fit": "--n-fit", "cifar_root": "--cifar-root", "npz": "--npz", "download": "--download",
               "data_dir": "--data-dir"}
@@ -137,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     g("--ntk-lin", action="store_true",
       help="also train the θ-linearised network f₀ + ∇f₀·(θ − θ₀) and record its test MSE to the net "
       "(≈ 1.7× the training time; two-layer net only)")
+    g("--step", choices=NET_STEPS, default=None,
+      help="the two-layer step's implementation: reference (whole n×m matrices), fast (blocks of rows, in cache), "
+      "fused (Triton kernel, CUDA, 3×TF32 products); auto: fast on a CPU, reference on CUDA; equal to fp32 "
+      "rounding (default: auto)")
 
     g = p.add_argument_group("CIFAR-10 cats vs horses only (--dataset cifar, Fig 3)").add_argument
     g("--depth", type=int, default=None,
@@ -286,7 +293,7 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
         teacher_width=_or(args.teacher_width, D.teacher_width), target=_or(args.target, D.target),
         sigma=_or(args.sigma, D.sigma), inputs=_or(args.inputs, D.inputs), lr=args.lr,
         seeds=tuple(args.seeds), window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log,
-        dtype=args.dtype, device=args.device, ntk_lin=args.ntk_lin, **preset,
+        dtype=args.dtype, device=args.device, ntk_lin=args.ntk_lin, step=_or(args.step, D.step), **preset,
     )
     if arch == "cnn1d":
         base: TwoLayerConfig = Cnn1dConfig(filter_size=_or(args.filter, Cnn1dConfig.filter_size), **common)
@@ -380,19 +387,27 @@ def cache_line(summary: dict[str, Any], n_seeds: int, enabled: bool) -> str:
 
 # ---------------------------------------------------------------------------------------------- main
 @contextmanager
-def _data_dir(path: Path | None) -> Iterator[None]:
-    """``--data-dir``: the loader's ``$EARLYLIN_DATA_DIR`` for the duration of the run."""
-    if path is None:
-        yield
-        return
+def _data_setup(path: Path | None, download: bool, quiet: bool) -> Iterator[None]:
+    """For the duration of the run: ``--data-dir`` as the loader's ``$EARLYLIN_DATA_DIR``; with
+    ``--download --quiet``, the downloader's log line silenced (its errors still raise)."""
     before = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(path)
+    logger, level = None, 0
+    if path is not None:
+        os.environ[DATA_DIR_ENV] = str(path)
+    if download and quiet:
+        import pooch
+
+        logger = pooch.get_logger()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        if before is None:
+        if logger is not None:
+            logger.setLevel(level)
+        if path is not None and before is None:
             os.environ.pop(DATA_DIR_ENV, None)
-        else:
+        elif path is not None and before is not None:
             os.environ[DATA_DIR_ENV] = before
 
 
@@ -425,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Cache(cache_dir)
     start = time.perf_counter()
     runs = []
-    with _data_dir(args.data_dir), cli.bar(total=len(configs), desc="d sweep", unit="d",
+    with _data_setup(args.data_dir, args.download, quiet), cli.bar(total=len(configs), desc="d sweep", unit="d",
                                            enabled=not quiet and len(configs) > 1, leave=True) as sweep_bar:
         for cfg in configs:
             cli.say(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
@@ -450,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "kind": kind,
         "argv": sys.argv[1:] if argv is None else list(argv),
         "sweep": sweep_info,
-        "environment": environment(device, args.dtype),
+        "environment": environment(device, args.dtype, net_step=runs[0].get("net_step")),
         "runs": runs,
         "summary": summary,
         "total_wall_time_s": time.perf_counter() - start,

@@ -1,4 +1,4 @@
-"""Gaussian constants (THEORY §2) against closed forms, Monte Carlo and Stein's identity."""
+"""Gaussian constants (docs/theory.md §2) against closed forms, Monte Carlo and Stein's identity."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ S2PI = math.sqrt(2 * math.pi)
     ],
 )
 def test_closed_forms(name, zeta, e_g_dphi, theta0, theta1, theta2):
-    """THEORY §2's table (erf, ReLU, leaky ReLU) and GELU, whose constants follow from Gaussian
+    """docs/theory.md §2's table (erf, ReLU, leaky ReLU) and GELU, whose constants follow from Gaussian
     integrals of Φ and ϕ: E[zΦ(z)] = E[ϕ(z)] = 1/(2√π); φ″ = 2ϕ − z²ϕ gives E[φ″] = 3/(4√π);
     ϑ₂ = ½E[g²φ″] = ½(2E[g²ϕ] − E[g⁴ϕ]) = ½(2·(1/(4√π)) − 3/(8√π)) = 1/(16√π)."""
     c = gaussian_constants(get_activation(name))

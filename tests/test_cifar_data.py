@@ -1,4 +1,4 @@
-"""The CIFAR-10 cats-vs-horses loader of Fig 3 (THEORY §5): readers, pooling, standardisation, integrity, cache.
+"""The CIFAR-10 cats-vs-horses loader of Fig 3 (docs/theory.md §5): readers, pooling, standardisation, integrity, cache.
 
 Small batch folders are written here in the exact python-batch pickle format; the real
 ``cifar10_cat_horse.npz`` tests skip only when the file is not found.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earlylin.data import cifar, cifar_files
+from earlylin.data import cifar, cifar_batches, cifar_files
 from earlylin.data.cifar import CatHorse, DataError, load_cat_horse
 from earlylin.errors import ConfigError
 
@@ -120,7 +120,7 @@ def test_read_batch_decodes_chw_rows_to_hwc(tmp_path: Path, protocol: int) -> No
     image = np.stack([h, 100 + w, 200 + (h + w) % 50], axis=-1).astype(np.uint8)  # R = row, G = 100+col, B = …
     images = np.stack([image, 255 - image])
     write_batch(tmp_path / "b", images, [3, 7], protocol=protocol)
-    got, labels = cifar_files.read_batch(tmp_path / "b")
+    got, labels = cifar_batches.read_batch(tmp_path / "b")
     assert got.shape == (2, 32, 32, 3) and got.dtype == np.uint8
     np.testing.assert_array_equal(got, images)
     np.testing.assert_array_equal(labels, [3, 7])
@@ -136,11 +136,11 @@ def test_legacy_numpy_core_pickles_load_and_foreign_globals_are_refused(tmp_path
     blob = pickle.dumps({b"data": encode_rows(images), b"labels": [3, 7]}, protocol=2)
     assert b"numpy._core.multiarray" in blob
     (tmp_path / "legacy").write_bytes(blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
-    np.testing.assert_array_equal(cifar_files.read_batch(tmp_path / "legacy")[0], images)
+    np.testing.assert_array_equal(cifar_batches.read_batch(tmp_path / "legacy")[0], images)
 
     (tmp_path / "evil").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
     with pytest.raises(DataError, match=r"evil.*not a CIFAR-10 python batch"):
-        cifar_files.read_batch(tmp_path / "evil")
+        cifar_batches.read_batch(tmp_path / "evil")
 
 
 def test_pool_images_matches_explicit_block_loop() -> None:

@@ -1,13 +1,23 @@
-"""The command line: records, summary keys, tables, and bad input rejected before any work."""
+"""The command line: records, summary keys, tables, help, signals, the CIFAR download through the CLI,
+and bad input rejected before any work (more cases: tests/test_bad_input.py)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from earlylin import verify
+from earlylin import cli, verify
+from earlylin.errors import ConfigError, DataError
 
 SMALL = ["--n", "300", "--n-test", "100", "--width", "64", "--steps", "60", "--no-cache", "--quiet", "--device", "cpu"]
 SUMMARY_KEYS = {"early_window_steps", "max_test_mse_early", "max_rel_test_mse_early", "escape_step",
@@ -61,7 +71,7 @@ def test_help_lists_every_flag_with_default(capsys):
     for flag in ("--layers", "--d", "--activation", "--width", "--n", "--n-test", "--lr", "--steps", "--seeds",
                  "--sigma", "--device", "--dtype", "--out", "--quick", "--escape-factor", "--target"):
         assert flag in text
-    assert "default: both" in text and "default erf" in text and "default 50" in text
+    assert "default: both" in text and "default: erf" in text and "default: 50" in text
 
 
 @pytest.mark.parametrize(
@@ -125,3 +135,155 @@ def test_arch_and_filter_errors(tmp_path, capsys, args, needle):
     code, rec = _run(tmp_path, *args)
     assert code == 2 and rec is None
     assert needle in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- help
+def _help(main) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    return ""
+
+
+@pytest.mark.parametrize("name", ["verify", "kernel", "figures", "checks", "bench"])
+def test_help_is_clean(name, capsys):
+    """No "(default: None)" and no raw Python dict or list in any --help."""
+    import paper_checks.__main__ as checks_cli
+    from earlylin import figures, kernel
+    from tests.test_bad_input import bench
+
+    main = {"verify": verify.main, "kernel": kernel.main, "figures": figures.main, "checks": checks_cli.main,
+            "bench": bench.main}[name]
+    _help(main)
+    text = capsys.readouterr().out
+    assert "usage:" in text
+    for bad in ("(default: None)", "default: None", "{'", "['", "(default: False)"):
+        assert bad not in text, bad
+
+
+def test_one_line_parse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        verify.main(["--steps", "many"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert err[0].startswith("earlylin: error: argument --steps: invalid int value: 'many'")
+
+
+# ---------------------------------------------------------------------------------------------- exit paths
+@pytest.mark.parametrize(("raised", "status", "needle"), [
+    (KeyboardInterrupt, 130, "interrupted (Ctrl-C)"),
+    (cli.Terminated, 143, "terminated (SIGTERM)"),
+    (OSError(28, "No space left on device"), 1, "No space left on device"),
+    (ConfigError("--x 1: must be 2"), 2, "--x 1: must be 2"),
+    (DataError("data.npz is truncated"), 1, "data.npz is truncated"),
+])
+def test_command_turns_exceptions_into_one_line(capsys, raised, status, needle):
+    @cli.command
+    def main(argv=None):
+        raise raised
+
+    assert main([]) == status
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and needle in err[0] and err[0].startswith("earlylin: ")
+
+
+@pytest.mark.parametrize(("sig", "status", "needle"), [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                       (signal.SIGINT, 130, "interrupted (Ctrl-C)")])
+def test_signal_mid_training_exits_with_one_line_and_no_files(tmp_path, sig, status, needle):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-m", "earlylin.verify", "--d", "8", "--n", "100", "--n-test", "20",
+                             "--width", "16", "--steps", "10000000", "--device", "cpu", "--cache-dir", str(cache),
+                             "--out", str(out)], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until training is under way
+        if line.startswith("set-up:"):
+            break
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and len(lines) == 1 and needle in lines[0]
+    assert [p for p in out.iterdir()] == []  # --out probed (created), nothing written
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".pt"]  # no half entry, no temp file
+
+
+# ---------------------------------------------------------------------------------------------- runs that must work
+def test_n_below_d_warns_one_line_and_runs(tmp_path, capsys):
+    code = verify.main(["--d", "20", "--n", "10", "--n-test", "10", "--width", "8", "--steps", "5", "--no-cache",
+                        "--no-plot", "--quiet", "--device", "cpu", "--out", str(tmp_path)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 0 and (tmp_path / "record.json").exists()
+    assert len(err) == 1 and err[0].startswith("earlylin: warning: --n 10 < d = 20")
+
+
+def test_tiny_lr_runs_end_to_end(tmp_path, capsys):
+    """--lr 1e-7: the output stays ≈ 0, so the relative MSE is undefined (null); the table says n/a,
+    T lies beyond the run and is said so, and the record and figure are written."""
+    code = verify.main([*SMALL, "--d", "10", "--lr", "1e-7", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    rec = json.loads((tmp_path / "record.json").read_text())
+    assert rec["summary"]["max_rel_test_mse_early"] is None and rec["summary"]["early_window_steps"] > 60
+    assert "max rel MSE: n/a" in out and "past the last step" in out
+    assert (tmp_path / "verify.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------------------------- CIFAR download
+def _elsewhere(tmp_path: Path, **env: str) -> tuple[list[str], dict[str, str], Path]:
+    """A copy of the package in tmp (a clone elsewhere: no shared/data/ beside it or below the working
+    directory, so the offline npz is not found), and an environment with HOME and the caches in tmp."""
+    import earlylin
+    from earlylin.data import cifar_files as files
+
+    clone = tmp_path / "clone"
+    shutil.copytree(Path(earlylin.__file__).parent, clone / "earlylin", ignore=shutil.ignore_patterns("__pycache__"))
+    work = tmp_path / "work"
+    work.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("EARLYLIN_")}
+    full = {**base, "PYTHONPATH": str(clone), "HOME": str(tmp_path / "home"),
+            "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache"), "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost", files.DATA_DIR_ENV: str(tmp_path / "data"), **env}
+    cmd = [sys.executable, "-m", "earlylin.verify", "--dataset", "cifar", "--quick", "--steps", "20", "--download",
+           "--device", "cpu", "--no-plot", "--quiet", "--out", str(tmp_path / "out")]
+    return cmd, full, work
+
+
+def test_cifar_quick_download_through_the_cli(tmp_path):
+    """`python -m earlylin.verify --dataset cifar --quick --download` where no data are: it fetches the
+    archive from a local 127.0.0.1 server into $EARLYLIN_DATA_DIR (hash checked) and runs."""
+    from earlylin.data import cifar_files as files
+    from tests.test_cifar_data import make_batch_dir
+    from tests.test_cifar_download import Server, md5, tar_folder
+
+    quick = [[3] * 50 + [7] * 50] * 5  # 500 training images, as --quick needs
+    make_batch_dir(tmp_path / "src", train_labels=quick, test_labels=[3] * 250 + [7] * 250)
+    (tmp_path / "archive").mkdir()
+    tarball = tar_folder(tmp_path / "src" / files.BATCH_DIR, tmp_path / "archive" / files.TARBALL_NAME)
+    server = Server()
+    try:
+        server.files[f"/{files.TARBALL_NAME}"] = tarball.read_bytes()
+        cmd, env, work = _elsewhere(tmp_path, **{files.URL_ENV: server.url(), files.MD5_ENV: md5(tarball)})
+        done = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, timeout=300)
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert server.requests == [f"/{files.TARBALL_NAME}"]
+    assert (tmp_path / "data" / files.TARBALL_NAME).is_file()
+    rec = json.loads((tmp_path / "out" / "record.json").read_text())
+    assert str(tmp_path / "data" / files.TARBALL_NAME) in rec["runs"][0]["data_source"]
+    assert rec["runs"][0]["config"]["n"] == 500 and "Traceback" not in done.stderr
+
+
+def test_cifar_download_without_a_server_is_one_clear_line(tmp_path):
+    from earlylin.data import cifar_files as files
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/{files.TARBALL_NAME}"
+    cmd, env, work = _elsewhere(tmp_path, **{files.URL_ENV: url})
+    done = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1, done.stderr
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert url in lines[0] and str(tmp_path / "data") in lines[0]

@@ -1,4 +1,4 @@
-"""Closeness bounds tighten as d grows (THEORY §4), and the tangent-kernel identity Θ(0) ≈ ΨΨᵀ.
+"""Closeness bounds tighten as d grows (docs/theory.md §4), and the tangent-kernel identity Θ(0) ≈ ΨΨᵀ.
 
 Scaling chosen for these tests, and why. The theorem needs n, m ≳ d^{1+α}. The first-layer and
 dimension errors fall like a power of d at n ∝ d^{1.25}, but the second-layer kernel carries a
@@ -69,7 +69,7 @@ def test_torch_func_ntk_equals_formula(name):
 @pytest.mark.parametrize("name", ["erf", "relu"])
 def test_kernel_error_shrinks_with_d(name):
     """‖Θ(0) − ΨΨᵀ‖_op / ‖ΨΨᵀ‖_op falls with d at n = d^{1.5}, m = 16d² for Θ₁, Θ₂ and their sum
-    (the proof's key step, THEORY §4). Θ from the closed form, itself checked against torch.func above."""
+    (the proof's key step, docs/theory.md §4). Θ from the closed form, itself checked against torch.func above."""
     act = get_activation(name)
     c = gaussian_constants(act)
     ds = (12, 24, 48)

@@ -103,7 +103,7 @@ def test_features_match_kernel_and_reduce_to_fc_at_q_equal_d(layers: str) -> Non
 
 def _kernel_error(act: str, d: int, q: int, n: int = 40, m: int = 768) -> float:
     """Off-diagonal spectral-norm error ‖Θ − ΨΨᵀ‖/‖ΨΨᵀ‖ at init (the diagonal, an O(1) per-entry
-    memorisation mismatch independent of q, is excluded: THEORY §4)."""
+    memorisation mismatch independent of q, is excluded: docs/theory.md §4)."""
     a = get_activation(act)
     c = gaussian_constants(a)
     X = _x(n, d, 5)

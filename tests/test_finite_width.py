@@ -99,7 +99,7 @@ def test_closer_to_empirical_theta2_than_infinite_width(act_name: str, bound: fl
 
 
 def test_first_layer_is_width_free() -> None:
-    """Θ₁'s model does not depend on W: with v_r = ±1 it is exactly ψ₁ of THEORY §3."""
+    """Θ₁'s model does not depend on W: with v_r = ±1 it is exactly ψ₁ of docs/theory.md §3."""
     consts = gaussian_constants(get_activation("relu"))
     X, W, v = _problem([0], m=16, d=4, n=9)
     nu = consts.nu()

@@ -1,4 +1,4 @@
-"""The kernel bound, measured (THEORY §4): matrix-free Θ₁, Θ₂ matvecs and diagonals against the dense
+"""The kernel bound, measured (docs/theory.md §4): matrix-free Θ₁, Θ₂ matvecs and diagonals against the dense
 closed form of :func:`tests.oracles.ntk_blocks`, the Lanczos spectral norm against ``eigvalsh``, the
 d-dependence of ‖Θ − ΨΨᵀ‖/‖ΨΨᵀ‖, the exponent fit, and the command line. Float64 throughout."""
 

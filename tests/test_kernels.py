@@ -1,4 +1,4 @@
-"""Deep-net kernels, their quadrature and linearisation (THEORY §5 "Deep nets"), without JAX/NT.
+"""Deep-net kernels, their quadrature and linearisation (docs/theory.md §5 "Deep nets"), without JAX/NT.
 
 Independent checks, each against something those modules do not use:
 - closed forms (erf: arcsin kernels; ReLU/leaky ReLU: arc-cosine) for the quadrature, including the
@@ -7,7 +7,7 @@ Independent checks, each against something those modules do not use:
 - finite differences of the exact recursion for every linear coefficient: degree-12 least-squares
   fits on 25 Chebyshev points of [−0.2, 0.2] (the kernels are analytic there, so the truncation error
   of the low coefficients is ≈ 0.2¹²·|K^{(13)}|/13! ≲ 1e-12; round-off ≈ 1e-16/0.2^k for the k-th);
-- THEORY §3's two-layer constants and earlylin.linear's feature kernels for L = 1;
+- docs/theory.md §3's two-layer constants and earlylin.linear's feature kernels for L = 1;
 - for the CNN, a brute-force recursion over *all* pairs of positions (p, p′), written with torch
   convolutions and closed-form erf/ReLU kernels, differentiated by autograd: M, H, c, D, E.
 """
@@ -22,8 +22,8 @@ import torch
 
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.ntk.exact import cnn_kernel, fc_kernel, fc_kernel_qr, same_patch_operator
+from earlylin.ntk.jets import propagate
 from earlylin.ntk.linearise import (
-    _propagate,
     cnn_features,
     cnn_linear_coeffs,
     deep_features,
@@ -206,14 +206,14 @@ def test_odd_activation_has_no_norm_terms_and_homogeneous_has_sqrt_form():
 
 
 # ---------------------------------------------------------------------------------------------
-# L = 1: THEORY §3's two-layer linear models
+# L = 1: docs/theory.md §3's two-layer linear models
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["erf", "relu", "leaky_relu:0.3", "gelu", "tanh", "softplus"])
 def test_one_hidden_layer_reduces_to_theory_constants(name):
-    """NTK of the L = 1 FC net = Θ₁ + Θ₂ of THEORY §1 (both layers), NNGP = Θ₂ (second layer). Their
-    linearisations must be 2ζ²ρ + 3ν²/(2d) + q(x)q(x′) and ζ²ρ + ν²/(2d) + q(x)q(x′) (THEORY §3),
+    """NTK of the L = 1 FC net = Θ₁ + Θ₂ of docs/theory.md §1 (both layers), NNGP = Θ₂ (second layer). Their
+    linearisations must be 2ζ²ρ + 3ν²/(2d) + q(x)q(x′) and ζ²ρ + ν²/(2d) + q(x)q(x′) (docs/theory.md §3),
     with q(x) = m(‖x‖²/d), m(q) = E[φ(√q g)]: m(1) = ϑ₀, m′(1) = ϑ₁/2, m″(1) = ϑ₂/2 − ϑ₁/4 (ε = q − 1),
     so A₀ = ϑ₀², C = ϑ₀m′, D = ϑ₀m″, E = m′²."""
     g = gaussian_constants(get_activation(name))
@@ -417,7 +417,7 @@ def test_circular_padding_gives_the_fc_linear_coefficient():
                 for dw in (-1, 0, 1):
                     T[h * W + w, ((h + dh) % H) * W + (w + dw) % W] += 1 / k**2
     fc = fc_linear_coeffs("relu", depth, d=10)
-    _, ntk = _propagate(get_activation("relu"), T, np.full((1, P), 1 / P), T @ np.ones(P), depth)
+    _, ntk = propagate(get_activation("relu"), T, np.full((1, P), 1 / P), T @ np.ones(P), depth)
     np.testing.assert_allclose(P * ntk.a[0], fc.B, rtol=1e-12)
     assert ntk.v[0] == pytest.approx(fc.A0, rel=1e-12)
     np.testing.assert_allclose(ntk.e[0].sum(), fc.C, rtol=1e-12)  # all pixels' norms moving together = q

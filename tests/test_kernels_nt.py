@@ -1,6 +1,6 @@
-"""earlylin.ntk against neural-tangents' analytic ``kernel_fn`` (THEORY §5: NT is the oracle for A, B).
+"""earlylin.ntk against neural-tangents' analytic ``kernel_fn`` (docs/theory.md §5: NT is the oracle for A, B).
 
-Skipped where neural-tangents cannot be imported (it needs jax ≤ 0.5.3 and TensorFlow, THEORY §6;
+Skipped where neural-tangents cannot be imported (it needs jax ≤ 0.5.3 and TensorFlow, docs/theory.md §6;
 install with the ``nt`` extra). float64 throughout (``jax_enable_x64``).
 
 Same architectures on both sides: NTK parameterisation, W_std = 1, no biases (b_std=None):

@@ -1,4 +1,4 @@
-"""Predicted linear models (THEORY §3): features, their kernel, the closed-form GD trajectory."""
+"""Predicted linear models (docs/theory.md §3): features, their kernel, the closed-form GD trajectory."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_closed_form_many_steps_and_zero_directions():
     seed=st.integers(0, 1000),
 )
 def test_feature_kernel_formula(d, n, name, layers, tr, seed):
-    """ΨΨᵀ equals THEORY §3's written-out kernel (ζ²XXᵀ/d + ν²/d …) for random inputs."""
+    """ΨΨᵀ equals docs/theory.md §3's written-out kernel (ζ²XXᵀ/d + ν²/d …) for random inputs."""
     c = gaussian_constants(get_activation(name))
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=g, dtype=torch.float64) * 1.3

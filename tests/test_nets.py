@@ -1,4 +1,4 @@
-"""Two-layer network: symmetric initialisation and analytic gradients (THEORY §1)."""
+"""Two-layer network: symmetric initialisation and analytic gradients (docs/theory.md §1)."""
 
 from __future__ import annotations
 

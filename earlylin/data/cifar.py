@@ -1,4 +1,4 @@
-"""CIFAR-10 cats vs horses, pooled to 8×8×3 and standardised: the real data of paper Fig 3 (THEORY §5).
+"""CIFAR-10 cats vs horses, pooled to 8×8×3 and standardised: the real data of paper Fig 3 (docs/theory.md §5).
 
 Usage::
 
@@ -25,7 +25,7 @@ documented choices):
    training-set mean subtracted and is divided by the training-set standard deviation (population,
    ddof = 0). The statistics come from the training split only and are applied to both splits, so
    every training coordinate has mean 0 and variance 1, and the mean of ‖x‖² over the training set is
-   exactly d = 192 (up to rounding): Tr Σ = d, as Assumption 3.1 (THEORY §1) asks. Per-coordinate
+   exactly d = 192 (up to rounding): Tr Σ = d, as Assumption 3.1 (docs/theory.md §1) asks. Per-coordinate
    (rather than per-channel) scaling also makes Σ's diagonal exactly 1.
 4. Labels: horse = +1, cat = −1 (float64).
 5. Layout: ``x_*`` are NCHW (N, 3, 8, 8) float64, C-contiguous; :meth:`CatHorse.flat` gives (N, 192)
@@ -62,6 +62,7 @@ from typing import Final, Literal
 
 import numpy as np
 
+from earlylin.data import cifar_batches
 from earlylin.data import cifar_files as files
 from earlylin.data.cifar_files import (
     CAT,
@@ -103,7 +104,7 @@ PathArg = str | os.PathLike[str]
 
 @dataclass(frozen=True, eq=False)
 class CatHorse:
-    """The pooled, standardised cats-vs-horses set of Fig 3 (THEORY §5); see the module docstring.
+    """The pooled, standardised cats-vs-horses set of Fig 3 (docs/theory.md §5); see the module docstring.
 
     ``x_*`` are (N, 3, 8, 8) float64 NCHW, ``y_*`` (N,) float64 with horse = +1 and cat = −1,
     ``mean``/``std`` the (3, 8, 8) training-set statistics used for standardisation, ``idx_*`` the
@@ -229,14 +230,14 @@ def select_cat_horse(batches: Iterable[tuple[str, np.ndarray, np.ndarray]], wher
 def read_batches(cifar_root: PathArg) -> RawCatHorse:
     """The cats and horses of ``--cifar-root`` (its ``cifar-10-batches-py/`` or ``cifar-10-python.tar.gz``)."""
     source = files.root_source(cifar_root)
-    return select_cat_horse(files.iter_batches(source), str(source.path))
+    return select_cat_horse(cifar_batches.iter_batches(source), str(source.path))
 
 
 def read_source(source: Source) -> RawCatHorse:
     """The selected uint8 images of any :class:`Source` (integrity is checked by :func:`files.source_digest`)."""
     if source.kind == "npz":
         return files.read_npz(source.path, sha256=None)
-    return select_cat_horse(files.iter_batches(source), str(source.path))
+    return select_cat_horse(cifar_batches.iter_batches(source), str(source.path))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def load_cat_horse(
     quiet: bool = False,
     search_npz: bool = True,
 ) -> CatHorse:
-    """The Fig 3 data set (THEORY §5): 10,000/2,000 cats vs horses, 4×4-pooled, standardised, labels ±1.
+    """The Fig 3 data set (docs/theory.md §5): 10,000/2,000 cats vs horses, 4×4-pooled, standardised, labels ±1.
 
     Args:
         npz_path: ``cifar10_cat_horse.npz`` (``--npz``); the only place looked at when given.

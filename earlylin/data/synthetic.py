@@ -16,6 +16,15 @@ Targets.
 - ``norm`` (Fig 2, our choice — the paper's formula is unknown): y = ½ sign(f*(x)) + ½ tanh(s(x)),
   s(x) = (‖x‖² − d)/√(2 Tr Σ²), the standardised squared norm (s ≈ N(0, 1) for Gaussian x̄).
   Half of the target depends on ‖x‖ only, which a model linear in x cannot represent; |y| ≤ 1.
+  Its mean is ≈ 0, so the constant features carry almost no signal (docs/fig2_targets.md).
+- ``relu_teacher`` (Fig 2, alternative): a positively homogeneous two-layer ReLU teacher,
+  f*(x) = (1/√k) Σ_j a_j relu(u_jᵀx/√d), f*(cx) = c·f*(x) for c > 0; u_j ~ N(0, I_d) (the same u_j
+  as ``teacher``), a_j ~ Unif{0.5, 1.5} — all positive, so the mean E f* = Σ a_j σ_j/√(2πk) is of
+  the order of the fluctuations and not ≈ 0, and relu(z) = z/2 + |z|/2 puts the mean and the
+  norm dependence on exactly the constant and norm features of f^lin. y = min(f*(x)/B, 1) with
+  the fixed scale B = E f* + 5·std f*, computed in closed form (arc-cosine kernel) for Gaussian
+  x = Σ^{1/2}x̄ from the teacher, Σ and d alone (the same for train and test); y ∈ [0, 1].
+- ``radial``: a function of ‖x‖ alone, y = tanh(s(x)) with the s(x) of ``norm``; |y| < 1.
 
 Every draw comes from ``numpy.random.default_rng([seed, stream])`` in float64 on the CPU, so a seed
 gives the same data whatever the device, dtype or the other seeds of a batch.
@@ -32,7 +41,7 @@ from earlylin.errors import ConfigError
 from earlylin.rng import STREAM_TEACHER, STREAM_TEST, STREAM_TRAIN, stream
 
 SIGMA_NAMES = ("iso", "decay", "twolevel")
-TARGET_NAMES = ("teacher", "norm")
+TARGET_NAMES = ("teacher", "norm", "relu_teacher", "radial")
 INPUT_NAMES = ("gaussian", "rademacher")
 
 TargetFn = Callable[[np.ndarray], np.ndarray]
@@ -52,7 +61,7 @@ def sigma_spectrum(kind: str, d: int) -> np.ndarray:
 
 
 def tr_sigma2_over_d(spectrum: np.ndarray) -> float:
-    """Tr(Σ²)/d, the factor in ν (THEORY §2)."""
+    """Tr(Σ²)/d, the factor in ν (docs/theory.md §2)."""
     return float(np.sum(spectrum**2) / spectrum.size)
 
 
@@ -75,6 +84,52 @@ def make_teacher(seed: int, d: int, width: int = 5) -> Teacher:
     return Teacher(u=rng.standard_normal((width, d)), a=rng.choice([-1.0, 1.0], size=width))
 
 
+@dataclass(frozen=True)
+class ReluTeacher:
+    """Positively homogeneous ReLU teacher f*(x) = (1/√k) Σ_j a_j relu(u_jᵀx/√d) (unscaled)."""
+
+    u: np.ndarray  # (k, d)
+    a: np.ndarray  # (k,), all > 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        d = x.shape[-1]
+        return np.maximum(x @ self.u.T / np.sqrt(d), 0.0) @ self.a / np.sqrt(self.a.size)
+
+    def moments(self, spectrum: np.ndarray) -> tuple[float, float]:
+        """(E f*, std f*) for Gaussian x = Σ^{1/2}x̄, in closed form: g_j = u_jᵀx/√d is N(0, C) with
+        C = U Σ Uᵀ/d, E relu(g_i) = σ_i/√(2π), E relu(g_i)relu(g_j) = σ_iσ_j (sin θ + (π − θ) cos θ)/(2π),
+        cos θ = C_ij/(σ_iσ_j) (the order-1 arc-cosine kernel)."""
+        k, d = self.u.shape
+        C = (self.u * spectrum) @ self.u.T / d
+        sig = np.sqrt(np.diag(C))
+        cos = np.clip(C / np.outer(sig, sig), -1.0, 1.0)
+        th = np.arccos(cos)
+        second = np.outer(sig, sig) * (np.sin(th) + (np.pi - th) * cos) / (2 * np.pi)
+        mean = float(self.a @ sig / np.sqrt(2 * np.pi * k))
+        var = float(self.a @ second @ self.a / k) - mean**2
+        return mean, float(np.sqrt(max(var, 0.0)))
+
+    def scale(self, spectrum: np.ndarray) -> float:
+        """The fixed scale B = E f* + 5·std f* (y = min(f*/B, 1))."""
+        mean, std = self.moments(spectrum)
+        return mean + RELU_TEACHER_Z * std
+
+
+RELU_TEACHER_Z = 5.0  # B = mean + 5 std: f* > B on ≈ 2e-4 of Gaussian inputs (d = 50), where y is clipped to 1
+
+
+def make_relu_teacher(seed: int, d: int, width: int = 5) -> ReluTeacher:
+    """The u_j of :func:`make_teacher` (same stream, same draw order), a_j ~ Unif{0.5, 1.5}."""
+    rng = stream(seed, STREAM_TEACHER)
+    u = rng.standard_normal((width, d))
+    return ReluTeacher(u=u, a=rng.choice([0.5, 1.5], size=width))
+
+
+def standardised_sq_norm(x: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """s(x) = (‖x‖² − Tr Σ)/√(2 Tr Σ²): mean 0, variance 1 for Gaussian x̄."""
+    return (np.sum(x * x, axis=-1) - spectrum.sum()) / np.sqrt(2.0 * np.sum(spectrum**2))
+
+
 def sample_inputs(
     rng: np.random.Generator, n: int, spectrum: np.ndarray, inputs: str = "gaussian"
 ) -> np.ndarray:
@@ -89,14 +144,20 @@ def sample_inputs(
     return xbar * np.sqrt(spectrum)
 
 
-def target(x: np.ndarray, teacher: Teacher, kind: str, spectrum: np.ndarray) -> np.ndarray:
-    """Labels for inputs x: ``teacher`` → sign(f*(x)); ``norm`` → ½ sign(f*) + ½ tanh(s(x))."""
+def target(x: np.ndarray, teacher: Teacher | ReluTeacher, kind: str, spectrum: np.ndarray) -> np.ndarray:
+    """Labels for inputs x: ``teacher`` → sign(f*(x)); ``norm`` → ½ sign(f*) + ½ tanh(s(x));
+    ``relu_teacher`` (``teacher`` a :class:`ReluTeacher`) → min(f*(x)/B, 1); ``radial`` → tanh(s(x))."""
+    if kind == "relu_teacher":
+        if not isinstance(teacher, ReluTeacher):
+            raise ConfigError("target relu_teacher needs a ReluTeacher (make_relu_teacher)")
+        return np.minimum(teacher(x) / teacher.scale(spectrum), 1.0)
+    if kind == "radial":
+        return np.tanh(standardised_sq_norm(x, spectrum))
     sign = np.where(teacher(x) >= 0.0, 1.0, -1.0)
     if kind == "teacher":
         return sign
     if kind == "norm":
-        s = (np.sum(x * x, axis=-1) - spectrum.sum()) / np.sqrt(2.0 * np.sum(spectrum**2))
-        return 0.5 * sign + 0.5 * np.tanh(s)
+        return 0.5 * sign + 0.5 * np.tanh(standardised_sq_norm(x, spectrum))
     raise ConfigError(f"--target {kind!r} is unknown; valid: {', '.join(TARGET_NAMES)}")
 
 
@@ -143,7 +204,8 @@ def make_dataset(
     x_te = sample_inputs(stream(seed, STREAM_TEST), n_test, spectrum, inputs)
     if target_fn is not None:
         return Dataset(x_tr, user_target(target_fn, x_tr), x_te, user_target(target_fn, x_te), spectrum)
-    teacher = make_teacher(seed, d, teacher_width)
+    maker = make_relu_teacher if target_kind == "relu_teacher" else make_teacher
+    teacher = maker(seed, d, teacher_width)
     return Dataset(
         x_train=x_tr,
         y_train=target(x_tr, teacher, target_kind, spectrum),

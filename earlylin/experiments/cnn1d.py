@@ -8,37 +8,23 @@ target function, data arrays or activation work here too.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from earlylin import compare
 from earlylin.activations import gaussian_constants
 from earlylin.config import DTYPES, Cnn1dConfig
-from earlylin.data.arrays import Arrays
-from earlylin.data.synthetic import TargetFn
-from earlylin.experiments.inputs import SyntheticInputs
+from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared
-from earlylin.experiments.two_layer import ActivationLike, activation_name, merge_identity, resolve_activation
 from earlylin.linear import cnn1d as cnn1d_linear
 from earlylin.nets import cnn1d
 
 
-class Cnn1d:
+class Cnn1d(SyntheticFamily):
     """The 1D-CNN experiment: ``Cnn1d(config, target=f, data=Arrays(...), activation=φ)``."""
 
     family = "cnn1d"
-
-    def __init__(self, config: Cnn1dConfig | None = None, *, target: TargetFn | None = None,
-                 data: Arrays | None = None, activation: ActivationLike | None = None) -> None:
-        cfg = SyntheticInputs.configure(config or Cnn1dConfig(), target, data)
-        self.config = cfg.with_(activation=activation_name(activation, cfg.activation))
-        self.inputs = SyntheticInputs(self.config, target, data)
-        self.act, self._act_identity = resolve_activation(self.config.activation, activation)
-
-    def identity(self) -> dict[str, Any] | str:
-        return merge_identity(self.inputs.identity(), self._act_identity)
+    default_config = Cnn1dConfig
 
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
         cfg, act, q = self.config, self.act, self.config.filter_size

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from earlylin.activations import Activation, get_activation
 from earlylin.config import CUSTOM, TwoLayerConfig
 from earlylin.data.arrays import Arrays
 from earlylin.data.synthetic import TargetFn, make_dataset, tr_sigma2_over_d
@@ -83,3 +84,57 @@ class SyntheticInputs:
             yt=_stack([b.y_test for b in sets], device),
             tr_sigma2_over_d=tr_sigma2_over_d(sets[0].spectrum),
         )
+
+
+ActivationLike = str | Activation | Any
+
+
+def resolve_activation(cfg_name: str, activation: ActivationLike | None) -> tuple[Activation, dict[str, Any] | str]:
+    """The activation object and its cache identity ({} for a built-in; a fingerprint or a reason)."""
+    if activation is None:
+        if cfg_name.startswith(CUSTOM):
+            raise ConfigError(f"--activation {cfg_name!r} names a user activation: pass it as activation=")
+        return get_activation(cfg_name), {}
+    act = get_activation(activation)
+    if isinstance(activation, str):
+        return act, {}
+    try:
+        return act, {"activation_fn": callable_fingerprint(getattr(act, "phi", activation))}
+    except Unhashable as err:
+        return act, f"the activation cannot be fingerprinted ({err})"
+
+
+def activation_name(activation: ActivationLike | None, default: str) -> str:
+    if activation is None:
+        return default
+    if isinstance(activation, str):
+        return activation
+    name = getattr(activation, "name", None) or getattr(activation, "__name__", "activation")
+    return name if name.startswith(CUSTOM) else f"{CUSTOM}{name}"
+
+
+def merge_identity(*parts: dict[str, Any] | str) -> dict[str, Any] | str:
+    """One identity from several: the first reason not to cache wins."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        if isinstance(part, str):
+            return part
+        out.update(part)
+    return out
+
+
+class SyntheticFamily:
+    """What the two-layer and 1D-CNN experiments share: a config, the data source (built-in, a user's
+    target or arrays), the activation (built-in or a user's callable), and the cache identity of those."""
+
+    default_config: type = TwoLayerConfig
+
+    def __init__(self, config: TwoLayerConfig | None = None, *, target: TargetFn | None = None,
+                 data: Arrays | None = None, activation: ActivationLike | None = None) -> None:
+        cfg = SyntheticInputs.configure(config or self.default_config(), target, data)
+        self.config = cfg.with_(activation=activation_name(activation, cfg.activation))
+        self.inputs = SyntheticInputs(self.config, target, data)
+        self.act, self._act_identity = resolve_activation(self.config.activation, activation)
+
+    def identity(self) -> dict[str, Any] | str:
+        return merge_identity(self.inputs.identity(), self._act_identity)

@@ -11,77 +11,26 @@ or data arrays (:class:`~earlylin.experiments.inputs.SyntheticInputs`) and an ac
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 
 from earlylin import compare
-from earlylin.activations import Activation, gaussian_constants, get_activation
-from earlylin.config import CUSTOM, DTYPES, TwoLayerConfig
-from earlylin.data.arrays import Arrays
-from earlylin.data.synthetic import TargetFn
-from earlylin.errors import ConfigError
-from earlylin.experiments.inputs import SyntheticInputs
+from earlylin.activations import gaussian_constants
+from earlylin.config import DTYPES, TwoLayerConfig
+from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared
-from earlylin.fingerprint import Unhashable, callable_fingerprint
-from earlylin.linear.features import features
+from earlylin.linear.features import ABLATIONS, ablation_is_lin, features
 from earlylin.linear.finite_width import finite_width_features
 from earlylin.nets import linearized
 from earlylin.nets import two_layer as nets
 
-ActivationLike = str | Activation | Any
 
-
-def resolve_activation(cfg_name: str, activation: ActivationLike | None) -> tuple[Activation, dict[str, Any] | str]:
-    """The activation object and its cache identity ({} for a built-in; a fingerprint or a reason)."""
-    if activation is None:
-        if cfg_name.startswith(CUSTOM):
-            raise ConfigError(f"--activation {cfg_name!r} names a user activation: pass it as activation=")
-        return get_activation(cfg_name), {}
-    act = get_activation(activation)
-    if isinstance(activation, str):
-        return act, {}
-    try:
-        return act, {"activation_fn": callable_fingerprint(getattr(act, "phi", activation))}
-    except Unhashable as err:
-        return act, f"the activation cannot be fingerprinted ({err})"
-
-
-def activation_name(activation: ActivationLike | None, default: str) -> str:
-    if activation is None:
-        return default
-    if isinstance(activation, str):
-        return activation
-    name = getattr(activation, "name", None) or getattr(activation, "__name__", "activation")
-    return name if name.startswith(CUSTOM) else f"{CUSTOM}{name}"
-
-
-def merge_identity(*parts: dict[str, Any] | str) -> dict[str, Any] | str:
-    """One identity from several: the first reason not to cache wins."""
-    out: dict[str, Any] = {}
-    for part in parts:
-        if isinstance(part, str):
-            return part
-        out.update(part)
-    return out
-
-
-class TwoLayer:
+class TwoLayer(SyntheticFamily):
     """The two-layer experiment: ``TwoLayer(config, target=f, data=Arrays(...), activation=φ)``."""
 
     family = "two_layer"
-
-    def __init__(self, config: TwoLayerConfig | None = None, *, target: TargetFn | None = None,
-                 data: Arrays | None = None, activation: ActivationLike | None = None) -> None:
-        cfg = config or TwoLayerConfig()
-        cfg = SyntheticInputs.configure(cfg, target, data)
-        self.config = cfg.with_(activation=activation_name(activation, cfg.activation))
-        self.inputs = SyntheticInputs(self.config, target, data)
-        self.act, self._act_identity = resolve_activation(self.config.activation, activation)
-
-    def identity(self) -> dict[str, Any] | str:
-        return merge_identity(self.inputs.identity(), self._act_identity)
+    default_config = TwoLayerConfig
 
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
         cfg, act = self.config, self.act
@@ -97,14 +46,17 @@ class TwoLayer:
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
         v64 = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=torch.float64)
         psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers) for A in (X64, Xt64))
-        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw)
+        ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop) else
+                     tuple(features(A, consts, nu, cfg.layers, drop=drop) for A in (X64, Xt64)) for drop in ABLATIONS}
+        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw,
+                                              psi_ablations=ablations)
 
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         W, v = W64.to(dtype), v64.to(dtype)
         train_W = cfg.layers in ("first", "both")
         train_v = cfg.layers in ("second", "both")
         H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
-        net_step = nets.TwoLayerStep(act, X, y, train_W, train_v)
+        net_step = nets.make_step(cfg.step, act, X, y, train_W, train_v)  # reference, fast or fused
         # the θ-linearised network (Lee et al. 2019) trains its own copy of θ alongside; the network's
         # loss alone drives the divergence checks. For the second layer alone it equals the network.
         ntk_step = linearized.LinearizedStep(act, W, v, X, y, train_W, train_v) if cfg.ntk_lin else None
@@ -141,6 +93,6 @@ class TwoLayer:
             test_outputs=lambda ps: nets.forward(act, ps[0], ps[1], Xt),
             comparison=comparison,
             lr_context=f"d={cfg.d}, layers={cfg.layers}",
-            shared={"constants": consts.as_dict()},
+            shared={"constants": consts.as_dict(), "net_step": nets.step_info(nets.resolve_step(cfg.step, device))},
             extra_row=extra_row,
         )

@@ -1,13 +1,13 @@
 """The finite-width linear model: f^lin built on the network's own first-layer weights W(0).
 
-THEORY §4 names *finite width* as an error source separate from the genuinely nonlinear ones: at
+docs/theory.md §4 names *finite width* as an error source separate from the genuinely nonlinear ones: at
 width m the linear part of Θ₂ is ζ² X (WᵀW/m) Xᵀ/d, not ζ² XXᵀ/d, a relative spectral difference
 ≈ 2√(d/m). The model here keeps that structure, so that
 
     f_net − f^lin  =  (f_net − f^lin_fw)  +  (f^lin_fw − f^lin)
                        nonlinear part        width part (→ 0 like √(d/m))
 
-Derivation (THEORY §3's Hermite structure, now per neuron at fixed W). Write u_r = w_rᵀx/√d and
+Derivation (docs/theory.md §3's Hermite structure, now per neuron at fixed W). Write u_r = w_rᵀx/√d and
 t = ‖x‖/√d. Over w ~ N(0, I_d) at fixed x, u is N(0, t²), and the Hermite expansion of φ in u/t is
 
     φ(u) = a₀(t) + a₁(t)·He₁(u/t) + ½a₂(t)·He₂(u/t) + …,   a_k(t) = E_g[φ(tg) He_k(g)],
@@ -24,7 +24,7 @@ w, i.e. per neuron (second-layer feature, one per hidden unit)
     Θ₂^fw(x, x′) = (1/m) Σ_r h_r(x) h_r(x′) + ν²/(2d)
                  = q(x)q(x′) + ζ q(x) w̄ᵀx′/√d + ζ q(x′) w̄ᵀx/√d + ζ² xᵀ(WᵀW/m)x′/d + ν²/(2d),
 
-with w̄ = (1/m)Σ_r w_r. As m → ∞, w̄ → 0 and WᵀW/m → I, so Θ₂^fw → ψ₂ψ₂ᵀ (THEORY §3) with
+with w̄ = (1/m)Σ_r w_r. As m → ∞, w̄ → 0 and WᵀW/m → I, so Θ₂^fw → ψ₂ψ₂ᵀ (docs/theory.md §3) with
 fluctuations O(m^{−1/2}). For erf (q ≡ 0, ν = 0) it is exactly ζ² X(WᵀW/m)Xᵀ/d.
 
 Choices, documented:
@@ -36,7 +36,7 @@ Choices, documented:
 - **The ν²/(2d) constant stays a constant**: its finite-width fluctuation is O(1/(d√m)).
 - **The w̄ cross terms are kept**: they are part of the network's degree-0 × degree-1 product (with
   symmetric init w̄ is the mean of m/2 Gaussians, not 0).
-- **First layer: ψ₁ as in THEORY §3, scaled by √(mean v_r²)** (= 1 for v_r = ±1). Replacing φ′(u_r)
+- **First layer: ψ₁ as in docs/theory.md §3, scaled by √(mean v_r²)** (= 1 for v_r = ±1). Replacing φ′(u_r)
   by ζ in Θ₁ = (xᵀx′/d)(1/m)Σ v_r² φ′(u_r)φ′(u′_r) leaves ζ² mean(v²) xᵀx′/d: no W at all, which is
   why Θ₁ is robust to width. The next Hermite term φ′(u_r) ≈ ζ + ν u_r adds ν²(xᵀx′/d)·xᵀ(WᵀW/m)x′/d,
   whose mean is the ν²/d constant of ψ₁ and whose width correction is O(√(d/m)/d), and cross terms

@@ -1,7 +1,7 @@
 """Deep FC and CNN networks of the CIFAR experiment (paper Fig 3), batched over seeds, f₀ ≡ 0.
 
 NTK parameterisation: every weight is N(0, 1) at initialisation and the forward pass divides each
-layer's pre-activation by √fan_in; no biases (THEORY §5, the architectures of :mod:`earlylin.kernels`).
+layer's pre-activation by √fan_in; no biases (docs/theory.md §5, the architectures of :mod:`earlylin.kernels`).
 
 - FC:  h¹ = W¹x/√d, h^{l+1} = W^{l+1}φ(h^l)/√N, f = wᵀφ(h^L)/√N   (``depth`` hidden layers of width N)
 - CNN: ``depth`` k×k convolutions (stride 1, 'SAME' zero padding, fan-in C_in·k²), each followed by

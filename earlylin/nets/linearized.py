@@ -3,7 +3,7 @@
 J. Lee, L. Xiao, S. Schoenholz, Y. Bahri, R. Novak, J. Sohl-Dickstein, J. Pennington, *Wide Neural
 Networks of Any Depth Evolve as Linear Models Under Gradient Descent*, NeurIPS 2019 (arXiv:1902.06720),
 eq. (5); this is what neural-tangents' ``nt.linearize(f, params_0)`` computes. For the two-layer net of
-THEORY §1 with θ = (W, v) and θ₀ = (W(0), v(0)):
+docs/theory.md §1 with θ = (W, v) and θ₀ = (W(0), v(0)):
 
     f^ntk(x; θ) = f₀(x) + ∇_θ f(x; θ₀)·(θ − θ₀)
                = f₀(x) + (1/√m) Σ_r [ Δv_r φ(z_r) + v_r(0) φ′(z_r) Δw_rᵀx/√d ],

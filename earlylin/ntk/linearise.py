@@ -4,17 +4,8 @@ The one concern here is the second-order expansion (L1)/(L2) of the output kerne
 :mod:`earlylin.ntk.exact` and the features (L3) that realise it; the Gaussian expectations come from
 :mod:`earlylin.quadrature`.
 
-**Partials** of F, G (K1) with respect to s, s′, c at a symmetric point s = s′, from the
-Hermite-weighted expectations (K5) of :func:`earlylin.quadrature.gaussian_pair_expectations`
-(heat equation / Price's theorem: ∂_s E f = ½E[∂₁²f], ∂_c E f = E[∂₁∂₂f]):
-
-    F_s = ½E[φφ h₁₁]   F_c = G   F_ss = ¼E[φφ h₁₁₁₁]   F_sc = G_s   F_cc = G_c   F_ss′ = ¼G_c
-    G_s = ½E[φ′φ′ h₁₁]   G_c = E[φ′φ′ h₁₂]   G_ss = ¼E[φ′φ′ h₁₁₁₁]   G_sc = ½E[φ′φ′ h₁₁₁₂]
-    G_cc = E[φ′φ′ h₁₁₂₂]   G_ss′ = ¼G_cc
-    V′(s) = E[φ(u)² He₂(g)]/(2s),   V″(s) = E[φ(u)² He₄(g)]/(4s²)    (u = √s g)           (K6)
-
-At ρ = 0 and one layer these reduce to the docs/theory.md §2 constants, e.g. G = ζ²,
-G_c = (E[gφ′(g)])², F = ϑ₀².
+**Partials** of F, G and the second-order jets propagated through the recursion are in
+:mod:`earlylin.ntk.jets`.
 
 **Linearisation** (docs/theory.md §5). Expand the output kernel K (NTK by default, or NNGP) around the
 orthogonal pair with typical norms: a⁰ = 0 (ρ = 0), ε = 0, ε′ = 0 where ε_p = n_p − n̄_p is the
@@ -34,7 +25,7 @@ Its fluctuation and the ρ·ε cross terms are dropped (spectral norm O(n/d^{3/2
 M is diagonal because the flatten-readout kernel contains no products x_pᵀx′_{p′} with p ≠ p′ (a
 pooled readout would make M dense). With circular padding m_p = B of the FC net of the same depth.
 All coefficients are propagated analytically through (K2)–(K4) of :mod:`earlylin.ntk.exact` with the
-chain rule (see :func:`_propagate`, whose docstring lists every update), from the partials (K6)
+chain rule (see :func:`propagate`, whose docstring lists every update), from the partials (K6)
 evaluated at the expansion point of each layer. Note that for φ with E[φ(g)] ≠ 0 the deeper layers'
 expansion points have Σ^l ≠ 0 even at ρ = 0 (e.g. ReLU: Σ² = 1/(2π) at ρ = 0), so these are genuinely
 bivariate expectations, not products of one-dimensional ones; for odd φ (erf) they factorise and all
@@ -67,7 +58,7 @@ import torch
 from earlylin.activations import Activation, get_activation
 from earlylin.errors import ConfigError
 from earlylin.ntk.exact import as_rows, check_depth, same_patch_operator
-from earlylin.quadrature import diag_expectations, gaussian_pair_expectations
+from earlylin.ntk.jets import propagate
 
 __all__ = [
     "KERNELS",
@@ -81,152 +72,6 @@ __all__ = [
 ]
 
 KERNELS = ("ntk", "nngp")
-
-# the terms (K6) needs; phi_h12, phi_h1112, phi_h1122 equal G, G_s·2, G_c (Price) and serve as checks
-_LAYER_TERMS = ("F", "G", "phi_h11", "phi_h1111", "dphi_h11", "dphi_h12", "dphi_h1111", "dphi_h1112", "dphi_h1122")
-
-
-# ---------------------------------------------------------------------------------------------
-# linearisation: second-order jets propagated through the recursion
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Jet:
-    """Value and derivatives of a per-pixel quantity y_p(a⁰, ε, ε′) at the expansion point.
-
-    v (P,): value; a (P, P): ∂y_p/∂a⁰_i; aa (P, P, P): ∂²y_p/∂a⁰_i∂a⁰_j; e (P, P): ∂y_p/∂ε_i;
-    ee (P, P, P): ∂²y_p/∂ε_i∂ε_j; x (P, P, P): ∂²y_p/∂ε_i∂ε′_j. Symmetric in x ↔ x′, so ∂/∂ε′ = ∂/∂ε."""
-
-    v: np.ndarray
-    a: np.ndarray
-    aa: np.ndarray
-    e: np.ndarray
-    ee: np.ndarray
-    x: np.ndarray
-
-    def map(self, T: np.ndarray) -> _Jet:
-        """Apply a linear operator over the pixel axis (T of (K4), or the readout mean)."""
-        return _Jet(*(np.tensordot(T, f, axes=(1, 0)) for f in (self.v, self.a, self.aa, self.e, self.ee, self.x)))
-
-    def __add__(self, other: _Jet) -> _Jet:
-        return _Jet(*(f + g for f, g in zip(self.fields(), other.fields(), strict=True)))
-
-    def fields(self) -> tuple[np.ndarray, ...]:
-        return (self.v, self.a, self.aa, self.e, self.ee, self.x)
-
-    def times(self, other: _Jet) -> _Jet:
-        """Leibniz rule for the product y·z of two jets (per pixel)."""
-        y, z = self, other
-        outer = lambda f, g: f[:, :, None] * g[:, None, :]  # noqa: E731
-        vy, vz = y.v[:, None], z.v[:, None]
-        return _Jet(
-            v=y.v * z.v,
-            a=y.a * vz + vy * z.a,
-            aa=y.aa * vz[..., None] + outer(y.a, z.a) + outer(z.a, y.a) + vy[..., None] * z.aa,
-            e=y.e * vz + vy * z.e,
-            ee=y.ee * vz[..., None] + outer(y.e, z.e) + outer(z.e, y.e) + vy[..., None] * z.ee,
-            x=y.x * vz[..., None] + outer(y.e, z.e) + outer(z.e, y.e) + vy[..., None] * z.x,
-        )
-
-
-@dataclass
-class _Partials:
-    """Φ and its partials in (s, s′, c) at a symmetric point s = s′ (per pixel), Φ ∈ {F, G}."""
-
-    v: np.ndarray
-    s: np.ndarray
-    c: np.ndarray
-    ss: np.ndarray
-    ssp: np.ndarray
-    sc: np.ndarray
-    cc: np.ndarray
-
-    def compose(self, S1: np.ndarray, S2: np.ndarray, cj: _Jet) -> _Jet:
-        """Jet of Φ(s(ε), s′(ε′), c(a⁰, ε, ε′)) by the chain rule (see :func:`_propagate`)."""
-        outer = lambda f, g: f[:, :, None] * g[:, None, :]  # noqa: E731
-        col = lambda v: v[:, None]  # noqa: E731
-        sq = lambda v: v[:, None, None]  # noqa: E731
-        cross = outer(S1, cj.e) + outer(cj.e, S1)
-        return _Jet(
-            v=self.v,
-            a=col(self.c) * cj.a,
-            aa=sq(self.cc) * outer(cj.a, cj.a) + sq(self.c) * cj.aa,
-            e=col(self.s) * S1 + col(self.c) * cj.e,
-            ee=sq(self.ss) * outer(S1, S1)
-            + sq(self.sc) * cross
-            + sq(self.cc) * outer(cj.e, cj.e)
-            + sq(self.s) * S2
-            + sq(self.c) * cj.ee,
-            x=sq(self.ssp) * outer(S1, S1) + sq(self.sc) * cross + sq(self.cc) * outer(cj.e, cj.e) + sq(self.c) * cj.x,
-        )
-
-
-def _layer_partials(act: Activation, s: np.ndarray, c: np.ndarray) -> tuple[_Partials, _Partials]:
-    """(F, G) partials of (K6) at (s, s, c), per pixel."""
-    E = gaussian_pair_expectations(act, s, s, c, terms=_LAYER_TERMS)
-    G = _Partials(
-        v=E["G"],
-        s=0.5 * E["dphi_h11"],
-        c=E["dphi_h12"],
-        ss=0.25 * E["dphi_h1111"],
-        ssp=0.25 * E["dphi_h1122"],
-        sc=0.5 * E["dphi_h1112"],
-        cc=E["dphi_h1122"],
-    )
-    F = _Partials(
-        v=E["F"],
-        s=0.5 * E["phi_h11"],
-        c=G.v,
-        ss=0.25 * E["phi_h1111"],
-        ssp=0.25 * G.c,
-        sc=G.s,
-        cc=G.c,
-    )
-    return F, G
-
-
-def _propagate(act: Activation, T: np.ndarray, readout: np.ndarray, s1: np.ndarray, depth: int) -> tuple[_Jet, _Jet]:
-    """Second-order jets of the output NNGP and NTK in (a⁰, ε, ε′) through (K2)–(K4).
-
-    Layer 1: s̄ = s1 = T n̄, ∂s/∂ε = T, ∂²s/∂ε² = 0; Σ¹ = Θ¹ = T a⁰ (so ∂/∂a⁰ = T, all else 0).
-    Per layer, with partials of F, G at (s̄_p, s̄_p, Σ̄_p) and S1 = ∂s/∂ε, S2 = ∂²s/∂ε², c = Σ^l:
-
-        Φ_a   = Φ_c c_a                          Φ_aa = Φ_cc c_a⊗c_a + Φ_c c_aa
-        Φ_e   = Φ_s S1 + Φ_c c_e
-        Φ_ee  = Φ_ss S1⊗S1 + Φ_sc (S1⊗c_e + c_e⊗S1) + Φ_cc c_e⊗c_e + Φ_s S2 + Φ_c c_ee
-        Φ_ee′ = Φ_ss′ S1⊗S1 + Φ_sc (S1⊗c_e + c_e⊗S1) + Φ_cc c_e⊗c_e + Φ_c c_ee′
-        (ΘG)  by the Leibniz rule, e.g. (ΘG)_aa = Θ_aa G + Θ_a⊗G_a + G_a⊗Θ_a + Θ G_aa
-        s⁺ = V(s̄):  S1⁺ = V′ S1,  S2⁺ = V″ S1⊗S1 + V′ S2
-
-    then Σ^{l+1} = T F, Θ^{l+1} = T(F + ΘG), s^{l+1} = T V (the readout mean after layer L).
-    Returns the output (NNGP, NTK) jets (pixel axis contracted).
-    """
-    P = T.shape[0]
-    z2, z3 = np.zeros((P, P)), np.zeros((P, P, P))
-    s_bar, S1, S2 = s1.copy(), T.copy(), z3.copy()
-    c = _Jet(np.zeros(P), T.copy(), z3.copy(), z2.copy(), z3.copy(), z3.copy())
-    theta = _Jet(*(f.copy() for f in c.fields()))
-    for layer in range(depth):
-        Fp, Gp = _layer_partials(act, s_bar, c.v)
-        Fj = Fp.compose(S1, S2, c)
-        Gj = Gp.compose(S1, S2, c)
-        theta = Fj + theta.times(Gj)
-        c = Fj
-        dg = diag_expectations(act, s_bar)
-        S2 = dg["Vss"][:, None, None] * S1[:, :, None] * S1[:, None, :] + dg["Vs"][:, None, None] * S2
-        S1 = dg["Vs"][:, None] * S1
-        s_bar = dg["V"]
-        op = T if layer < depth - 1 else readout
-        c, theta = c.map(op), theta.map(op)
-        s_bar, S1, S2 = op @ s_bar, np.tensordot(op, S1, axes=(1, 0)), np.tensordot(op, S2, axes=(1, 0))
-    return c, theta
-
-
-# ---------------------------------------------------------------------------------------------
-# coefficient containers and features
-# ---------------------------------------------------------------------------------------------
-
 
 def _norm_block(A: float, c: np.ndarray, D: np.ndarray, E: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(c/√A, D/(2√A), S) for (L3), SSᵀ = (E − ccᵀ/A)₊: negative eigenvalues are clipped to 0 (they
@@ -298,7 +143,7 @@ def fc_linear_coeffs(
         raise ConfigError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     check_depth(depth)
     act = get_activation(activation)
-    nngp, ntk = _propagate(act, np.ones((1, 1)), np.ones((1, 1)), np.ones(1), depth)
+    nngp, ntk = propagate(act, np.ones((1, 1)), np.ones((1, 1)), np.ones(1), depth)
     j = ntk if kernel == "ntk" else nngp
     tau = tr_sigma2_over_d / d
     curvature = float(j.aa[0, 0, 0])
@@ -374,7 +219,7 @@ def cnn_linear_coeffs(
         nbar = np.einsum("pcpc->p", S) / C
         tau = np.einsum("pcqe,qepc->pq", S, S) / C**2
     T = same_patch_operator(H, W, kernel_size)
-    nngp, ntk = _propagate(act, T, np.full((1, P), 1.0 / P), T @ nbar, depth)
+    nngp, ntk = propagate(act, T, np.full((1, P), 1.0 / P), T @ nbar, depth)
     j = ntk if kernel == "ntk" else nngp
     Hess = j.aa[0]
     return CNNLinearCoeffs(

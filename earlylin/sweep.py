@@ -1,0 +1,394 @@
+"""Sweeps: a grid over any config fields, each point one task, the same command on a laptop or a Ray cluster.
+
+Usage:
+    python -m earlylin.sweep --grid d=25,50,100 width=256,1024 lr=0.5,1 --set steps=1000
+    python -m earlylin.sweep --grid d=8,16,32 m_over_d=1,4,16 --n-exponent 1.5 --n-scale 8 \\
+        --set steps_per_window=3 n_test=200 --seeds 0 1          # n = round(8·d^1.5), m = m/d·d
+    python -m earlylin.sweep --grid d=25,50,100 --backend ray --ray-address auto   # on a Ray cluster
+
+Python: ``earlylin.sweep({"d": [25, 50], "width": [256, 1024]}, fixed={"steps": 1000}, seeds=[0, 1],
+cache_dir="~/.cache/earlylin")`` returns a :class:`SweepResult` (``.table``, ``.summary``, ``.record``).
+
+A point is one config (``--family``: two_layer, cnn1d or cifar), all its seeds trained as one batch
+by :func:`run_point`, a pure function of (family, fields, cache_dir) that goes through
+:func:`earlylin.experiments.run` and its cache, with the same keys as ``python -m earlylin.verify``:
+a sweep resumes where it stopped, and a point that ``verify`` computed is reused. Grid and ``--set``
+values are parsed by the config field's type. Derived fields, per point: ``m_over_d`` sets the width
+m = m/d·d (even); ``n_exponent`` with ``n_scale`` (default 1) set n = round(scale·d^exponent);
+``steps_per_window`` sets steps = ⌈k·T⌉ with T = c·d·log(d)/η the early window (docs/theory.md §4.5).
+
+Backends (:mod:`earlylin.sweep_backends`): ``local`` (default; in this process) and ``ray`` (one Ray
+task per point; a task whose worker dies is retried). A point that fails for a reason of its own
+(an invalid config, the learning rate past the stability bound, divergence) is reported in the
+table's ``error`` column; the others still run. Writes ``<out>/sweep.csv`` (one row per point and
+seed) and ``<out>/sweep.json`` (spec, environment, code fingerprint, the table, a summary).
+Exit status: 0 success, 2 invalid input (before any work), 3 some rows failed, 4 every row failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import sys
+import time
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from earlylin.compare import early_window
+from earlylin.config import resolve_device
+from earlylin.errors import ConfigError, EarlylinError, report
+from earlylin.experiments import FAMILIES, config_from_dict, experiment_for, run
+from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_csv_atomic, write_json_atomic
+from earlylin.sweep_backends import BACKENDS, PointFn, Rows, progress_bar, run_local, run_ray
+
+SWEEP_FAMILIES = ("two_layer", "cnn1d", "cifar")
+DERIVED = ("m_over_d", "n_exponent", "n_scale", "steps_per_window")  # per-point fields of d (not cifar)
+KEY_FIELDS = ("d", "width", "n", "lr", "steps", "layers", "activation", "target", "arch", "depth")
+METRICS = ("early_window_steps", "max_mse_early", "max_rel_mse_early", "escape_step", "wall_time_s",
+           "point_wall_s", "device", "cached", "code_fingerprint", "error")
+
+
+# ---------------------------------------------------------------------------------------------- fields
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(text)
+    return low in ("true", "1", "yes")
+
+
+_PARSERS = {"int": int, "float": float, "bool": _bool, "str": str, "str | None": str}
+
+
+def field_parsers(family: str) -> dict[str, Any]:
+    """Field name → parser of one value, for the fields a sweep may set (all but ``seeds``)."""
+    if family not in SWEEP_FAMILIES:
+        raise ConfigError(f"--family {family!r} is unknown; valid: {', '.join(SWEEP_FAMILIES)}")
+    cls = FAMILIES[family][0]
+    out = {name: _PARSERS[str(f.type)] for name, f in cls.__dataclass_fields__.items() if str(f.type) in _PARSERS}
+    if family != "cifar":
+        out.update(dict.fromkeys(DERIVED, float))
+    return out
+
+
+def parse_assignments(tokens: Sequence[str], family: str, flag: str, many: bool) -> dict[str, Any]:
+    """``name=v1,v2`` tokens (``many``: a list per name; else one value) parsed by the fields' types."""
+    parsers = field_parsers(family)
+    out: dict[str, Any] = {}
+    for token in tokens:
+        name, sep, text = token.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not text.strip():
+            raise ConfigError(f"{flag} {token!r}: write FIELD={'V1,V2,…' if many else 'VALUE'}")
+        if name not in parsers:
+            hint = " (give seeds with --seeds)" if name == "seeds" else ""
+            raise ConfigError(f"{flag} {token!r}: {family} has no field {name!r}{hint}; "
+                              f"valid: {', '.join(sorted(parsers))}")
+        if name in out:
+            raise ConfigError(f"{flag}: {name} is given twice")
+        texts = [t.strip() for t in text.split(",")] if many else [text.strip()]
+        try:
+            values = [parsers[name](t) for t in texts]
+        except ValueError:
+            kind = getattr(parsers[name], "__name__", "value").lstrip("_")
+            raise ConfigError(f"{flag} {token!r}: {name} takes {kind} values") from None
+        out[name] = values if many else values[0]
+    return out
+
+
+def resolve_fields(family: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The config fields of one point: the derived fields (``m_over_d``, ``n_exponent``/``n_scale``,
+    ``steps_per_window``) replaced by the width, n and steps they give at the point's d."""
+    out = dict(fields)
+    ratio, exponent = out.pop("m_over_d", None), out.pop("n_exponent", None)
+    scale, per_window = out.pop("n_scale", None), out.pop("steps_per_window", None)
+    defaults = FAMILIES[family][0]()
+    d = out.get("d", getattr(defaults, "d", None))
+    if ratio is not None:
+        out["width"] = 2 * max(1, round(float(ratio) * d / 2))
+    if exponent is not None:
+        out["n"] = max(2, round((1.0 if scale is None else float(scale)) * d ** float(exponent)))
+    if per_window is not None:
+        lr, c = out.get("lr", defaults.lr), out.get("window_c", defaults.window_c)
+        out["steps"] = max(1, math.ceil(float(per_window) * early_window(d, lr, c)))
+    return out
+
+
+def _check_spec(family: str, grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any], seeds: Sequence[int]) -> None:
+    """Names, conflicts and sizes, before any work."""
+    parsers = field_parsers(family)
+    if not grid:
+        raise ConfigError("--grid: give at least one FIELD=V1,V2,… axis")
+    for flag, names in (("--grid", grid), ("--set", fixed)):
+        unknown = [k for k in names if k not in parsers]
+        if unknown:
+            hint = " (give seeds with --seeds / seeds=)" if "seeds" in unknown else ""
+            raise ConfigError(f"{flag}: {family} has no field(s) {', '.join(unknown)}{hint}; "
+                              f"valid: {', '.join(sorted(parsers))}")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ConfigError(f"{', '.join(both)}: given both in --grid and --set; give each field once")
+    for name, values in grid.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(f"--grid {name}: give a non-empty list of values")
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"--grid {name}={','.join(map(str, values))}: values must be distinct")
+    names = set(grid) | set(fixed)
+    for derived, direct in (("m_over_d", "width"), ("n_exponent", "n"), ("steps_per_window", "steps")):
+        if derived in names and direct in names:
+            raise ConfigError(f"{derived} sets {direct}: give one of {derived} and {direct}, not both")
+    if "n_scale" in names and "n_exponent" not in names:
+        raise ConfigError("--n-scale needs --n-exponent (n = round(scale·d^exponent))")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {list(seeds)}: give distinct seeds (integers ≥ 0)")
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any], seeds: Sequence[int]) -> list[dict]:
+    """Every point of the grid (product of the axes, the last axis fastest) as fields, with the seeds."""
+    axes = list(grid)
+    return [{**fixed, **dict(zip(axes, combo, strict=True)), "seeds": [int(s) for s in seeds]}
+            for combo in itertools.product(*(grid[a] for a in axes))]
+
+
+def grid_configs(family: str, grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any],
+                 seeds: Sequence[int]) -> list[Any]:
+    """The validated config of every point (raises the first :class:`ConfigError`)."""
+    _check_spec(family, grid, fixed, seeds)
+    return [config_from_dict(family, resolve_fields(family, p)).validate() for p in grid_points(grid, fixed, seeds)]
+
+
+# ---------------------------------------------------------------------------------------------- one point
+def _keys(family: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {**FAMILIES[family][0]().as_dict(), **resolve_fields(family, fields)}
+    return {k: merged[k] for k in KEY_FIELDS if k in merged}
+
+
+def error_rows(family: str, fields: Mapping[str, Any], message: str, wall: float = 0.0) -> Rows:
+    """The rows of a point that failed: its key fields, one row per seed, metrics empty, ``error`` set."""
+    keys = _keys(family, fields)
+    return [{**keys, "seed": s, **dict.fromkeys(METRICS), "point_wall_s": wall, "cached": False, "error": message}
+            for s in fields.get("seeds", [0])]
+
+
+def run_point(family: str, fields: dict[str, Any], cache_dir: str | None) -> Rows:
+    """One grid point, its seeds as one batch: one plain-data row per seed (key config fields, seed,
+    early-window maxima of the test MSE and relative MSE to f^lin, escape step, wall time, device,
+    cached, code fingerprint, error). An :class:`EarlylinError` becomes error rows."""
+    start = time.perf_counter()
+    try:
+        cfg = config_from_dict(family, resolve_fields(family, fields))
+        cache = Cache(cache_dir)
+        result = run(experiment_for(cfg, data_cache_dir=cache.directory), cache)
+    except EarlylinError as err:
+        return error_rows(family, fields, f"{type(err).__name__}: {err}", time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    s, keys = result.summary, _keys(family, fields)
+    rows = []
+    for k, seed in enumerate(result.seeds):
+        m = result.per_seed[seed]
+        rows.append({**keys, "seed": seed, "early_window_steps": s["early_window_steps"],
+                     "max_mse_early": s["max_test_mse_early_per_seed"][k],
+                     "max_rel_mse_early": s["max_rel_test_mse_early_per_seed"][k],
+                     "escape_step": s["escape_step_per_seed"][k], "wall_time_s": m["wall_time_s"],
+                     "point_wall_s": wall, "device": result.record["device"], "cached": bool(m["cached"]),
+                     "code_fingerprint": s["code_fingerprint"],
+                     "error": None if m["diverged_at"] is None else f"diverged at step {m['diverged_at']}"})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- the sweep
+class SweepResult:
+    """A finished sweep: ``table`` (column → list; one row per point and seed), ``summary`` and the
+    whole plain-data ``record`` written as ``sweep.json``."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+
+    @property
+    def table(self) -> dict[str, list[Any]]:
+        return self.record["table"]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.record["summary"]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.table, vals, strict=True)) for vals in zip(*self.table.values(), strict=True)]
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"SweepResult(points={s['points']}, rows={s['rows']}, cache_hits={s['cache_hits']}, "
+                f"errors={s['error_rows']}, backend={self.record['backend']!r})")
+
+
+def _table(axes: list[str], points: list[dict], rows_by_point: dict[int, Rows]) -> dict[str, list[Any]]:
+    rows = [{"point": i, **{a: points[i][a] for a in axes}, **r} for i in range(len(points)) for r in rows_by_point[i]]
+    keys = [k for k in KEY_FIELDS if k not in axes and any(k in r for r in rows)]
+    return {c: [r.get(c) for r in rows] for c in ("point", *axes, *keys, "seed", *METRICS)}
+
+
+def sweep(
+    grid: Mapping[str, Sequence[Any]], *, family: str = "two_layer", fixed: Mapping[str, Any] | None = None,
+    seeds: Sequence[int] = (0,), backend: str = "local", ray_address: str | None = None,
+    out: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False, max_retries: int = 2, point_fn: PointFn | None = None, argv: list[str] | None = None,
+) -> SweepResult:
+    """Run every point of ``grid`` (field → values; derived fields as in the module docstring) with the
+    ``fixed`` fields and ``seeds``, on ``backend`` (``local`` or ``ray``). Results are cached per
+    (config, seed) in ``cache_dir`` (None: no cache, as :func:`earlylin.run`); with ``out`` the table
+    and the record are written there. Raises :class:`ConfigError` before any work for a bad spec, or
+    when every point's config is invalid; a point that fails on its own gives error rows."""
+    fixed = dict(fixed or {})
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r} is unknown; valid: {', '.join(BACKENDS)}")
+    if ray_address is not None and backend != "ray":
+        raise ConfigError("--ray-address needs --backend ray")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigError(f"--max-retries {max_retries!r}: must be an integer ≥ 0")
+    _check_spec(family, grid, fixed, seeds)
+    device = str(fixed.get("device", "auto"))
+    if backend == "local":
+        env_device = resolve_device(device)  # a cluster's workers may have devices this process lacks
+    else:
+        env_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    points = grid_points(grid, fixed, seeds)
+    invalid: dict[int, str] = {}
+    for i, p in enumerate(points):  # every config checked before any work
+        try:
+            config_from_dict(family, resolve_fields(family, p)).validate()
+        except ConfigError as err:
+            invalid[i] = f"ConfigError: {err}"
+    if len(invalid) == len(points):
+        raise ConfigError(f"every point of the grid is invalid; point 0: {invalid[0].removeprefix('ConfigError: ')}")
+    cache_path = None if cache_dir is None else str(Path(cache_dir).expanduser().resolve())
+    todo = {i: p for i, p in enumerate(points) if i not in invalid}
+    fn = point_fn or run_point
+    start = time.perf_counter()
+    with progress_bar(len(todo), progress) as bar:
+        if backend == "local":
+            done = run_local(family, todo, fn, cache_path, bar)
+        else:
+            done = run_ray(family, todo, fn, cache_path, bar, lambda i, msg: error_rows(family, points[i], msg),
+                           ray_address, max_retries)
+    done.update({i: error_rows(family, points[i], msg) for i, msg in invalid.items()})
+    table = _table(list(grid), points, done)
+    n_rows = len(table["point"])
+    errors = sum(e is not None for e in table["error"])
+    fingerprint = Cache(None).fingerprint
+    record = {
+        "schema": SCHEMA, "kind": "sweep", "family": family, "grid": {k: list(v) for k, v in grid.items()},
+        "fixed": fixed, "seeds": [int(s) for s in seeds], "backend": backend, "ray_address": ray_address,
+        "argv": argv, "cache_dir": cache_path, "environment": environment(env_device, str(fixed.get("dtype", "float32"))),
+        "code_fingerprint": fingerprint,
+        "summary": {"points": len(points), "rows": n_rows, "invalid_points": len(invalid), "error_rows": errors,
+                    "cache_hits": sum(bool(c) for c in table["cached"]),
+                    "computed": sum(not c and e is None for c, e in zip(table["cached"], table["error"], strict=True)),
+                    "other_code": sorted({f for f in table["code_fingerprint"] if f and f != fingerprint}),
+                    "wall_time_s": time.perf_counter() - start},
+        "table": table,
+    }
+    if out is not None:
+        write_csv_atomic(Path(out) / "sweep.csv", table)
+        write_json_atomic(Path(out) / "sweep.json", record)
+    return SweepResult(record)
+
+
+def run_study(spec: Mapping[str, Any], device: str, cache: Cache, progress: bool) -> dict[str, Any]:
+    """A study of kind ``phase`` (:data:`earlylin.presets.STUDY_SPECS`): its grid run locally through
+    :func:`run_point`; returns the study record's ``table`` and ``summary``."""
+    result = sweep(spec["grid"], family=spec.get("family", "two_layer"), fixed={**spec["fixed"], "device": device},
+                   seeds=spec["seeds"], cache_dir=cache.directory, progress=progress)
+    return {"table": result.table, "summary": result.summary}
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m earlylin.sweep", description="Run a grid of configs, locally or "
+                                "on a Ray cluster; one row per point and seed.")
+    a = p.add_argument
+    a("--family", choices=SWEEP_FAMILIES, default="two_layer", help="experiment family [two_layer]")
+    a("--grid", nargs="+", required=True, metavar="FIELD=V1,V2", help="axes of the grid: any config field, or "
+      "m_over_d (width = m/d·d), n_exponent / n_scale, steps_per_window (steps = ⌈k·T⌉)")
+    a("--set", nargs="+", default=[], dest="fixed", metavar="FIELD=VALUE", help="fields fixed at every point")
+    a("--n-exponent", type=float, default=None, help="n = round(n_scale·d^exponent) at every point")
+    a("--n-scale", type=float, default=None, help="the scale of --n-exponent [1]")
+    a("--seeds", type=int, nargs="+", default=[0], help="seeds of every point, trained as one batch")
+    a("--backend", choices=BACKENDS, default="local", help="local: in this process; ray: one Ray task per point")
+    a("--ray-address", default=None, help="a running Ray cluster (e.g. auto); unset: start a local Ray")
+    a("--max-retries", type=int, default=2, help="Ray: retries of a task whose worker process died")
+    a("--out", type=Path, default=Path("runs/sweep"), help="folder for sweep.csv and sweep.json")
+    a("--cache-dir", type=Path, default=default_cache_dir(), help="per-(config, seed) cache (shared by verify)")
+    a("--no-cache", action="store_true", help="neither read nor write the cache")
+    a("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def format_table(result: SweepResult) -> str:
+    """Per point: its grid values, seed-mean early maxima, escape steps, cache hits and error."""
+    t, axes = result.table, list(result.record["grid"])
+    lines = [" ".join(f"{a:>10}" for a in axes) + f" {'max MSE t≤T':>12} {'max rel MSE':>12} {'escape':>12} cached"]
+    for i in sorted(set(t["point"])):
+        idx = [j for j, p in enumerate(t["point"]) if p == i]
+        ok = [j for j in idx if t["error"][j] is None]
+        head = " ".join(f"{t[a][idx[0]]!s:>10}" for a in axes)
+        if not ok:
+            lines.append(f"{head}  error: {t['error'][idx[0]]}")
+            continue
+        mse, rel = (sum(t[k][j] for j in ok) / len(ok) for k in ("max_mse_early", "max_rel_mse_early"))
+        esc = ",".join(str(t["escape_step"][j]) for j in ok)
+        lines.append(f"{head} {mse:>12.4g} {rel:>12.4g} {esc:>12} {sum(bool(t['cached'][j]) for j in idx)}/{len(idx)}"
+                     + (f"  ({len(idx) - len(ok)} seed(s) failed)" if len(ok) < len(idx) else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        grid = parse_assignments(args.grid, args.family, "--grid", many=True)
+        fixed = parse_assignments(args.fixed, args.family, "--set", many=False)
+        for name, value in (("n_exponent", args.n_exponent), ("n_scale", args.n_scale)):
+            if value is not None:
+                if name in fixed or name in grid:
+                    raise ConfigError(f"--{name.replace('_', '-')}: {name} is also given in --grid/--set")
+                fixed[name] = value
+        result = sweep(grid, family=args.family, fixed=fixed, seeds=args.seeds, backend=args.backend,
+                       ray_address=args.ray_address, out=args.out, cache_dir=None if args.no_cache else args.cache_dir,
+                       progress=not args.quiet, max_retries=args.max_retries,
+                       argv=sys.argv[1:] if argv is None else list(argv))
+    except EarlylinError as err:
+        return report(err)
+    s = result.summary
+    print(format_table(result))
+    print(f"{s['points']} point(s) × {len(result.record['seeds'])} seed(s): {s['cache_hits']} row(s) from the "
+          f"cache, {s['computed']} computed, {s['error_rows']} failed; {s['wall_time_s']:.1f}s wall ({args.backend})")
+    print(f"table: {args.out / 'sweep.csv'}\nrecord: {args.out / 'sweep.json'}")
+    if s["other_code"]:
+        print(f"earlylin: note: some rows were computed by other code ({', '.join(s['other_code'])})", file=sys.stderr)
+    if s["error_rows"]:
+        print("earlylin: some points failed (see the error column)", file=sys.stderr)
+        return 4 if s["error_rows"] == s["rows"] else 3
+    return 0
+
+
+
+class _CallableModule(types.ModuleType):
+    """``earlylin.sweep(grid, ...)`` calls :func:`sweep`: the module (``python -m earlylin.sweep``) and the
+    API function share one name, whichever was imported first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SweepResult:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+
+if __name__ == "__main__":
+    from earlylin.sweep import main as _main  # the package's own module, not a second copy run as __main__
+
+    sys.exit(_main())
