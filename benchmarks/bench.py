@@ -3,28 +3,38 @@
 Usage:
     python benchmarks/bench.py                       # W1 (n = 20,000, d = 50, m = 256), K ∈ {1, 16, 64}
     python benchmarks/bench.py --n 4000 --ks 1 4     # a smaller CPU-sized table
-    python benchmarks/bench.py --device cuda --out benchmarks/h100.json
+    python benchmarks/bench.py --ks 1 --repeats 7 --fast-sweep --out benchmarks/cpu.json   # the CPU table
+    python benchmarks/bench.py --device cuda --fused-autotune --out $OUT/gpu.json          # the GPU table
 
 Implementations, all erf, both layers, η = 1, fp32 (TF32 off) unless --dtype says otherwise:
-- ``naive``   : one seed at a time, plain autograd on the eager module (a Python loop over seeds);
-- ``shipped`` : earlylin's trainer step (:class:`earlylin.nets.two_layer.TwoLayerStep`) on all K seeds at once;
-- ``jax``     : ``jit(vmap(lax.scan))`` of the same step at precision "highest", where JAX imports;
-- ``fused``   : :class:`earlylin.nets.fused.FusedTwoLayerStep`, one Triton kernel per step that never stores
-  the n×m hidden activations (CUDA with Triton only). Before it is timed, its loss, f, ∇_W and ∇_v
-  are compared with ``shipped`` on the benchmark problem (v moved off the symmetric point, where
-  f ≡ 0); the relative errors, the launch configuration and the kernel's registers/spills go into
-  the JSON under ``fused_check``. ``--fused-sweep`` also times a few block sizes and warp counts;
-- ``compiled``: the ``shipped`` GD step (step, W −= ∇_W, v −= ∇_v) captured once as a CUDA graph and
-  replayed (``--compile-with cudagraph``, the default: no launch gaps, same kernels), or the same
-  step written functionally under ``torch.compile(mode="max-autotune-no-cudagraphs")``
-  (``--compile-with inductor``: fusion by the compiler; its autotuning takes minutes). CUDA only.
+- ``naive``    : one seed at a time, plain autograd on the eager module (a Python loop over seeds);
+- ``reference``: :class:`earlylin.nets.two_layer.TwoLayerStep` on all K seeds at once (whole n×m matrices;
+  the trainer's step before the fast paths, and still its ``--step reference``);
+- ``shipped``  : the trainer's default step on this device (``--step auto``: ``fast`` on a CPU,
+  ``reference`` on CUDA); the JSON's ``shipped_impl`` says which;
+- ``fast``     : :class:`earlylin.nets.two_layer.BlockedTwoLayerStep`, blocks of rows kept in cache, shared
+  among as many worker threads as torch has intra-op threads, each running single-threaded ops;
+  ``fast_omp``: one worker, each op on torch's intra-op (OpenMP) threads (CPU only); ``--fast-sweep``
+  adds block sizes;
+- ``jax``      : ``jit(vmap(lax.scan))`` of the same step at precision "highest", where JAX imports;
+- ``fused``    : :class:`earlylin.nets.fused.FusedTwoLayerStep`, two Triton kernels with 3×TF32 products
+  that never store an n×m matrix (CUDA with Triton only; ``--fused-autotune`` picks its tiles by
+  timing). Before it is timed, its loss, f, ∇_W and ∇_v are compared with ``reference`` on the
+  benchmark problem (v moved off the symmetric point, where f ≡ 0); the relative errors, the tiles and
+  the kernels' registers/spills go into the JSON under ``fused_check``. ``fused_ieee``: fp32 products;
+- ``compiled`` : CUDA: the ``reference`` GD step captured once as a CUDA graph and replayed
+  (``--compile-with cudagraph``) or the step written functionally under ``torch.compile``
+  (``--compile-with inductor``); CPU: that functional step under ``torch.compile`` (inductor's C++
+  code), whose compile time goes into the JSON under ``compile_s``. Off unless named in ``--only``.
 
-Printed per implementation and K: µs per model-step (wall time / (steps·K)), the ratio to the floor,
-and the ratio to ``shipped``. The floor is computed from this device's *measured* rates, not a
-constant: max(FLOPs / measured matmul FLOP/s, bytes / measured copy bandwidth), with 4·n·m·d FLOPs
-(the two GEMMs) and 3·n·m·bytes (one write, two reads of the n×m hidden activation) per model-step.
-Writes a JSON with every number and the environment. Nothing here is asserted: speed is measured,
-not tested.
+Each implementation is built and warmed up once per K; then ``--repeats`` rounds time ``--steps`` GD steps
+of every implementation in turn (interleaved, so that a change in the machine's load hits all of them
+alike) and the median round is reported. Printed per implementation and K: µs per model-step (wall
+time / (steps·K)), the ratio to the floor, to ``reference`` and to ``jax``. The floor is computed from
+this device's *measured* rates, not a constant: max(FLOPs / measured matmul FLOP/s, bytes / measured
+copy bandwidth), with 4·n·m·d FLOPs (the two GEMMs) and 3·n·m·bytes (one write, two reads of the n×m
+hidden activation) per model-step. Writes a JSON with every number and the environment. Nothing here
+is asserted: speed is measured, not tested.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +75,14 @@ def _time(fn, device: torch.device, repeats: int) -> float:
 
 
 def measured_rates(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
-    """This device's matmul FLOP/s and copy bandwidth (bytes/s), measured now."""
+    """This device's matmul FLOP/s and copy bandwidth (bytes/s), measured now: the best of 10 timings
+    each (the machine's capability; on a shared machine a mean would measure the other processes)."""
     n = 4096 if device.type == "cuda" else 1024
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    t_mm = _time(lambda: a @ b, device, 10)
     big = torch.empty(64 * 2**20 // 4, device=device, dtype=torch.float32)
     out = torch.empty_like(big)
-    t_cp = _time(lambda: out.copy_(big), device, 10)
+    t_mm = min(_time(lambda: a @ b, device, 1) for _ in range(10))
+    t_cp = min(_time(lambda: out.copy_(big), device, 1) for _ in range(10))
     return {"flops_per_s": 2 * n**3 / t_mm, "bytes_per_s": 2 * big.numel() * 4 / t_cp}
 
 
@@ -84,8 +96,11 @@ def make_problem(K: int, n: int, d: int, m: int, device: torch.device, dtype: to
     return X, y, W, v
 
 
-def _time_gd(step, W: torch.Tensor, v: torch.Tensor, steps: int, device) -> float:
-    """Seconds per model-step of ``steps`` GD steps (η = 1) with a step function of the TwoLayerStep contract."""
+Runner = Callable[[], None]  # runs ``steps`` GD steps of one implementation on its own copy of the problem
+
+
+def _step_runner(step, W: torch.Tensor, v: torch.Tensor, steps: int, device: torch.device) -> Runner:
+    """GD (η = 1) with a step function of the TwoLayerStep contract, warmed up once."""
 
     def run() -> None:
         for _ in range(steps):
@@ -93,29 +108,32 @@ def _time_gd(step, W: torch.Tensor, v: torch.Tensor, steps: int, device) -> floa
             W.sub_(gW)
             v.sub_(gv)
 
-    return _time(run, device, 1) / (steps * W.shape[0])
+    run()
+    _sync(device)
+    return run
 
 
-def bench_shipped(K: int, n: int, d: int, m: int, steps: int, device, dtype) -> float:
+def build_step(impl: str, K: int, n: int, d: int, m: int, steps: int, device, dtype, **knobs) -> Runner:
+    """``reference``, ``shipped`` (the trainer's ``--step auto``), ``fast`` / ``fast_omp`` or ``fused``."""
     act = get_activation("erf")
     X, y, W, v = make_problem(K, n, d, m, device, dtype)
-    return _time_gd(nets.TwoLayerStep(act, X, y, True, True), W, v, steps, device)
+    if impl == "fused":
+        step = fused.FusedTwoLayerStep(act, X, y, True, True, **knobs)
+    elif impl in ("fast", "fast_omp"):
+        step = nets.BlockedTwoLayerStep(act, X, y, True, True, threads=1 if impl == "fast_omp" else None, **knobs)
+    else:
+        step = nets.make_step("auto" if impl == "shipped" else "reference", act, X, y, True, True)
+    return _step_runner(step, W, v, steps, device)
 
 
-def bench_fused(K: int, n: int, d: int, m: int, steps: int, device, dtype, **knobs) -> float:
-    act = get_activation("erf")
-    X, y, W, v = make_problem(K, n, d, m, device, dtype)
-    return _time_gd(fused.FusedTwoLayerStep(act, X, y, True, True, **knobs), W, v, steps, device)
-
-
-def check_fused(K: int, n: int, d: int, m: int, device, dtype) -> dict[str, Any]:
-    """max |fused − shipped| / max |shipped| for loss, f, ∇_W, ∇_v, one step on the benchmark problem."""
+def check_fused(K: int, n: int, d: int, m: int, device, dtype, **knobs) -> dict[str, Any]:
+    """max |fused − reference| / max |reference| for loss, f, ∇_W, ∇_v, one step on the benchmark problem."""
     act = get_activation("erf")
     X, y, W, v = make_problem(K, n, d, m, device, dtype)
     g = torch.Generator().manual_seed(1)
     v = v + 0.1 * torch.randn(v.shape, generator=g, dtype=torch.float64).to(device, dtype)
     expected = nets.TwoLayerStep(act, X, y, True, True)(W, v)
-    step = fused.FusedTwoLayerStep(act, X, y, True, True)
+    step = fused.FusedTwoLayerStep(act, X, y, True, True, **knobs)
     actual = step(W, v)
     rel_err = {}
     for name, a, e in zip(("loss", "f", "gW", "gv"), actual, expected, strict=True):
@@ -126,8 +144,7 @@ def check_fused(K: int, n: int, d: int, m: int, device, dtype) -> dict[str, Any]
 
 
 FUSED_TOL = 1e-4  # fp32 sums over n = 20,000 rows in another order: ~1e-6 expected
-FUSED_SWEEP = [{"block_m": bm, "num_warps": w} for bm in (16, 32, 64) for w in (4, 8)]
-FUSED_SWEEP.append({"block_m": 32, "num_warps": 8, "input_precision": "tf32x3"})  # not exact fp32: speed only
+FAST_SWEEP = (256, 512, 2048, 4096)  # --fast-sweep: block sizes besides the default (1,024 rows at m = 256)
 
 
 def _gd_functional(W: torch.Tensor, v: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
@@ -145,22 +162,26 @@ def _gd_functional(W: torch.Tensor, v: torch.Tensor, X: torch.Tensor, y: torch.T
     return W - gW, v - gv
 
 
-def bench_compiled(K: int, n: int, d: int, m: int, steps: int, device, dtype, how: str) -> float | None:
-    if device.type != "cuda":
-        return None
-    act = get_activation("erf")
+def build_compiled(K: int, n: int, d: int, m: int, steps: int, device, dtype, how: str,
+                   info: dict[str, Any]) -> Runner:
+    """The compiled step (see the module docstring); the first call's wall time goes to info["compile_s"]."""
     X, y, W, v = make_problem(K, n, d, m, device, dtype)
-    if how == "inductor":
-        fn = torch.compile(_gd_functional, mode="max-autotune-no-cudagraphs", dynamic=False)
+    if how == "inductor" or device.type == "cpu":
+        mode = "max-autotune-no-cudagraphs" if device.type == "cuda" else None
+        fn = torch.compile(_gd_functional, mode=mode, dynamic=False)
         state = [W, v]
+        start = time.perf_counter()
+        state[0], state[1] = fn(state[0], state[1], X, y)
+        _sync(device)
+        info["compile_s"] = time.perf_counter() - start
 
         def run() -> None:
             for _ in range(steps):
                 state[0], state[1] = fn(state[0], state[1], X, y)
 
-        return _time(run, device, 1) / (steps * K)
+        return run
 
-    step = nets.TwoLayerStep(act, X, y, True, True)
+    step = nets.TwoLayerStep(get_activation("erf"), X, y, True, True)
 
     def gd() -> None:
         _, _, gW, gv = step(W, v)
@@ -177,14 +198,14 @@ def bench_compiled(K: int, n: int, d: int, m: int, steps: int, device, dtype, ho
     with torch.cuda.graph(graph):
         gd()
 
-    def run() -> None:
+    def run_graph() -> None:
         for _ in range(steps):
             graph.replay()
 
-    return _time(run, device, 1) / (steps * K)
+    return run_graph
 
 
-def bench_naive(K: int, n: int, d: int, m: int, steps: int, device, dtype) -> float:
+def build_naive(K: int, n: int, d: int, m: int, steps: int, device, dtype) -> Runner:
     X, y, W, v = make_problem(K, n, d, m, device, dtype)
 
     def run() -> None:
@@ -198,10 +219,11 @@ def bench_naive(K: int, n: int, d: int, m: int, steps: int, device, dtype) -> fl
                     Wk -= gW
                     vk -= gv
 
-    return _time(run, device, 1) / (steps * K)
+    run()
+    return run
 
 
-def bench_jax(K: int, n: int, d: int, m: int, steps: int) -> float | None:
+def build_jax(K: int, n: int, d: int, m: int, steps: int) -> Runner | None:
     try:
         import jax
         import jax.numpy as jnp
@@ -224,10 +246,63 @@ def bench_jax(K: int, n: int, d: int, m: int, steps: int) -> float | None:
         return jax.lax.scan(body, params, None, length=steps)[0]
 
     fn = jax.jit(jax.vmap(train))
-    fn((W, v), X, y)[0].block_until_ready()
-    start = time.perf_counter()
-    fn((W, v), X, y)[0].block_until_ready()
-    return (time.perf_counter() - start) / (steps * K)
+
+    def run() -> None:
+        fn((W, v), X, y)[0].block_until_ready()
+
+    run()  # compilation
+    return run
+
+
+IMPLS = ("naive", "reference", "shipped", "fast", "fast_omp", "jax", "fused", "fused_ieee", "compiled")
+DEFAULT_SKIP = ("compiled",)  # its compilation takes minutes; name it in --only to time it
+
+
+def build_all(K: int, args: argparse.Namespace, device, dtype, impls: list[str],
+              extras: dict[str, Any]) -> dict[str, Runner]:
+    """A warmed-up runner per implementation (fast-sweep variants included); failures are recorded."""
+    size = (K, args.n, args.d, args.width, args.steps)
+    runners: dict[str, Runner] = {}
+    builders: dict[str, Callable[[], Runner | None]] = {
+        "naive": lambda: build_naive(*size, device, dtype),
+        "jax": lambda: build_jax(*size),
+        "compiled": lambda: build_compiled(*size, device, dtype, args.compile_with,
+                                           extras.setdefault("compiled", {}).setdefault(str(K), {})),
+    }
+    tune = {"autotune": True} if args.fused_autotune else {}
+    for impl in impls:
+        if impl in builders:
+            continue
+        knobs = {"input_precision": "ieee"} if impl == "fused_ieee" else tune if impl == "fused" else {}
+        name = "fused" if impl.startswith("fused") else impl
+        builders[impl] = lambda name=name, knobs=knobs: build_step(name, *size, device, dtype, **knobs)
+    if "fast" in impls and args.fast_sweep:
+        for rows in FAST_SWEEP:
+            builders[f"fast_b{rows}"] = lambda rows=rows: build_step("fast", *size, device, dtype, block_rows=rows)
+            impls = [*impls, f"fast_b{rows}"]
+    for impl in impls:
+        try:
+            runner = builders[impl]()
+        except Exception as err:  # an implementation that fails here is recorded, not fatal to the others
+            extras.setdefault("errors", {})[f"{impl} K={K}"] = f"{type(err).__name__}: {err}"[:300]
+            print(f"warning: {impl} failed at K={K}: {type(err).__name__}: {err}")
+            continue
+        if runner is not None:
+            runners[impl] = runner
+    return runners
+
+
+def time_interleaved(runners: dict[str, Runner], device, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each runner's ``steps`` GD steps, ``repeats`` rounds, the runners in turn each round."""
+    times: dict[str, list[float]] = {impl: [] for impl in runners}
+    for _ in range(repeats):
+        for impl, run in runners.items():
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            times[impl].append(time.perf_counter() - start)
+    return times
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -244,6 +319,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--ks {' '.join(map(str, args.ks))}: give each batch size once")
     if args.device not in DEVICES:
         raise ConfigError(f"--device {args.device!r} is unknown; valid: {', '.join(DEVICES)}")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats {args.repeats}: must be an integer ≥ 1")
     resolve_device(args.device)
     cli.probe_file(args.out, "--out")
 
@@ -256,11 +333,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--ks", type=int, nargs="+", default=[1, 16, 64])
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds (interleaved); the median is reported")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--skip", nargs="*", default=[], choices=("naive", "shipped", "jax", "fused", "compiled"))
+    p.add_argument("--skip", nargs="*", default=[], choices=IMPLS)
+    p.add_argument("--only", nargs="*", default=None, choices=IMPLS, help="time these implementations only")
     p.add_argument("--compile-with", choices=("cudagraph", "inductor"), default="cudagraph")
-    p.add_argument("--fused-sweep", action="store_true", help="also time the fused step at a few block sizes")
+    p.add_argument("--fast-sweep", action="store_true", help="also time the fast step at other block sizes")
+    p.add_argument("--fused-sweep", action="store_true", help="also time the fused step at each candidate tile")
+    p.add_argument("--fused-autotune", action="store_true", help="the fused step picks its tiles by timing")
     p.add_argument("--out", type=Path, default=Path("benchmarks/last.json"))
     args = p.parse_args(argv)
     check_args(args)
@@ -271,67 +352,80 @@ def main(argv: list[str] | None = None) -> int:
     flops = 4 * args.n * args.width * args.d
     bytes_moved = 3 * args.n * args.width * torch.finfo(dtype).bits // 8
     floor = max(flops / rates["flops_per_s"], bytes_moved / rates["bytes_per_s"])
+    impls = list(args.only) if args.only is not None else [i for i in IMPLS if i not in DEFAULT_SKIP]
+    impls = [i for i in impls if i not in args.skip]
+    if device.type != "cuda" or dtype != torch.float32 or not fused.fused_available(get_activation("erf"), device):
+        impls = [i for i in impls if not i.startswith("fused")]
+    if device.type != "cpu":
+        impls = [i for i in impls if i != "fast_omp"]
     rows: list[dict[str, Any]] = []
-    checks: dict[str, Any] = {}
-    sweeps: dict[str, Any] = {}
-    run_fused = "fused" not in args.skip and dtype == torch.float32 and device.type == "cuda"
-    run_fused = run_fused and fused.fused_available(get_activation("erf"), device)
+    extras: dict[str, Any] = {"fused_check": {}, "fused_sweep": {}}
     for K in args.ks:
-        timings = {}
-        if "shipped" not in args.skip:
-            timings["shipped"] = bench_shipped(K, args.n, args.d, args.width, args.steps, device, dtype)
-        if "naive" not in args.skip:
-            timings["naive"] = bench_naive(K, args.n, args.d, args.width, args.steps, device, dtype)
-        if "jax" not in args.skip:
-            timings["jax"] = bench_jax(K, args.n, args.d, args.width, args.steps)
-        if run_fused:
+        if "fused" in impls:
             try:  # a kernel that fails to compile here is recorded, not fatal to the other rows
-                checks[str(K)] = check_fused(K, args.n, args.d, args.width, device, dtype)
-                if not checks[str(K)]["ok"]:
-                    print(f"warning: fused step differs from shipped at K={K}: {checks[str(K)]['rel_err']}")
-                timings["fused"] = bench_fused(K, args.n, args.d, args.width, args.steps, device, dtype)
+                knobs = {"autotune": True} if args.fused_autotune else {}
+                check = extras["fused_check"][str(K)] = check_fused(K, args.n, args.d, args.width, device, dtype,
+                                                                    **knobs)
+                if not check["ok"]:
+                    print(f"warning: fused step differs from reference at K={K}: {check['rel_err']}")
             except Exception as err:
-                checks[str(K)] = {"error": f"{type(err).__name__}: {err}"}
-                print(f"warning: fused step failed at K={K}: {checks[str(K)]['error']}")
-            if args.fused_sweep:
-                sweeps[str(K)] = []
-                for knobs in FUSED_SWEEP:
-                    try:
-                        sec = bench_fused(K, args.n, args.d, args.width, args.steps, device, dtype, **knobs)
-                        sweeps[str(K)].append(knobs | {"us_per_model_step": 1e6 * sec})
-                    except Exception as err:
-                        sweeps[str(K)].append(knobs | {"error": f"{type(err).__name__}: {err}"})
-        if "compiled" not in args.skip:
-            timings["compiled"] = bench_compiled(K, args.n, args.d, args.width, args.steps, device, dtype,
-                                                 args.compile_with)
-        for impl, sec in timings.items():
-            if sec is None:
-                continue
+                extras["fused_check"][str(K)] = {"error": f"{type(err).__name__}: {err}"}
+                print(f"warning: fused step failed at K={K}: {extras['fused_check'][str(K)]['error']}")
+        runners = build_all(K, args, device, dtype, impls, extras)
+        times = time_interleaved(runners, device, args.repeats)
+        if args.fused_sweep and "fused" in runners:
+            extras["fused_sweep"][str(K)] = sweep_fused(K, args, device, dtype)
+        med = {impl: float(np.median(t)) / (args.steps * K) for impl, t in times.items()}
+        for impl, sec in med.items():
             rows.append({"impl": impl, "K": K, "us_per_model_step": sec * 1e6, "ratio_to_floor": sec / floor,
-                         "ratio_to_shipped": sec / timings["shipped"] if timings.get("shipped") else None})
-    print(f"device {device}, {args.dtype}, n={args.n} d={args.d} m={args.width}; measured "
-          f"{rates['flops_per_s'] / 1e9:.1f} GFLOP/s, {rates['bytes_per_s'] / 1e9:.1f} GB/s; "
-          f"floor {floor * 1e6:.1f} µs/model-step")
-    print(f"{'impl':>8} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× shipped':>10}")
+                         "ratio_to_reference": sec / med["reference"] if "reference" in med else None,
+                         "ratio_to_jax": sec / med["jax"] if "jax" in med else None,
+                         "us_per_model_step_rounds": [1e6 * t / (args.steps * K) for t in times[impl]]})
+    shipped_impl = nets.resolve_step("auto", device)
+    print(f"device {device}, {args.dtype}, n={args.n} d={args.d} m={args.width}, {torch.get_num_threads()} threads; "
+          f"measured {rates['flops_per_s'] / 1e9:.1f} GFLOP/s, {rates['bytes_per_s'] / 1e9:.1f} GB/s; floor "
+          f"{floor * 1e6:.1f} µs/model-step; medians of {args.repeats} interleaved rounds of {args.steps} steps; "
+          f"shipped = {shipped_impl}")
+    print(f"{'impl':>12} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× reference':>12} {'× jax':>7}")
     for r in rows:
-        rs = "" if r["ratio_to_shipped"] is None else f"{r['ratio_to_shipped']:.2f}"
-        print(f"{r['impl']:>8} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} {rs:>10}")
-    for K, check in checks.items():
+        ratios = [("" if r[k] is None else f"{r[k]:.2f}") for k in ("ratio_to_reference", "ratio_to_jax")]
+        print(f"{r['impl']:>12} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} "
+              f"{ratios[0]:>12} {ratios[1]:>7}")
+    for K, check in extras["fused_check"].items():
         if "error" in check:
             continue
         errs = " ".join(f"{k} {e:.1e}" for k, e in check["rel_err"].items())
         verdict = "ok" if check["ok"] else "FAILED"
-        print(f"fused vs shipped, K={K}: relative error {errs} ({verdict}); {check['kernel']}")
-    for K, sweep in sweeps.items():
+        print(f"fused vs reference, K={K}: relative error {errs} ({verdict}); {check['kernel']}")
+    for K, info in extras.get("compiled", {}).items():
+        if "compile_s" in info:
+            print(f"compiled, K={K}: first call (compilation) {info['compile_s']:.1f} s")
+    for K, sweep in extras["fused_sweep"].items():
         for entry in sweep:
-            knobs = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("us_per_model_step", "error"))
-            result = entry["error"] if "error" in entry else f"{entry['us_per_model_step']:.1f} µs/model-step"
-            print(f"fused sweep K={K}: {knobs}: {result}")
-    record = {"config": vars(args) | {"out": str(args.out)}, "environment": environment(device, args.dtype),
-              "rates": rates, "floor_s": floor, "rows": rows, "fused_check": checks, "fused_sweep": sweeps}
+            result = entry.get("error") or f"{entry['us_per_model_step']:.1f} µs/model-step"
+            print(f"fused sweep K={K}: tiles {entry['tiles']}: {result}")
+    env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl))
+    record = {"config": vars(args) | {"out": str(args.out)}, "environment": env, "shipped_impl": shipped_impl,
+              "rates": rates, "floor_s": floor, "rows": rows, **extras}
     write_json_atomic(args.out, record)
     print(f"wrote {args.out}")
     return 0
+
+
+def sweep_fused(K: int, args: argparse.Namespace, device, dtype) -> list[dict[str, Any]]:
+    """The fused step at each candidate tile (block_m, block_n, num_warps), median of --repeats rounds."""
+    out: list[dict[str, Any]] = []
+    for bm, bn, warps in fused.TUNE_CANDIDATES:
+        entry: dict[str, Any] = {"tiles": [bm, bn, warps]}
+        try:
+            run = build_step("fused", K, args.n, args.d, args.width, args.steps, device, dtype, block_m=bm,
+                             block_n=bn, num_warps=warps)
+            sec = float(np.median(time_interleaved({"f": run}, device, args.repeats)["f"]))
+            entry["us_per_model_step"] = 1e6 * sec / (args.steps * K)
+        except Exception as err:
+            entry["error"] = f"{type(err).__name__}: {err}"[:300]
+        out.append(entry)
+    return out
 
 
 if __name__ == "__main__":

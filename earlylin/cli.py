@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import os
@@ -46,10 +47,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or default in (None, False, argparse.SUPPRESS) or "default" in text
-                or isinstance(action, argparse._HelpAction)):
+        if (not action.option_strings or default in (None, False, argparse.SUPPRESS, "", [], ())
+                or "default" in text or isinstance(action, argparse._HelpAction)):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        if f"[{shown}]" in text:  # stated in the help's own [default] style
+            return text
         return f"{text} (default: {shown.replace('%', '%%')})"
 
 
@@ -76,7 +79,9 @@ def finite_range(flag: str, value: float | None, lo: float, hi: float, *, lo_ope
 
 
 def probe_dir(path: str | os.PathLike[str], flag: str) -> Path:
-    """Create ``path`` (and its parents) if missing and write and remove a probe file in it.
+    """Check that files can be written in the directory ``path``: create it (and missing parents),
+    write and remove a probe file there, then remove the folders it created, so that a refusal later
+    leaves no trace (the writers of :mod:`earlylin.records` create folders as they need them).
 
     Raises:
         ConfigError: ``path`` is a file, or the directory cannot be created or written to.
@@ -84,6 +89,7 @@ def probe_dir(path: str | os.PathLike[str], flag: str) -> Path:
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{flag} {folder}: is a file, not a directory; name a directory (created if missing)")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".earlylin-probe-", dir=folder)
@@ -92,6 +98,10 @@ def probe_dir(path: str | os.PathLike[str], flag: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"{flag} {folder}: cannot write there ({exc.strerror or exc}); "
                           "name a writable directory") from None
+    finally:
+        for made in created:  # deepest first; a folder someone else filled meanwhile stays
+            with contextlib.suppress(OSError):
+                made.rmdir()
     return folder
 
 

@@ -37,6 +37,8 @@ from earlylin.analysis import (
     loglog_fit,
     seed_mean,
 )
+from earlylin.choices_plot import plot_fig2_targets, plot_fig3_grid
+from earlylin.phase_plot import plot_phase
 from earlylin.records import write_bytes_atomic
 from earlylin.tables import FIG3_VARIANTS, TABLES
 
@@ -51,7 +53,12 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
-    """The verifier's four panels (module docstring) of one ``record.json`` dict, written to ``path``.
+    """The verifier's figure (:func:`verify_figure`) of one ``record.json`` dict, written to ``path``."""
+    return save_figure(verify_figure(record), path)
+
+
+def verify_figure(record: dict[str, Any]) -> plt.Figure:
+    """The verifier's four panels (module docstring) of one ``record.json`` dict.
 
     Axes span the recorded steps; the early window T is marked where the run reaches it (else a
     note says it lies beyond); the suptitle names the data set, the network, its size and the run size."""
@@ -128,7 +135,7 @@ def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
 
     fig.suptitle(_verify_title(record, run), fontsize=12)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def _verify_window(ax: plt.Axes, summary: dict[str, Any], last: float) -> None:
@@ -138,7 +145,7 @@ def _verify_window(ax: plt.Axes, summary: dict[str, Any], last: float) -> None:
         ax.axvline(window, color="gray", lw=0.8, label=f"T = {window:,} (early window)")
         ax.set_xlabel("GD step")
     else:
-        ax.set_xlabel(f"GD step (the early window T = {window:,} is beyond the run's last step {int(last):,})")
+        ax.set_xlabel(f"GD step\n(early window T = {window:,} is beyond the run: last step {int(last):,})")
 
 
 def _verify_log(ax: plt.Axes, which: str, values: Any) -> None:
@@ -381,12 +388,15 @@ PLOTS: dict[str, Callable[[Table], plt.Figure]] = {
     "fig1b": plot_fig1b,
     "fig1c": plot_fig1c,
     "fig2": plot_fig2,
+    "fig2_targets": plot_fig2_targets,  # earlylin/choices_plot.py
     "first_layer": plot_first_layer,
     **{f"fig3{p}_{v}": _variant(pl, v) for v in FIG3_VARIANTS
        for p, pl in (("a", plot_fig3a), ("b", plot_fig3b), ("c", plot_fig3c))},
     "fig3_width": plot_fig3_width,
+    "fig3_grid": plot_fig3_grid,  # earlylin/choices_plot.py
     "kernel_ratio": plot_kernel_ratio,
     "width_split": plot_width_split,
     "escape": plot_escape,
+    "phase": plot_phase,  # earlylin/phase_plot.py
 }
 assert list(PLOTS) == list(TABLES), "every table has exactly one plot, in the same order"

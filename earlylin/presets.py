@@ -52,13 +52,17 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 # - CIFAR width sweep: FC widths 256–2,048 and CNN 8–32 channels, 2,000 steps each, to tell
 #   the finite-width part of the Fig 3 gap from the rest.
 # - Fig 3 grid (docs/fig3_grid.md): activation {erf, relu} × inputs {coordinate, sphere} × width (FC
-#   256–2,048, CNN 16–128 channels), subsampled to n = 1,000 / 500 images, 2,000 steps (CPU-sized), with
-#   the exact-NTK model; ``fig3_fc_<act>_<norm>``: the FC at paper size (10k/2k) for the two settings
+#   256, 512; CNN 16 channels), subsampled to n = 200 / 200 images, 1,200 steps (sized for a shared
+#   2-core CPU; the paper's widths need a GPU), with the exact-NTK model; ``fig3_fc_<act>_<norm>``: the FC at paper size (10k/2k) for the two settings
 #   that ``fig3_fc`` / ``fig3_fc_sphere`` do not cover, 4,000 steps, with the exact-NTK model.
 # - Kernel bound: d ∈ {25, 50, 100, 200}, n = m = 2·d^{3/2}, two seeds.
 # - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 # - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
 # - First-layer theorem: first layer only, n, m ∝ d^{3/2} as for Fig 1c scaled.
+# - Phase diagram (earlylin/phase.py): both layers, erf, d ∈ {16, 32, 64, 128} × m/d ∈ {1, 2, 4, 8}, n ∝ d^{3/2}
+#   through the Fig 1 point (n = 20,000 at d = 50), 5·T steps per point (T = 5·d·log d), seeds 0–1;
+#   ≈ 4–5 min on one H100/H200 by the measured step rate (benchmarks/phase_gpu.sh). Quick: d ∈ {8, 16, 32}
+#   × m/d ∈ {1, 4, 16}, n = 8·d^{3/2}, 3·T steps, ≈ 20 s on a 2-core CPU.
 SIZES = ("quick", "paper")
 SEEDS = (0, 1, 2)
 # The first Fig 3 setting: ReLU on per-coordinate standardised inputs, where the claim does not hold
@@ -89,9 +93,8 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "steps": 2000},
                         "widths": {"fc": [256, 512, 1024, 2048], "cnn": [8, 16, 32]}},
         **_fig2_targets({"steps": 2000}),
-        "fig3_grid": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [256, 512, 1024, 2048],
-                                                                              "cnn": [16, 32, 64, 128]},
-                      "cifar": {"n": 1000, "n_test": 500, "steps": 2000, "ntk_model": True}},
+        "fig3_grid": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [256, 512], "cnn": [16]},
+                      "cifar": {"n": 200, "n_test": 200, "steps": 1200, "ntk_model": True}},
         "fig3_fc_erf_coordinate": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "coordinate",
                                                                "arch": "fc", "width": 256, "steps": 4000,
                                                                "ntk_model": True}},
@@ -103,6 +106,9 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "escape": {"kind": "two_layer", "ds": [25, 50, 100], "base": {"steps": 16000, "seeds": SEEDS}},
         "first_layer": {"kind": "two_layer", "ds": [25, 50, 100], "scale_alpha": 0.5,
                         "base": {"layers": "first", "n": 7071, "width": 90, "steps": 2400, "seeds": SEEDS}},
+        "phase": {"kind": "phase", "family": "two_layer", "grid": {"d": [16, 32, 64, 128], "m_over_d": [1, 2, 4, 8]},
+                  "fixed": {"layers": "both", "activation": "erf", "n_exponent": 1.5, "n_scale": 20_000 / 50**1.5,
+                            "n_test": 2000, "steps_per_window": 5}, "seeds": [0, 1]},
     },
     "quick": {
         "fig1": {"kind": "two_layer", "ds": [50], "base": {"n": 2000, "n_test": 500, "steps": 2000, "seeds": SEEDS}},
@@ -139,5 +145,8 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "first_layer": {"kind": "two_layer", "ds": [10, 20, 40], "scale_alpha": 0.5,
                         "base": {"layers": "first", "n": 500, "n_test": 500, "width": 64, "steps": 800,
                                  "seeds": SEEDS}},
+        "phase": {"kind": "phase", "family": "two_layer", "grid": {"d": [8, 16, 32], "m_over_d": [1, 4, 16]},
+                  "fixed": {"layers": "both", "activation": "erf", "n_exponent": 1.5, "n_scale": 8, "n_test": 200,
+                            "steps_per_window": 3, "n_log": 30}, "seeds": [0, 1]},
     },
 }

@@ -30,6 +30,8 @@ from earlylin.errors import ConfigError
 from earlylin.experiments import experiment_for, family_of, run
 from earlylin.presets import SIZES, STUDY_SPECS
 from earlylin.records import SCHEMA, Cache, environment
+from earlylin.sweep import run_study
+from earlylin.sweep_spec import grid_configs
 
 STUDIES = tuple(STUDY_SPECS["paper"])
 
@@ -47,6 +49,8 @@ def study_configs(spec: dict[str, Any], device: str) -> list[Any]:
     """The run configs of a study spec, validated. Kinds ``two_layer`` / ``two_layer_widths`` (with
     ``"family": "cnn1d"`` for the 1D CNN), ``cifar`` / ``cifar_widths`` / ``cifar_grid`` (every setting of
     ``"grid"`` × every width)."""
+    if spec["kind"] == "phase":  # a grid of the sweep's points (earlylin.sweep)
+        return grid_configs(spec["family"], spec["grid"], {**spec["fixed"], "device": device}, spec["seeds"])
     if spec["kind"] in ("cifar", "cifar_widths", "cifar_grid"):
         grid = [{}] if spec["kind"] == "cifar" else [
             {"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
@@ -81,7 +85,10 @@ def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache, progress: bool) -> dict[str, Any]:
     record: dict[str, Any] = {"schema": SCHEMA, "study": study, "size": size, "kind": spec["kind"], "spec": spec}
-    if spec["kind"] != "kernel_bound":
+    if spec["kind"] == "phase":  # the sweep's point function over the grid, locally: {"table", "summary"}
+        _say(progress, f"[{study}] phase diagram: {', '.join(f'{k} {v}' for k, v in spec['grid'].items())}")
+        record.update(run_study(spec, device, cache, progress))
+    elif spec["kind"] != "kernel_bound":
         runs = []
         for cfg in study_configs(spec, device):
             _say(progress, f"[{study}] {_describe(cfg)}")

@@ -17,7 +17,8 @@ values are parsed by the config field's type. Derived fields, per point: ``m_ove
 m = m/d·d (even); ``n_exponent`` with ``n_scale`` (default 1) set n = round(scale·d^exponent);
 ``steps_per_window`` sets steps = ⌈k·T⌉ with T = c·d·log(d)/η the early window (docs/theory.md §4.5).
 
-Backends (:mod:`earlylin.sweep_backends`): ``local`` (default; in this process) and ``ray`` (one Ray
+The grid's fields are parsed and checked by :mod:`earlylin.sweep_spec`. Backends
+(:mod:`earlylin.sweep_backends`): ``local`` (default; in this process) and ``ray`` (one Ray
 task per point; a task whose worker dies is retried). A point that fails for a reason of its own
 (an invalid config, the learning rate past the stability bound, divergence) is reported in the
 table's ``error`` column; the others still run. Writes ``<out>/sweep.csv`` (one row per point and
@@ -28,8 +29,6 @@ Exit status: 0 success, 2 invalid input (before any work), 3 some rows failed, 4
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
 import os
 import sys
 import time
@@ -40,131 +39,33 @@ from typing import Any
 
 import torch
 
-from earlylin.compare import early_window
+from earlylin import cli
 from earlylin.config import resolve_device
 from earlylin.errors import ConfigError, EarlylinError, report
 from earlylin.experiments import FAMILIES, config_from_dict, experiment_for, run
 from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_csv_atomic, write_json_atomic
 from earlylin.sweep_backends import BACKENDS, PointFn, Rows, progress_bar, run_local, run_ray
+from earlylin.sweep_spec import (
+    SWEEP_FAMILIES,
+    check_spec,
+    grid_points,
+    parse_assignments,
+    plain_value,
+    resolve_fields,
+)
 
-SWEEP_FAMILIES = ("two_layer", "cnn1d", "cifar")
-DERIVED = ("m_over_d", "n_exponent", "n_scale", "steps_per_window")  # per-point fields of d (not cifar)
 KEY_FIELDS = ("d", "width", "n", "lr", "steps", "layers", "activation", "target", "arch", "depth")
 METRICS = ("early_window_steps", "max_mse_early", "max_rel_mse_early", "escape_step", "wall_time_s",
            "point_wall_s", "device", "cached", "code_fingerprint", "error")
 
 
-# ---------------------------------------------------------------------------------------------- fields
-def _bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(text)
-    return low in ("true", "1", "yes")
-
-
-_PARSERS = {"int": int, "float": float, "bool": _bool, "str": str, "str | None": str}
-
-
-def field_parsers(family: str) -> dict[str, Any]:
-    """Field name → parser of one value, for the fields a sweep may set (all but ``seeds``)."""
-    if family not in SWEEP_FAMILIES:
-        raise ConfigError(f"--family {family!r} is unknown; valid: {', '.join(SWEEP_FAMILIES)}")
-    cls = FAMILIES[family][0]
-    out = {name: _PARSERS[str(f.type)] for name, f in cls.__dataclass_fields__.items() if str(f.type) in _PARSERS}
-    if family != "cifar":
-        out.update(dict.fromkeys(DERIVED, float))
-    return out
-
-
-def parse_assignments(tokens: Sequence[str], family: str, flag: str, many: bool) -> dict[str, Any]:
-    """``name=v1,v2`` tokens (``many``: a list per name; else one value) parsed by the fields' types."""
-    parsers = field_parsers(family)
-    out: dict[str, Any] = {}
-    for token in tokens:
-        name, sep, text = token.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not name or not text.strip():
-            raise ConfigError(f"{flag} {token!r}: write FIELD={'V1,V2,…' if many else 'VALUE'}")
-        if name not in parsers:
-            hint = " (give seeds with --seeds)" if name == "seeds" else ""
-            raise ConfigError(f"{flag} {token!r}: {family} has no field {name!r}{hint}; "
-                              f"valid: {', '.join(sorted(parsers))}")
-        if name in out:
-            raise ConfigError(f"{flag}: {name} is given twice")
-        texts = [t.strip() for t in text.split(",")] if many else [text.strip()]
-        try:
-            values = [parsers[name](t) for t in texts]
-        except ValueError:
-            kind = getattr(parsers[name], "__name__", "value").lstrip("_")
-            raise ConfigError(f"{flag} {token!r}: {name} takes {kind} values") from None
-        out[name] = values if many else values[0]
-    return out
-
-
-def resolve_fields(family: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The config fields of one point: the derived fields (``m_over_d``, ``n_exponent``/``n_scale``,
-    ``steps_per_window``) replaced by the width, n and steps they give at the point's d."""
-    out = dict(fields)
-    ratio, exponent = out.pop("m_over_d", None), out.pop("n_exponent", None)
-    scale, per_window = out.pop("n_scale", None), out.pop("steps_per_window", None)
-    defaults = FAMILIES[family][0]()
-    d = out.get("d", getattr(defaults, "d", None))
-    if ratio is not None:
-        out["width"] = 2 * max(1, round(float(ratio) * d / 2))
-    if exponent is not None:
-        out["n"] = max(2, round((1.0 if scale is None else float(scale)) * d ** float(exponent)))
-    if per_window is not None:
-        lr, c = out.get("lr", defaults.lr), out.get("window_c", defaults.window_c)
-        out["steps"] = max(1, math.ceil(float(per_window) * early_window(d, lr, c)))
-    return out
-
-
-def _check_spec(family: str, grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any], seeds: Sequence[int]) -> None:
-    """Names, conflicts and sizes, before any work."""
-    parsers = field_parsers(family)
-    if not grid:
-        raise ConfigError("--grid: give at least one FIELD=V1,V2,… axis")
-    for flag, names in (("--grid", grid), ("--set", fixed)):
-        unknown = [k for k in names if k not in parsers]
-        if unknown:
-            hint = " (give seeds with --seeds / seeds=)" if "seeds" in unknown else ""
-            raise ConfigError(f"{flag}: {family} has no field(s) {', '.join(unknown)}{hint}; "
-                              f"valid: {', '.join(sorted(parsers))}")
-    both = sorted(set(grid) & set(fixed))
-    if both:
-        raise ConfigError(f"{', '.join(both)}: given both in --grid and --set; give each field once")
-    for name, values in grid.items():
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-            raise ConfigError(f"--grid {name}: give a non-empty list of values")
-        if len(set(map(repr, values))) != len(values):
-            raise ConfigError(f"--grid {name}={','.join(map(str, values))}: values must be distinct")
-    names = set(grid) | set(fixed)
-    for derived, direct in (("m_over_d", "width"), ("n_exponent", "n"), ("steps_per_window", "steps")):
-        if derived in names and direct in names:
-            raise ConfigError(f"{derived} sets {direct}: give one of {derived} and {direct}, not both")
-    if "n_scale" in names and "n_exponent" not in names:
-        raise ConfigError("--n-scale needs --n-exponent (n = round(scale·d^exponent))")
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {list(seeds)}: give distinct seeds (integers ≥ 0)")
-
-
-def grid_points(grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any], seeds: Sequence[int]) -> list[dict]:
-    """Every point of the grid (product of the axes, the last axis fastest) as fields, with the seeds."""
-    axes = list(grid)
-    return [{**fixed, **dict(zip(axes, combo, strict=True)), "seeds": [int(s) for s in seeds]}
-            for combo in itertools.product(*(grid[a] for a in axes))]
-
-
-def grid_configs(family: str, grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any],
-                 seeds: Sequence[int]) -> list[Any]:
-    """The validated config of every point (raises the first :class:`ConfigError`)."""
-    _check_spec(family, grid, fixed, seeds)
-    return [config_from_dict(family, resolve_fields(family, p)).validate() for p in grid_points(grid, fixed, seeds)]
-
-
 # ---------------------------------------------------------------------------------------------- one point
 def _keys(family: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    merged = {**FAMILIES[family][0]().as_dict(), **resolve_fields(family, fields)}
+    try:
+        resolved = resolve_fields(family, fields)
+    except ConfigError:
+        resolved = dict(fields)
+    merged = {**FAMILIES[family][0]().as_dict(), **resolved}
     return {k: merged[k] for k in KEY_FIELDS if k in merged}
 
 
@@ -244,14 +145,16 @@ def sweep(
     (config, seed) in ``cache_dir`` (None: no cache, as :func:`earlylin.run`); with ``out`` the table
     and the record are written there. Raises :class:`ConfigError` before any work for a bad spec, or
     when every point's config is invalid; a point that fails on its own gives error rows."""
-    fixed = dict(fixed or {})
+    fixed = {k: plain_value(v) for k, v in (fixed or {}).items()}
+    grid = {k: v if isinstance(v, str | bytes) or not hasattr(v, "__iter__") else [plain_value(x) for x in v]
+            for k, v in grid.items()}
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is unknown; valid: {', '.join(BACKENDS)}")
     if ray_address is not None and backend != "ray":
         raise ConfigError("--ray-address needs --backend ray")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"--max-retries {max_retries!r}: must be an integer ≥ 0")
-    _check_spec(family, grid, fixed, seeds)
+    check_spec(family, grid, fixed, seeds)
     device = str(fixed.get("device", "auto"))
     if backend == "local":
         env_device = resolve_device(device)  # a cluster's workers may have devices this process lacks
@@ -284,7 +187,8 @@ def sweep(
     record = {
         "schema": SCHEMA, "kind": "sweep", "family": family, "grid": {k: list(v) for k, v in grid.items()},
         "fixed": fixed, "seeds": [int(s) for s in seeds], "backend": backend, "ray_address": ray_address,
-        "argv": argv, "cache_dir": cache_path, "environment": environment(env_device, str(fixed.get("dtype", "float32"))),
+        "argv": argv, "cache_dir": cache_path,
+        "environment": environment(env_device, str(fixed.get("dtype", "float32"))),
         "code_fingerprint": fingerprint,
         "summary": {"points": len(points), "rows": n_rows, "invalid_points": len(invalid), "error_rows": errors,
                     "cache_hits": sum(bool(c) for c in table["cached"]),
@@ -309,7 +213,7 @@ def run_study(spec: Mapping[str, Any], device: str, cache: Cache, progress: bool
 
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m earlylin.sweep", description="Run a grid of configs, locally or "
+    p = cli.ArgumentParser(prog="python -m earlylin.sweep", description="Run a grid of configs, locally or "
                                 "on a Ray cluster; one row per point and seed.")
     a = p.add_argument
     a("--family", choices=SWEEP_FAMILIES, default="two_layer", help="experiment family [two_layer]")
@@ -347,6 +251,7 @@ def format_table(result: SweepResult) -> str:
     return "\n".join(lines)
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -357,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                 if name in fixed or name in grid:
                     raise ConfigError(f"--{name.replace('_', '-')}: {name} is also given in --grid/--set")
                 fixed[name] = value
+        cli.probe_dir(args.out, "--out")  # before any work: outputs that cannot be written are refused
+        if not args.no_cache:
+            cli.probe_dir(args.cache_dir, "--cache-dir")
         result = sweep(grid, family=args.family, fixed=fixed, seeds=args.seeds, backend=args.backend,
                        ray_address=args.ray_address, out=args.out, cache_dir=None if args.no_cache else args.cache_dir,
                        progress=not args.quiet, max_retries=args.max_retries,

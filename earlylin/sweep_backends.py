@@ -68,10 +68,12 @@ def run_ray(family: str, points: dict[int, dict[str, Any]], fn: PointFn, cache_d
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address) if address else ray.init(include_dashboard=False)
+            ray.init(address=address) if address else ray.init(address="local", include_dashboard=False)
         except ConnectionError as err:
-            raise ConfigError(f"--ray-address {address}: no Ray cluster there ({err}); start one with "
-                              "`ray start --head`, or leave --ray-address out for a local Ray") from None
+            raise ConfigError(f"--ray-address {address}: cannot connect ({err}); start a cluster with `ray start "
+                              "--head` and pass --ray-address auto on its head node (an explicit address to a cluster "
+                              "with token authentication, the default of recent Ray, also needs RAY_AUTH_MODE=token "
+                              "and its token), or leave --ray-address out for a local Ray") from None
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         remote = ray.remote(fn)

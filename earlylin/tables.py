@@ -14,15 +14,20 @@ fig1b          fig1            outputs of 5 test points, net vs f^lin (seed 0)
 fig1c          fig1c_fixed,    early-window max relative MSE(net, f^lin) vs d, log-log,
                fig1c_scaled    at fixed m = 256 and with n, m ∝ d^{1+α}; fitted slopes
 fig2           fig2            ReLU, norm-dependent target: test loss of net, f^lin, stripped
+fig2_targets   fig2_target_*   per target (norm, relu_teacher, radial): losses and MSE to the net of
+                               f^lin, stripped, f^lin without q, f^lin without the constants
 fig3a_<v>      fig3_<v>        test loss of net and linear model, residual on V_lin / V_lin⊥
 fig3b_<v>      fig3_<v>        outputs of 3 test points, net vs linear model
 fig3c_<v>      fig3_<v>        relative MSE(net, linear) over steps (and to the exact-NTK model)
                                <v>: fc, cnn (ReLU, per-coordinate inputs), fc_sphere (erf, ‖x‖ = √d)
 fig3_width     cifar_width     early relative MSE(net, linear) on CIFAR vs width (FC, CNN)
+fig3_grid      fig3_grid       per activation × inputs × arch × width (subsampled): early relative MSE,
+                               its growth, and the V_lin⊥ drop below the exact-NTK model and f^lin
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
 escape         escape          escape step t* vs d, beside the prediction ∝ d·log(d)/η
 first_layer    first_layer     first layer only: max relative MSE vs d with n, m ∝ d^{1+α}
+phase          phase           max relative MSE and escape step over d × m/d (n ∝ d^{3/2})
 =============  ==============  ===========================================================
 """
 
@@ -37,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from earlylin.analysis import FIG3_EARLY_STEPS, Records, Table, seed_mean
+from earlylin.presets import FIG2_TARGETS
 
 N_FIG1B = 5
 N_FIG3B = 3
@@ -125,6 +131,25 @@ def table_fig2(records: Records) -> Table:
     return out
 
 
+FIG2_TARGET_KEYS = ("test_loss_net", "test_loss_lin", "test_loss_stripped", "test_loss_no_norm", "test_loss_no_const",
+                    "test_mse", "test_mse_stripped", "test_mse_no_norm", "test_mse_no_const")
+
+
+def table_fig2_targets(records: Records) -> Table:
+    """Fig 2 per target (studies ``fig2_target_<t>``, stacked, column ``target``): seed-mean test losses of the net,
+    f^lin, the stripped model and the ablations f^lin without q (``no_norm``) and without the constant columns
+    (``no_const``), and each model's test MSE to the net, per recorded step."""
+    out: Table = {}
+    for study in sorted(k for k in records if k.startswith("fig2_target_")):
+        run = records[study]["runs"][0]
+        part = _curves(run, FIG2_TARGET_KEYS)
+        part = {"target": [run["config"]["target"]] * len(part["step"]),
+                "T": [run["summary"]["early_window_steps"]] * len(part["step"]), **part}
+        for k, v in part.items():
+            out.setdefault(k, []).extend(v)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- Fig 3
 def table_fig3a(records: Records, variant: str) -> Table:
     """Fig 3a: test loss of net and linear model and the test residual split ‖P(f−y)‖²/n (V_lin)
@@ -161,6 +186,32 @@ def table_fig3_width(records: Records) -> Table:
                          ("max_mse_early", float(np.nanmax(mse[early]))), ("rel_mse_last", float(rel[-1])),
                          ("steps", int(steps[-1]))):
             out[key].append(val)
+    return out
+
+
+def table_fig3_grid(records: Records) -> Table:
+    """Per run of the grid (arch, width, activation, inputs): the max over 1 ≤ t ≤ 1,000 of the relative test
+    MSE(net, linear), the relative MSE at the last step, the same to the exact-NTK model, and the drop of the net's
+    V_lin⊥ test residual below the exact-NTK model's (early max, last) and of the exact-NTK model's below f^lin's."""
+    keys = ("arch", "width", "activation", "cifar_norm", "n", "steps", "max_rel_mse_early", "rel_mse_last",
+            "max_rel_mse_ntk_early", "perp_drop_ntk_early", "perp_drop_ntk_last", "perp_drop_kernel_early",
+            "perp_drop_kernel_last")
+    out: Table = {k: [] for k in keys}
+    for run in records["fig3_grid"]["runs"]:
+        c, m = run["config"], next(iter(run["per_seed"].values()))
+        steps = np.array(m["steps"])
+        early = (steps >= 1) & (steps <= FIG3_EARLY_STEPS)
+        arr = {k: np.array([np.nan if v is None else v for v in m.get(k, [None] * len(steps))], float) for k in (
+            "test_rel_mse", "test_rel_mse_ntk_inf", "test_res_perp_net", "test_res_perp_ntk_inf", "test_res_perp_lin")}
+        net_drop = (arr["test_res_perp_ntk_inf"] - arr["test_res_perp_net"]) / arr["test_res_perp_ntk_inf"]
+        ker_drop = (arr["test_res_perp_lin"] - arr["test_res_perp_ntk_inf"]) / arr["test_res_perp_lin"]
+        upto = steps <= FIG3_EARLY_STEPS
+        vals = (c["arch"], c["width"], c["activation"], c["cifar_norm"], c["n"], int(steps[-1]),
+                float(np.nanmax(arr["test_rel_mse"][early])), float(arr["test_rel_mse"][-1]),
+                float(np.nanmax(arr["test_rel_mse_ntk_inf"][early])), float(np.nanmax(net_drop[upto])),
+                float(net_drop[-1]), float(np.nanmax(ker_drop[upto])), float(ker_drop[-1]))
+        for k, v in zip(keys, vals, strict=True):
+            out[k].append(v)
     return out
 
 
@@ -202,6 +253,18 @@ def table_escape(records: Records) -> Table:
     return out
 
 
+PHASE_COLUMNS = {"d": "d", "m_over_d": "m_over_d", "m": "width", "n": "n", "seed": "seed", "T": "early_window_steps",
+                 "steps_run": "steps", "max_rel_mse_early": "max_rel_mse_early", "max_mse_early": "max_mse_early",
+                 "escape_step": "escape_step", "error": "error"}
+
+
+def table_phase(records: Records) -> Table:
+    """Phase diagram (earlylin/phase.py): per (d, m/d, seed) the max over t ≤ T of the relative and plain
+    test MSE(net, f^lin), the escape step (empty if not reached or failed), T and the steps run."""
+    t = records["phase"]["table"]
+    return {out: list(t[src]) for out, src in PHASE_COLUMNS.items()}
+
+
 # ---------------------------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class TableSpec:
@@ -221,12 +284,15 @@ TABLES: dict[str, TableSpec] = {
     "fig1b": TableSpec(("fig1",), table_fig1b),
     "fig1c": TableSpec(("fig1c_fixed", "fig1c_scaled"), table_fig1c),
     "fig2": TableSpec(("fig2",), table_fig2),
+    "fig2_targets": TableSpec(tuple(f"fig2_target_{t}" for t in FIG2_TARGETS), table_fig2_targets),
     "first_layer": TableSpec(("first_layer",), table_first_layer),
     **{f"fig3{p}_{v}": TableSpec((study,), _variant(t, v))
        for v, (study, _) in FIG3_VARIANTS.items()
        for p, t in (("a", table_fig3a), ("b", table_fig3b), ("c", table_fig3c))},
     "fig3_width": TableSpec(("cifar_width",), table_fig3_width),
+    "fig3_grid": TableSpec(("fig3_grid",), table_fig3_grid),
     "kernel_ratio": TableSpec(("kernel",), table_kernel_ratio),
     "width_split": TableSpec(("width",), table_width_split),
     "escape": TableSpec(("escape",), table_escape),
+    "phase": TableSpec(("phase",), table_phase),
 }

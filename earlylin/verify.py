@@ -30,8 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from earlylin import cli
 from earlylin.activations import ACTIVATION_NAMES
 from earlylin.analysis import sweep_summary
@@ -51,24 +49,17 @@ from earlylin.config import (
 from earlylin.data.cifar_files import DATA_DIR_ENV
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import ConfigError
-from earlylin.experiments import experiment_for, family_of
+from earlylin.experiments import experiment_for
 from earlylin.experiments import run as run_experiment
 from earlylin.linear.features import LAYERS
+from earlylin.nets.two_layer import check_step
 from earlylin.presets import CIFAR_QUICK_WIDTH, QUICK
 from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_json_atomic
 from earlylin.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, checkpoint_interval
+from earlylin.verify_report import cache_line, format_table
 
 DEFAULT = TwoLayerConfig()
 MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
-TABLE_KEYS = (
-    ("train_loss_net", "train loss net"),
-    ("test_loss_net", "test loss net"),
-    ("test_loss_lin", "test loss lin"),
-    ("test_mse", "MSE(net,lin)"),
-    ("test_rel_mse", "rel MSE"),
-    ("test_mse_stripped", "MSE(net,strip)"),
-)
-SPLIT_KEYS = (("test_res_perp_net", "V⊥ resid net"), ("test_res_perp_lin", "V⊥ resid lin"))
 # flags of one data set only (argparse dest → flag); their defaults are None so that "given" is visible
 SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "target": "--target",
                   "sigma": "--sigma", "inputs": "--inputs", "scale_alpha": "--scale-alpha", "ntk_lin": "--ntk-lin",
@@ -304,87 +295,6 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
     return Sweep(base=base, ds=tuple(ds), scale_alpha=args.scale_alpha)
 
 
-# ---------------------------------------------------------------------------------------------- report
-def _num(value: Any, spec: str) -> str:
-    """``value`` formatted with ``spec``, or "n/a" where the record holds null (undefined, e.g. the
-    relative MSE while the network's output is still zero up to rounding)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return format(value, spec)
-
-
-def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    """The terminal report: per-step table of each run, then the closeness-vs-d table if several d."""
-    lines = []
-    for run in runs:
-        cfg, s = run["config"], run["summary"]
-        seed0 = next(iter(run["per_seed"].values()))
-        steps = seed0["steps"]
-        family = family_of(cfg)
-        model = (f"arch={cfg['arch']} depth={cfg['depth']}" if family == "cifar" else
-                 f"layers={cfg['layers']} q={cfg['filter_size']}" if family == "cnn1d" else f"layers={cfg['layers']}")
-        lines.append(
-            f"d={cfg['d']} width={cfg['width']} n={cfg['n']} {model} φ={cfg['activation']} "
-            f"η={cfg['lr']:g} seeds={cfg['seeds']} T={s['early_window_steps']} (seed-mean values)"
-        )
-        keys = TABLE_KEYS + (SPLIT_KEYS if family == "cifar" else ())
-        lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in keys))
-        show = sorted({steps[0], steps[-1], *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))}
-                      | ({s["early_window_steps"]} & set(steps)))
-        for t in show:
-            i = steps.index(t)
-            vals = []
-            for key, _ in keys:
-                col = [m[key][i] for m in run["per_seed"].values()]
-                col = [np.nan if c is None else c for c in col]
-                vals.append("nan" if np.all(np.isnan(col)) else f"{np.nanmean(col):.5f}")
-            lines.append(f"{t:>7} " + " ".join(f"{v:>15}" for v in vals))
-        if s["early_window_steps"] > steps[-1]:
-            lines.append(f"  T = {s['early_window_steps']:,} is past the last step {steps[-1]:,}: the maxima "
-                         "below are over the whole run")
-        lines.append(
-            f"  max test MSE(net,lin) for t ≤ T: {_num(s['max_test_mse_early'], '.3g')}   "
-            f"max rel MSE: {_num(s['max_rel_test_mse_early'], '.3g')}   "
-            f"max MSE(net,stripped): {_num(s['max_test_mse_stripped_early'], '.3g')}   "
-            f"escape step: {s['escape_step']}   wall: {s['wall_time_s']:.1f}s"
-        )
-        if s["max_rel_test_mse_early"] is None:
-            lines.append("  rel MSE n/a: the network's test output stayed at 0 up to rounding (mean f² ≤ 1e-12), "
-                         "so MSE/mean f² is undefined; raise --lr or --steps")
-        if s["diverged_seeds"]:
-            lines.append(f"  DIVERGED seeds (seed: first bad step): {s['diverged_seeds']}")
-        lines.append("")
-    if "by_d" in summary:
-        lines.append(f"{'d':>6} {'m':>7} {'n':>8} {'T':>6} {'max MSE t≤T':>12} {'max rel MSE':>12} {'escape':>7}")
-        for run in runs:
-            s, c = run["summary"], run["config"]
-            lines.append(
-                f"{s['d']:>6} {c['width']:>7} {c['n']:>8} {s['early_window_steps']:>6} "
-                f"{_num(s['max_test_mse_early'], '>12.4g'):>12} {_num(s['max_rel_test_mse_early'], '>12.4g'):>12} "
-                f"{s['escape_step']!s:>7}"
-            )
-        esc = summary["escape"]
-        lines.append("escape step t* vs d·log(d)/η: " + ", ".join(
-            f"d={d}: t*={t} (c*={'—' if c is None else f'{c:.2f}'})"
-            for d, t, c in zip(esc["d"], esc["escape_step"], esc["c_star"], strict=True)))
-        sl = summary["slope"]
-        lines.append(
-            f"log-log slope of max rel MSE vs d: {_num(sl['mean'], '.3f')} ± {_num(sl['std'], '.3f')} (over seeds; "
-            f"of the seed mean: {_num(sl['of_seed_mean'], '.3f')})"
-        )
-    return "\n".join(lines)
-
-
-def cache_line(summary: dict[str, Any], n_seeds: int, enabled: bool) -> str:
-    """One line saying which seeds came from the cache, under which code fingerprint."""
-    if not enabled:
-        return f"cache: off (--no-cache); {n_seeds} seed(s) computed, code {summary['code_fingerprint']}"
-    if summary.get("not_cached"):
-        return f"cache: not used: {summary['not_cached']}"
-    return (f"cache: {summary['cache_hits']} of {n_seeds} seed(s) from the cache, "
-            f"{n_seeds - summary['cache_hits']} computed (code {summary['code_fingerprint']})")
-
-
 # ---------------------------------------------------------------------------------------------- main
 @contextmanager
 def _data_setup(path: Path | None, download: bool, quiet: bool) -> Iterator[None]:
@@ -425,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha, "arch": args.arch or "two_layer"}
     check_windows(configs)
     device = resolve_device(args.device)
+    for cfg in configs if kind == "two_layer" else ():
+        check_step(cfg.step, cfg.activation, device, cfg.dtype)  # --step fused where it cannot run: exit 2
     out = cli.probe_dir(args.out, "--out")
     cache_dir = None if args.no_cache else cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
     if args.data_dir is not None or args.download:

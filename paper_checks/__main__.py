@@ -40,7 +40,8 @@ from earlylin.records import (
     write_json_atomic,
 )
 from earlylin.studies import get_study
-from paper_checks.checks import CHECK_STUDIES, CHECKS, CheckResult
+from paper_checks.checks import CHECK_STUDIES, CHECKS, NOT_RUN, CheckResult
+from paper_checks.verdicts import ALL_FAIL, ALL_HOLD, SOME, UNDECIDED, claim_classes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,10 +84,24 @@ def load_records(studies: list[str], folder: Path, size: str) -> dict[str, dict[
 
 
 def format_table(results: list[CheckResult]) -> str:
-    lines = [f"{'check':<22} {'verdict':<13} measured"]
+    """One line per check (verdict, summary of its choice table), then one indented line per choice."""
+    lines = [f"{'check':<24} {'verdict':<13} summary / choice: measured"]
     for r in results:
-        lines.append(f"{r.name:<22} {r.verdict:<13} {r.measured}")
+        lines.append(f"{r.name:<24} {r.verdict:<13} {r.summary}")
+        if len(r.rows) > 1:
+            lines += [f"{'':<24} {row.verdict:<13} {row.choice}: {row.measured}" for row in r.rows]
     return "\n".join(lines)
+
+
+def headline(results: list[CheckResult]) -> str:
+    """Claims by class (every choice holds / some hold, some fail / every choice fails / inconclusive), then rows."""
+    claims = claim_classes(results)
+    n = {c: sum(e["class"] == c for e in claims.values()) for c in (ALL_HOLD, SOME, ALL_FAIL, UNDECIDED)}
+    rows = [row.verdict for r in results for row in r.rows]
+    return (f"Claims ({len(claims)}): **{n[ALL_HOLD]} hold for every choice**, **{n[SOME]} hold for some choices "
+            f"and fail for others**, **{n[ALL_FAIL]} fail for every choice**, {n[UNDECIDED]} inconclusive. "
+            f"Rows ({len(rows)}, one per check and choice of the details the paper does not give): "
+            f"{rows.count('holds')} hold, {rows.count('fails')} fail, {rows.count('inconclusive')} inconclusive.")
 
 
 def _md(text: str) -> str:
@@ -106,7 +121,6 @@ def _study_time(rec: dict[str, Any]) -> str:
 
 def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]], size: str, command: str,
                   env: dict[str, Any], figures: Path, report_path: Path, wall: float) -> str:
-    counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "fails", "inconclusive")}
     names = dict.fromkeys(device_label(rec.get("environment")) for rec in records.values())
     devices = (f"{env.get('device_name')} ({env.get('device')})" if len(names) <= 1
                else " and ".join(names) + " (per study below)")
@@ -116,15 +130,29 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
         f"Command: `{command}` — size **{size}**, device {devices}, "
         f"torch {env.get('torch')}, earlylin {env.get('earlylin')}, {wall:.0f} s wall.",
         "",
-        f"Verdicts: {counts['holds']} hold, {counts['fails']} fail, {counts['inconclusive']} inconclusive.",
+        headline(results),
     ]
     if size == "quick":
         lines += ["", "**Quick size**: these runs are CPU-sized (small n, d, m, few steps). Their verdicts say "
                   "what happens at this size, not whether the paper's claims hold at the paper's size."]
-    lines += ["", "| check | claim | paper | measured | criterion | verdict |", "|---|---|---|---|---|---|"]
+    lines += ["", "## Claims", "", "| claim | checks | class | rows: hold / fail / inconclusive |", "|---|---|---|---|"]
+    for cid, entry in claim_classes(results).items():
+        counts = entry["rows"]
+        lines.append(f"| `{cid}` | {', '.join(f'`{c}`' for c in entry['checks'])} | **{entry['class']}** | "
+                     f"{counts['holds']} / {counts['fails']} / {counts['inconclusive']} |")
+    if NOT_RUN:
+        lines += ["", "Not run (open): " + "; ".join(NOT_RUN) + "."]
+    lines += ["", "## Checks", "", "| check | claim | paper | unknown details | criterion | summary | verdict |",
+              "|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| `{r.name}` | {_md(r.claim)} | {_md(r.paper)} | {_md(r.measured)} | {_md(r.criterion)} | "
-                     f"**{r.verdict}** |")
+        lines.append(f"| `{r.name}` | {_md(r.claim)} | {_md(r.paper)} | {_md('; '.join(r.unknowns))} | "
+                     f"{_md(r.criterion)} | {_md(r.summary)} | **{r.verdict}** |")
+    lines += ["", "## Choice tables", ""]
+    for r in results:
+        lines += [f"### `{r.name}` — {r.verdict}", "", f"Unknown details: {'; '.join(r.unknowns)}. "
+                  f"Summary: {r.summary}.", "", "| choice | measured | verdict |", "|---|---|---|"]
+        lines += [f"| {_md(row.choice)} | {_md(row.measured)} | **{row.verdict}** |" for row in r.rows]
+        lines.append("")
     lines += ["", "## Configs", ""]
     for study, rec in records.items():
         where = device_label(rec.get("environment"))
@@ -193,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
     text = render_report(results, records, size, command.strip(), env, figures, report_path, wall)
     write_bytes_atomic(report_path, text.encode("utf-8"))
-    write_json_atomic(report_path.with_suffix(".json"), {"size": size, "results": [r.as_dict() for r in results]})
+    write_json_atomic(report_path.with_suffix(".json"), {"size": size, "claims": claim_classes(results),
+                                                         "results": [r.as_dict() for r in results]})
     print(format_table(results))
     print(f"report: {report_path}")
     return 0

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import earlylin.sweep as sweep_cli
 import paper_checks.__main__ as checks_cli
 from earlylin import figures, kernel, verify
 
@@ -129,6 +129,9 @@ CASES: list[Case] = [
     ("bench", lambda t: ["--d", "0"], "--d 0"),
     ("bench", lambda t: ["--device", "tpu"], "--device 'tpu'"),
     ("bench", lambda t: ["--out", str(t)], "is a directory"),
+    # python -m earlylin.sweep (its own value checks: tests/test_sweep.py)
+    ("sweep", lambda t: ["--grid", "d=6,8", "--out", str(a_file(t))], "--out"),
+    ("sweep", lambda t: ["--grid", "d=6,8", "--cache-dir", str(unwritable(t))], "--cache-dir"),
 ]
 
 
@@ -147,11 +150,12 @@ def guarded(monkeypatch, tmp_path):
     monkeypatch.setattr(checks_cli, "get_study", _tripwire)
     monkeypatch.setattr(checks_cli, "load_records", _tripwire)
     monkeypatch.setattr(bench, "measured_rates", _tripwire)
+    monkeypatch.setattr(sweep_cli, "sweep", _tripwire)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / OUT / "cache"))
     (tmp_path / OUT).mkdir()
     monkeypatch.chdir(tmp_path / OUT)
     return {"verify": verify.main, "kernel": kernel.main, "figures": figures.main, "checks": checks_cli.main,
-            "bench": bench.main}
+            "bench": bench.main, "sweep": sweep_cli.main}
 
 
 def _exit_status(main: Callable[[list[str]], int], argv: list[str]) -> int:
@@ -177,14 +181,10 @@ def test_refused_before_work_with_one_line(guarded, tmp_path, capsys, name, argv
 
 def test_at_least_thirty_inputs_and_every_command():
     assert len(CASES) >= 30
-    assert {c[0] for c in CASES} == {"verify", "kernel", "figures", "checks", "bench"}
+    assert {c[0] for c in CASES} == {"verify", "kernel", "figures", "checks", "bench", "sweep"}
 
 
 def test_every_entry_point_is_wrapped():
     """Each main goes through earlylin.cli.command (errors, Ctrl-C and SIGTERM as one line)."""
-    mains = [verify.main, kernel.main, figures.main, checks_cli.main, bench.main]
-    sweep = sys.modules.get("earlylin.sweep")
-    if sweep is not None and hasattr(sweep, "main"):
-        mains.append(sweep.main)
-    for main in mains:
+    for main in (verify.main, kernel.main, figures.main, checks_cli.main, bench.main, sweep_cli.main):
         assert getattr(main, "__wrapped__", None) is not None, main.__module__

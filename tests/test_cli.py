@@ -204,7 +204,7 @@ def test_signal_mid_training_exits_with_one_line_and_no_files(tmp_path, sig, sta
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == status, err
     assert "Traceback" not in err and len(lines) == 1 and needle in lines[0]
-    assert [p for p in out.iterdir()] == []  # --out probed (created), nothing written
+    assert not out.exists() or [p for p in out.iterdir()] == []  # nothing written
     assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".pt"]  # no half entry, no temp file
 
 
@@ -287,3 +287,45 @@ def test_cifar_download_without_a_server_is_one_clear_line(tmp_path):
     assert done.returncode == 1, done.stderr
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert url in lines[0] and str(tmp_path / "data") in lines[0]
+
+
+def test_verify_figure_fits_the_run_and_names_it(tmp_path):
+    """Panels titled in words, step axes over the recorded steps only (T past the run is a note, not
+    an axis stretched to it), a legend for the five test points, a suptitle with data, net and sizes."""
+    import matplotlib.pyplot as plt
+
+    from earlylin.plots import verify_figure
+
+    assert verify.main([*SMALL, "--d", "10", "--window-c", "50", "--no-plot", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "record.json").read_text())
+    T = record["summary"]["early_window_steps"]
+    assert T > 60
+    fig = verify_figure(record)
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles[2] == "Outputs on five test points" and not any(t.startswith("(") for t in titles)
+        for ax in (fig.axes[0], fig.axes[1], fig.axes[3]):
+            assert ax.get_xlim()[1] <= 60 * 1.2 and f"T = {T:,} is beyond the run" in ax.get_xlabel()
+        labels = fig.axes[2].get_legend_handles_labels()[1]
+        assert [lab.split(" (")[0] for lab in labels[:5]] == [f"test point {j}" for j in range(1, 6)]
+        assert "network (solid)" in labels and "f_lin (dashed)" in labels
+        title = fig._suptitle.get_text()
+        assert "Synthetic data: two-layer erf net" in title and "d = 10, n = 300, width 64, 60 steps" in title
+    finally:
+        plt.close(fig)
+
+
+def test_probe_dir_checks_without_leaving_a_trace(tmp_path):
+    target = tmp_path / "a" / "b" / "out"
+    assert cli.probe_dir(target, "--out") == target
+    assert list(tmp_path.iterdir()) == []  # the folders it made to probe are gone again
+    (tmp_path / "kept").mkdir()
+    cli.probe_dir(tmp_path / "kept", "--out")
+    assert list((tmp_path / "kept").iterdir()) == []  # and no probe file is left
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match=r"--cache-dir .*is a file"):
+        cli.probe_dir(tmp_path / "f", "--cache-dir")
+    with pytest.raises(ConfigError, match=r"--out .*cannot write there"):
+        cli.probe_dir(tmp_path / "f" / "sub", "--out")
+    with pytest.raises(ConfigError, match=r"--report .*is a directory"):
+        cli.probe_file(tmp_path, "--report")

@@ -1,10 +1,13 @@
 """The fused Triton step (earlylin.nets.fused) against the reference TwoLayerStep: same loss, outputs and
-gradients to fp32 rounding, on shapes that exercise every mask (n not a multiple of the row block,
-d with a tail below 16, m not a power of two). Through Triton's CPU interpreter by default; with
-TRITON_INTERPRET=0 on a CUDA machine, the compiled kernel."""
+gradients to fp32 rounding, on shapes that exercise every mask (n not a multiple of the row block, d
+padded to a power of two, m not a multiple of the hidden tile). Through Triton's CPU interpreter by
+default (which computes every dot in fp32, whatever the precision mode); with TRITON_INTERPRET=0 on a
+CUDA machine, the compiled kernels in their 3×TF32 mode. The 3×TF32 split itself is checked on the
+CPU by its emulation, :func:`earlylin.nets.fused.tf32x3_matmul`."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -16,42 +19,41 @@ from earlylin.config import set_exact_fp32
 from earlylin.errors import ConfigError
 from earlylin.nets import two_layer as nets
 
-# Triton's interpreter runs the kernel on CPU tensors; TRITON_INTERPRET must be set before triton is
-# first imported (its own library functions are wrapped at import). TRITON_INTERPRET=0 on a GPU
-# machine runs the same checks on the compiled kernel instead.
+# Triton's interpreter runs the kernels on CPU tensors; TRITON_INTERPRET must be set before triton is
+# first imported. TRITON_INTERPRET=0 on a GPU machine runs the same checks on the compiled kernels.
 if "triton" not in sys.modules:
     os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
 
-from earlylin.nets import fused  # imported after the environment is set
+from earlylin.nets import fused  # after the environment is set (imports without Triton)
 
+needs_triton = pytest.mark.skipif(not fused._triton_importable(), reason="Triton is not installed")
 DEVICE = "cpu" if fused._interpreting() else "cuda"
 if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip("TRITON_INTERPRET is off and no CUDA device is visible", allow_module_level=True)
 if DEVICE == "cuda":
     set_exact_fp32()  # the reference's matmuls in true fp32, as in every run
 
-# Relative to each tensor's scale: fp32 results summed in a different order.
+# Relative to each tensor's scale: fp32 results summed in another order (3×TF32 on a GPU: ≈ 2⁻²² more).
 RTOL = 2e-5
 
 
-def _problem(K: int, n: int, d: int, m: int, seed: int = 0):
+def _problem(K: int, n: int, d: int, m: int, seed: int = 0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
-    X = torch.randn(K, n, d, generator=g)
-    y = torch.sign(torch.randn(K, n, generator=g))
-    W = torch.randn(K, m, d, generator=g)
-    v = torch.randn(K, m, generator=g)
-    return tuple(t.to(DEVICE) for t in (X, y, W, v))
+    X = torch.randn(K, n, d, generator=g, dtype=torch.float64)
+    y = torch.sign(torch.randn(K, n, generator=g, dtype=torch.float64))
+    W = torch.randn(K, m, d, generator=g, dtype=torch.float64)
+    v = torch.randn(K, m, generator=g, dtype=torch.float64)
+    return tuple(t.to(DEVICE, dtype) for t in (X, y, W, v))
 
 
-def _assert_matches(actual, expected, what: str) -> None:
+def _assert_matches(actual, expected, what: str, rtol: float = RTOL) -> None:
     assert (actual is None) == (expected is None), what
     if expected is None:
         return
     assert actual.shape == expected.shape, what
     scale = expected.abs().max().item() + 1e-30
-    err = (actual - expected).abs().max().item()
-    assert err <= RTOL * scale, f"{what}: max |Δ| = {err:.3g}, scale {scale:.3g}"
+    err = (actual.double() - expected.double()).abs().max().item()
+    assert err <= rtol * scale, f"{what}: max |Δ| = {err:.3g}, scale {scale:.3g}"
 
 
 def _check(act_name: str, K: int, n: int, d: int, m: int, grad_W: bool, grad_v: bool, **knobs) -> None:
@@ -63,63 +65,99 @@ def _check(act_name: str, K: int, n: int, d: int, m: int, grad_W: bool, grad_v: 
         _assert_matches(a, e, f"{act_name} K={K} n={n} d={d} m={m} {name}")
 
 
+@needs_triton
 @pytest.mark.parametrize(
-    ("act_name", "K", "n", "d", "m"),
+    ("act_name", "K", "n", "d", "m", "grad_W", "grad_v", "knobs"),
     [
-        ("erf", 1, 37, 50, 256),  # d = 32 + 16 + tail 2 (the benchmark's split), n < one block
-        ("erf", 3, 100, 20, 64),  # d = 16 + tail 4, several blocks per program
-        ("erf", 3, 45, 5, 100),  # tail-only d, m not a power of two
-        ("relu", 3, 70, 50, 256),
-        ("relu", 1, 33, 17, 64),  # tail of one column
-        ("relu", 3, 50, 64, 100),  # one chunk, no tail
+        ("erf", 1, 37, 50, 80, True, True, {}),  # d = 50 padded to 64, n < one row block, m = 64 + 16
+        ("erf", 2, 150, 20, 64, True, True, {"block_m": 32, "block_n": 32, "splits": 2}),  # several blocks
+        ("erf", 2, 90, 5, 100, True, False, {"block_m": 16, "block_n": 64, "splits": 3}),  # d < 16
+        ("erf", 1, 70, 50, 40, False, True, {"block_m": 64, "block_n": 16, "splits": 1}),
+        ("erf", 1, 33, 17, 64, False, False, {}),  # forward only
+        ("relu", 2, 70, 50, 48, True, True, {"block_m": 32, "splits": 5}),  # more splits than blocks
     ],
 )
-@pytest.mark.parametrize(("grad_W", "grad_v"), [(True, True), (True, False), (False, True), (False, False)])
-def test_matches_reference(act_name, K, n, d, m, grad_W, grad_v):
-    _check(act_name, K, n, d, m, grad_W, grad_v)
+def test_matches_reference(act_name, K, n, d, m, grad_W, grad_v, knobs):
+    _check(act_name, K, n, d, m, grad_W, grad_v, **knobs)
 
 
+@needs_triton
 @pytest.mark.parametrize("act_name", ["tanh", "gelu", "softplus", "leaky_relu:0.2"])
 def test_other_activations(act_name):
-    _check(act_name, 2, 40, 24, 64, True, True)
+    _check(act_name, 2, 40, 24, 32, True, True, block_n=16)
 
 
-@pytest.mark.parametrize(("block_m", "splits"), [(16, 1), (16, 3), (64, 5)])
-def test_launch_knobs(block_m, splits):
-    """Any block size and number of programs per seed (including more programs than blocks)."""
-    _check("erf", 2, 90, 50, 64, True, True, block_m=block_m, splits=splits)
-
-
+@needs_triton
 def test_unbatched_and_deterministic():
     act = get_activation("erf")
-    X, y, W, v = _problem(1, 40, 50, 64)
+    X, y, W, v = _problem(1, 40, 50, 32)
     step = fused.FusedTwoLayerStep(act, X[0], y[0], True, True)
     ref = nets.TwoLayerStep(act, X[0], y[0], True, True)(W[0], v[0])
     first, second = step(W[0], v[0]), step(W[0], v[0])
     for name, a, b, e in zip(("loss", "f", "gW", "gv"), first, second, ref, strict=True):
         _assert_matches(a, e, name)
         assert torch.equal(a, b), f"{name} differs between two identical calls"
+    info = step.kernel_info()
+    assert info["input_precision"] == "tf32x3" and info["d_padded"] == 64
 
 
-def test_unsupported_activation_falls_back():
+@needs_triton
+def test_refusals():
     custom = Activation("cube", lambda z: z**3, lambda z: 3 * z**2)
     X, y, _, _ = _problem(1, 8, 4, 16)
     assert not fused.fused_available(custom, DEVICE)
     assert fused.fused_available(get_activation("erf"), DEVICE)  # CPU counts under the interpreter
-    with pytest.raises(ConfigError, match="fused GPU step implements"):
+    with pytest.raises(ConfigError, match="fused step implements"):
         fused.FusedTwoLayerStep(custom, X, y, True, True)
     with pytest.raises(ConfigError, match="float32"):
         fused.FusedTwoLayerStep(get_activation("erf"), X.double(), y.double(), True, True)
+    with pytest.raises(ConfigError, match="power of two"):
+        fused.FusedTwoLayerStep(get_activation("erf"), X, y, True, True, block_n=24)
+    with pytest.raises(ConfigError, match="input_precision"):
+        fused.FusedTwoLayerStep(get_activation("erf"), X, y, True, True, input_precision="tf32")
 
 
-def test_split_input_dim():
-    assert fused.split_input_dim(50) == (32, 16, 2)
-    assert fused.split_input_dim(64) == (64, 0, 0)
-    assert fused.split_input_dim(5) == (0, 0, 8)
-    assert fused.split_input_dim(127) == (64, 64, 0)
-    for d in range(1, 300):
-        da, db, dt = fused.split_input_dim(d)
-        tail = d - da - db
-        assert da in (0, *(2**p for p in range(4, 10))) and db in (0, *(2**p for p in range(4, 10)))
-        assert da <= d and db < 2 * (d - da) + 1  # a padded second chunk is at most half empty
-        assert tail < 16 and (dt == 0 if tail <= 0 else tail <= dt < 2 * tail)
+def test_fused_refused_without_a_gpu(monkeypatch):
+    """On a CPU without the interpreter, --step fused is refused before any work, naming the fix."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ConfigError, match=r"--step fused: .*CUDA"):
+        nets.check_step("fused", "erf", "cpu", "float32")
+    with pytest.raises(ConfigError, match="float32 only"):
+        nets.check_step("fused", "erf", "cpu", "float64")
+
+
+def test_padded_dim():
+    assert [fused.padded_dim(d) for d in (1, 5, 16, 17, 50, 64, 65)] == [16, 16, 16, 32, 64, 64, 128]
+
+
+def _emulated_step(X, y, W, v, matmul):
+    """The fused kernels' erf step with every product done by ``matmul`` (fp32 elsewhere)."""
+    n, d, m = X.shape[-2], X.shape[-1], W.shape[-2]
+    Z = matmul(X, (W * (1.0 / math.sqrt(d))).transpose(-1, -2))
+    f = (torch.erf(Z) * v).sum(-1) / math.sqrt(m)
+    r = f - y
+    G = (2.0 / math.sqrt(math.pi)) * torch.exp(-Z * Z)
+    gWt = matmul((X * r.unsqueeze(-1)).transpose(-1, -2), G)
+    return f, gWt.transpose(-1, -2) * v.unsqueeze(-1) / (n * math.sqrt(m) * math.sqrt(d))
+
+
+def test_tf32x3_split_is_fp32_accurate():
+    """3×TF32 products keep fp32 accuracy: the emulated split's f and ∇_W are as close to float64 as the
+    fp32 step's (within 3×), while a single TF32 product is > 30× further off (the check can fail)."""
+
+    def tf32_once(a, b):
+        bits = lambda x: ((x.contiguous().view(torch.int32) + 0x1000) & ~0x1FFF).view(torch.float32)  # noqa: E731
+        return bits(a) @ bits(b)
+
+    g = torch.Generator().manual_seed(3)
+    X, W, v = (torch.randn(*shape, generator=g, dtype=torch.float64) for shape in ((400, 50), (64, 50), (64,)))
+    y = torch.sign(torch.randn(400, generator=g, dtype=torch.float64))
+    exact = _emulated_step(X, y, W, v, torch.matmul)
+    args32 = [t.float() for t in (X, y, W, v)]
+    errors = {}
+    for name, mm in (("fp32", torch.matmul), ("tf32x3", fused.tf32x3_matmul), ("tf32", tf32_once)):
+        out = _emulated_step(*args32, mm)
+        errors[name] = [((a.double() - e).abs().max() / e.abs().max()).item() for a, e in zip(out, exact, strict=True)]
+    for i, what in enumerate(("f", "gW")):
+        assert errors["tf32x3"][i] <= 3 * errors["fp32"][i] + 1e-7, (what, errors)
+        assert errors["tf32"][i] > 30 * errors["fp32"][i], (what, errors)

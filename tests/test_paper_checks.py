@@ -19,9 +19,15 @@ RECORDS = Path(__file__).resolve().parent.parent / "figures" / "records"
 
 @pytest.fixture(scope="module")
 def paper() -> dict:
-    """The committed study records of the paper-size H100 run (figures/records)."""
+    """The committed study records of the paper-size H100 run (figures/records); a study not yet run at paper
+    size (no committed record, e.g. ``phase``: benchmarks/phase_gpu.sh) is left out, its checks skipped here."""
     studies = {s for ss in CHECK_STUDIES.values() for s in ss}
-    return {s: json.loads((RECORDS / f"{s}.json").read_text()) for s in studies}
+    return {s: json.loads((RECORDS / f"{s}.json").read_text()) for s in studies if (RECORDS / f"{s}.json").exists()}
+
+
+def committed(name: str) -> bool:
+    """Whether every study that check ``name`` reads has a committed paper-size record."""
+    return all((RECORDS / f"{s}.json").exists() for s in CHECK_STUDIES[name])
 
 
 def verdict(name: str, records: dict) -> str:
@@ -36,9 +42,11 @@ def _set_curve(run: dict, key: str, fn) -> None:
 
 def test_every_check_has_studies_and_a_verdict(paper):
     assert set(CHECKS) == set(CHECK_STUDIES)
-    for name in CHECKS:
+    for name in filter(committed, CHECKS):
         r = CHECKS[name](paper)
-        assert r.verdict in ("holds", "fails", "inconclusive") and r.claim and r.paper and r.measured and r.criterion
+        assert r.verdict in ("holds", "fails", "inconclusive", "depends") and r.claim and r.paper and r.measured
+        assert r.criterion and r.rows and r.unknowns and r.summary and r.claim_id
+        assert all(row.verdict in ("holds", "fails", "inconclusive") and row.choice for row in r.rows)
 
 
 def test_fig1_window_flips(paper):
@@ -74,14 +82,22 @@ def test_fig1c_measured_verdicts(paper):
     assert verdict("fig1c_fixed", paper) == "fails"
 
 
+@pytest.mark.skipif(not committed("fig2_norm"), reason="the Fig 2 target studies have no committed records")
 def test_fig2_norm_flips(paper):
+    """One row per target; each flips on its own (constructed runs: tests/test_fig2_fig3.py)."""
     rec = copy.deepcopy(paper)
-    s = rec["fig2"]["runs"][0]["summary"]
-    s["max_test_mse_stripped_early"] = 3 * s["max_test_mse_early"]
+    sums = [rec[s]["runs"][0]["summary"] for s in CHECK_STUDIES["fig2_norm"]]
+    for s in sums:
+        s["max_test_mse_early"] = 1e-4
+        s["max_test_mse_stripped_early"] = 3e-4
     assert verdict("fig2_norm", rec) == "holds"
-    s["max_test_mse_stripped_early"] = 1.5 * s["max_test_mse_early"]
+    sums[0]["max_test_mse_stripped_early"] = 1.5e-4
+    assert [r.verdict for r in CHECKS["fig2_norm"](rec).rows][:2] == ["inconclusive", "holds"]
     assert verdict("fig2_norm", rec) == "inconclusive"
-    s["max_test_mse_stripped_early"] = 1.0 * s["max_test_mse_early"]
+    sums[0]["max_test_mse_stripped_early"] = 1e-4
+    assert verdict("fig2_norm", rec) == "depends"
+    for s in sums:
+        s["max_test_mse_stripped_early"] = 1e-4
     assert verdict("fig2_norm", rec) == "fails"
 
 
@@ -154,11 +170,13 @@ def test_escape_flips(paper):
 
 def test_runner_writes_report_from_records(tmp_path, capsys):
     report = tmp_path / "REPORT.md"
-    assert checks_main(["--records", str(RECORDS), "--report", str(report), "--figures", str(RECORDS.parent)]) == 0
+    names = list(filter(committed, CHECKS))
+    assert checks_main(["--records", str(RECORDS), "--report", str(report), "--figures", str(RECORDS.parent),
+                        "--only", *names]) == 0
     text = report.read_text()
-    for name in CHECKS:
+    for name in names:
         assert f"`{name}`" in text
-    assert "## Configs" in text and "fig1a" in text
+    assert "## Configs" in text and "fig1a" in text and "## Choice tables" in text and "Claims (" in text
     assert json.loads(report.with_suffix(".json").read_text())["size"] == "paper"
 
 

@@ -28,6 +28,11 @@ TINY = {
                      "base": {"n": 100, "n_test": 100, "width": 16, "steps": 80, "seeds": [0, 1]}},
     "fig2": {"kind": "two_layer", "ds": [12], "base": {"activation": "relu", "target": "norm", "n": 200,
                                                         "n_test": 100, "width": 32, "steps": 200, "seeds": [0, 1]}},
+    **{f"fig2_target_{t}": {"kind": "two_layer", "ds": [8], "base": {
+        "activation": "relu", "target": t, "n": 100, "n_test": 50, "width": 16, "steps": 60, "seeds": [0]}}
+       for t in ("norm", "relu_teacher", "radial")},
+    "fig3_grid": {"kind": "cifar_grid", "grid": {"activation": ["erf", "relu"], "cifar_norm": ["coordinate", "sphere"]},
+                  "widths": {"fc": [8], "cnn": [2]}, "cifar": {"n": 40, "n_test": 30, "steps": 20, "ntk_model": True}},
     "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30, "n_fit": 32}},
     "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 4, "n": 60, "n_test": 40, "steps": 30,
                                             "n_fit": 32}},
@@ -44,6 +49,9 @@ TINY = {
                                                             "seeds": [0]}},
     "first_layer": {"kind": "two_layer", "ds": [6, 12], "scale_alpha": 0.5,
                     "base": {"layers": "first", "n": 100, "n_test": 100, "width": 16, "steps": 80, "seeds": [0, 1]}},
+    "phase": {"kind": "phase", "family": "two_layer", "grid": {"d": [4, 8], "m_over_d": [1, 4]},
+              "fixed": {"n_exponent": 1.5, "n_scale": 4, "n_test": 50, "steps_per_window": 2, "n_log": 20},
+              "seeds": [0, 1]},
 }
 
 

@@ -2,7 +2,8 @@
 
 Sources (:mod:`earlylin.data.cifar` selects, pools and standardises their images):
 
-- ``cifar10_cat_horse.npz`` (the offline copy, docs/data.md): the cats and horses only, uint8 HWC, sha256 :data:`NPZ_SHA256`.
+- ``cifar10_cat_horse.npz`` (the offline copy, docs/data.md): the cats and horses only, uint8 HWC,
+  sha256 :data:`NPZ_SHA256`.
 - ``cifar-10-batches-py/``: the official python batches (torchvision's layout),
   :func:`earlylin.data.cifar_batches.read_batch`.
 - ``cifar-10-python.tar.gz`` (:data:`CIFAR_URL`, md5 :data:`CIFAR_MD5`): the same batches, read straight

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from earlylin import records
 from earlylin.analysis import sweep_summary
 from earlylin.compare import early_window, escape_step
 from earlylin.records import SCHEMA, to_jsonable, write_json_atomic
@@ -145,9 +147,12 @@ class Result:
         return out
 
     def save(self, path: str | os.PathLike[str], environment: dict[str, Any] | None = None) -> Path:
-        """Write a ``record.json`` (the schema ``python -m earlylin.verify`` writes) holding this run."""
+        """Write a ``record.json`` (the schema ``python -m earlylin.verify`` writes) holding this run, with
+        the environment (versions, device, precision, code fingerprint) of this process unless given."""
+        device = torch.device(self.record["device"])
+        env = environment or records.environment(device, self.config.get("dtype", "float32"))
         record = {"schema": SCHEMA, "kind": self.config.get("family", "two_layer"), "argv": None,
-                  "sweep": {"ds": [self.config["d"]]}, "environment": environment or {},
+                  "sweep": {"ds": [self.config["d"]]}, "environment": env,
                   "runs": [self.record], "summary": sweep_summary([self.record])}
         return write_json_atomic(path, record)
 

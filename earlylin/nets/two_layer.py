@@ -28,6 +28,10 @@ Three implementations of one step, chosen by ``TwoLayerConfig.step`` (:func:`mak
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -111,33 +115,69 @@ def default_block_rows(m: int) -> int:
     return max(64, (1 << 20) // (4 * max(m, 1)))
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads
+
+
+def _worker_init() -> None:
+    """A worker runs its torch ops single-threaded (OpenMP's and MKL's thread counts are per calling
+    thread) and leaves Ctrl-C and SIGTERM to the main thread, whose wait they then interrupt at once."""
+    torch.get_num_threads()  # torch's lazy per-thread set-up first, or it would undo the next line later
+    torch.set_num_threads(1)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` workers whose torch ops run single-threaded (started at once)."""
+    pool = _POOLS.get(threads)
+    if pool is None:
+        main = torch.get_num_threads()
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="earlylin-step", initializer=_worker_init)
+        barrier = threading.Barrier(threads)
+        list(pool.map(lambda _: barrier.wait(), range(threads)))  # every worker started and initialised
+        torch.set_num_threads(main)  # the workers' call also set torch's default for new threads: restore it
+        _POOLS[threads] = pool
+    return pool
+
+
 class BlockedTwoLayerStep:
     """The step of :class:`TwoLayerStep` over blocks of ``block_rows`` rows (the ``fast`` CPU path).
 
-    Per seed k and block B of rows: Z_B = X_B (W/√d)ᵀ, H_B = φ(Z_B), f_B = H_B v/√m, r_B = f_B − y_B;
-    ∇_v += H_Bᵀ r_B and (∇_W)ᵀ += (r_B ⊙ X_B)ᵀ φ′(Z_B), both accumulated in fp32 in block order (a fixed
-    order: the result is reproducible run to run), scaled once at the end as in :class:`TwoLayerStep`.
-    φ′(Z_B) overwrites Z_B in place. Two B×m buffers and one B×d buffer are kept across calls. X may
-    be (n, d) or batched (K, n, d).
+    Per seed k and block b of rows: Z_b = X_b (W/√d)ᵀ, H_b = φ(Z_b), f_b = H_b v/√m, r_b = f_b − y_b, and
+    the block's partial gradients H_bᵀ r_b and (r_b ⊙ X_b)ᵀ φ′(Z_b) (φ′(Z_b) overwrites Z_b in place),
+    written to their own slots; the partials are then summed in block order and scaled once as in
+    :class:`TwoLayerStep`. The tiles stay in cache, and the result does not depend on how the blocks
+    are shared out. ``threads`` (default: torch's intra-op thread count on a CPU, else 1) workers of a
+    process-wide pool each take every ``threads``-th block and run its ops single-threaded: one
+    synchronisation per step instead of one per op, so that no op waits at a barrier for a core that
+    another process holds (on a shared 2-core machine torch's own threading of these small ops was
+    ≈ 4× slower, BENCHMARKS.md). ``threads=1``: the blocks in turn in the calling thread, each op on
+    torch's intra-op threads. X may be (n, d) or batched (K, n, d).
     """
 
     def __init__(self, act: Activation, X: torch.Tensor, y: torch.Tensor, grad_W: bool, grad_v: bool,
-                 *, block_rows: int | None = None) -> None:
-        if block_rows is not None and block_rows < 1:
-            raise ConfigError(f"block_rows {block_rows}: must be an integer ≥ 1")
+                 *, block_rows: int | None = None, threads: int | None = None) -> None:
+        for name, value in (("block_rows", block_rows), ("threads", threads)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} {value}: must be an integer ≥ 1")
         self.act, self.grad_W, self.grad_v = act, grad_W, grad_v
         self._batched = X.dim() == 3
         self.X = (X if self._batched else X.unsqueeze(0)).contiguous()
         self.y = (y if self._batched else y.unsqueeze(0)).contiguous()
         self.block_rows = block_rows
-        self._buffers: tuple[torch.Tensor, ...] | None = None
+        self.threads = threads or (torch.get_num_threads() if X.device.type == "cpu" else 1)
+        self._buffers: dict[tuple[int, ...], list[tuple[torch.Tensor, ...]]] = {}
 
-    def _get_buffers(self, rows: int, m: int) -> tuple[torch.Tensor, ...]:
-        d = self.X.shape[-1]
-        if self._buffers is None or self._buffers[0].shape != (rows, m):
+    def _get_buffers(self, rows: int, m: int, n_blocks: int) -> list[tuple[torch.Tensor, ...]]:
+        """Per worker: Z/φ′(Z), φ(Z) and r ⊙ X tiles; then the partial gradients of every block."""
+        K, _, d = self.X.shape
+        key = (rows, m, n_blocks)
+        if key not in self._buffers:
             new = self.X.new_empty
-            self._buffers = (new((rows, m)), new((rows, m)), new((rows, d)))
-        return self._buffers
+            tiles = [(new((rows, m)), new((rows, m)), new((rows, d))) for _ in range(self.threads)]
+            parts = (new((K, n_blocks, d, m) if self.grad_W else (1,)), new((K, n_blocks, m) if self.grad_v else (1,)))
+            self._buffers = {key: [*tiles, parts]}
+        return self._buffers[key]
 
     def __call__(
         self, W: torch.Tensor, v: torch.Tensor
@@ -148,40 +188,53 @@ class BlockedTwoLayerStep:
         K, n, d = X.shape
         m = W.shape[-2]
         rows = min(n, self.block_rows or default_block_rows(m))
-        Zb, Hb, RXb = self._get_buffers(rows, m)
+        n_blocks = -(-n // rows)
+        *tiles, (gw_parts, gv_parts) = self._get_buffers(rows, m, n_blocks)
         Wt = (W * (1.0 / math.sqrt(d))).transpose(-1, -2).contiguous()  # (K, d, m)
         f, r = X.new_empty((K, n)), X.new_empty((K, n))
-        gv = X.new_zeros((K, m)) if self.grad_v else None
-        gWt = X.new_zeros((K, d, m)) if self.grad_W else None
         inv_sqrt_m = 1.0 / math.sqrt(m)
-        for k in range(K):
-            for start in range(0, n, rows):
-                stop = min(n, start + rows)
-                b = stop - start
-                Xb, Z, H = X[k, start:stop], Zb[:b], Hb[:b]
+        blocks = [(k, b) for k in range(K) for b in range(n_blocks)]
+
+        def work(worker: int) -> None:
+            Zb, Hb, RXb = tiles[worker]
+            for k, b in blocks[worker :: self.threads]:
+                start, stop = b * rows, min(n, (b + 1) * rows)
+                Xb, Z, H = X[k, start:stop], Zb[: stop - start], Hb[: stop - start]
                 torch.mm(Xb, Wt[k], out=Z)
                 self.act.phi_out(Z, H)
                 fb, rb = f[k, start:stop], r[k, start:stop]
                 torch.mv(H, v[k], out=fb).mul_(inv_sqrt_m)
                 torch.sub(fb, y[k, start:stop], out=rb)
-                if gv is not None:
-                    gv[k].addmv_(H.transpose(0, 1), rb)
-                if gWt is not None:
-                    G = self.act.dphi_out(Z, Z)  # φ′(Z_B) in place of Z_B
-                    rX = torch.mul(Xb, rb.unsqueeze(-1), out=RXb[:b])
-                    gWt[k].addmm_(rX.transpose(0, 1), G)
+                if self.grad_v:
+                    torch.mv(H.transpose(0, 1), rb, out=gv_parts[k, b])
+                if self.grad_W:
+                    G = self.act.dphi_out(Z, Z)  # φ′(Z_b) in place of Z_b
+                    rX = torch.mul(Xb, rb.unsqueeze(-1), out=RXb[: stop - start])
+                    torch.mm(rX.transpose(0, 1), G, out=gw_parts[k, b])
+
+        if self.threads == 1:
+            work(0)
+        else:
+            list(_pool(self.threads).map(work, range(self.threads)))
         loss = 0.5 * torch.mean(r * r, dim=-1)
         scale = 1.0 / (n * math.sqrt(m))
-        if gv is not None:
-            gv.mul_(scale)
+        gv = _sum_in_order(gv_parts).mul_(scale) if self.grad_v else None
         gW = None
-        if gWt is not None:
-            gW = gWt.transpose(-1, -2) * (v * (scale / math.sqrt(d))).unsqueeze(-1)
+        if self.grad_W:
+            gW = _sum_in_order(gw_parts).transpose(-1, -2) * (v * (scale / math.sqrt(d))).unsqueeze(-1)
         if not self._batched:
             loss, f = loss[0], f[0]
             gW = None if gW is None else gW[0]
             gv = None if gv is None else gv[0]
         return loss, f, gW, gv
+
+
+def _sum_in_order(parts: torch.Tensor) -> torch.Tensor:
+    """Σ_b parts[:, b], added in block order (a fixed order, whatever the threads)."""
+    total = parts[:, 0].clone()
+    for b in range(1, parts.shape[1]):
+        total += parts[:, b]
+    return total
 
 
 def resolve_step(step: str, device: torch.device | str) -> str:
@@ -197,6 +250,22 @@ def resolve_step(step: str, device: torch.device | str) -> str:
     if step == "auto":
         return "fast" if torch.device(device).type == "cpu" else "reference"
     return step
+
+
+def check_step(step: str, activation: str, device: torch.device | str, dtype: str) -> None:
+    """Refuse, before any work, a ``step`` that cannot run here (``fused`` without Triton or CUDA, in
+    float64, or with an activation the kernels lack).
+
+    Raises:
+        ConfigError: naming the flag and the fix.
+    """
+    if resolve_step(step, device) != "fused":
+        return
+    from earlylin.nets import fused
+
+    reason = fused.unavailable_reason(activation, device, dtype)
+    if reason is not None:
+        raise ConfigError(f"--step fused: {reason}; use --step auto, fast or reference")
 
 
 def step_info(step: str) -> dict[str, str]:

@@ -1,0 +1,76 @@
+"""Figures of the checks' choice tables, drawn from their tables alone (registered in :data:`earlylin.plots.PLOTS`).
+
+- ``fig2_targets``: one column per Fig 2 target (norm, relu_teacher, radial); top, the test loss of the net,
+  f^lin, the stripped model (x only) and the ablations f^lin without q and without the constant columns;
+  bottom, each model's test MSE to the net, with the early window T.
+- ``fig3_grid``: the subsampled CIFAR grid, activation × input normalisation × width (FC, CNN): (a) the
+  max over 1 ≤ t ≤ 1,000 of the relative test MSE(net, linear) against width; (b) the early drop of the
+  net's V_lin⊥ residual below the exact-NTK model's (solid) and of the exact-NTK model's below f^lin's
+  (dotted: the infinite-width kernel's own drop).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from earlylin.analysis import Table, col
+
+FIG2_MODELS = (("net", "net", "C0-"), ("lin", "f_lin", "C1--"), ("stripped", "x only (stripped)", "C2:"),
+               ("no_norm", "f_lin without q", "C3-."), ("no_const", "f_lin without ν columns", "C4:"))
+
+
+def plot_fig2_targets(table: Table) -> plt.Figure:
+    targets = list(dict.fromkeys(table["target"]))
+    fig, axes = plt.subplots(2, len(targets), figsize=(5 * len(targets), 8), squeeze=False)
+    tcol = np.array(table["target"])
+    for j, target in enumerate(targets):
+        sel = tcol == target
+        x = np.maximum(col(table, "step")[sel], 0.5)
+        T = float(np.array(table["T"], float)[sel][0])
+        top, bottom = axes[0, j], axes[1, j]
+        for key, label, style in FIG2_MODELS:
+            top.plot(x, col(table, f"test_loss_{key}")[sel], style, label=label)
+            if key != "net":
+                mse_key = "test_mse" if key == "lin" else f"test_mse_{key}"
+                later = x >= 1
+                bottom.plot(x[later], col(table, mse_key)[sel][later], style, label=f"MSE(net, {label})")
+        for ax in (top, bottom):
+            ax.axvline(T, color="gray", lw=0.8, ls=":", label=f"T = {int(T)}")
+            ax.set(xscale="log", xlabel="step")
+        top.set(ylabel="test loss", title=f"Fig 2, ReLU, target {target}")
+        bottom.set(yscale="log", ylabel="test MSE to the net")
+        top.legend(fontsize=7)
+        bottom.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig3_grid(table: Table) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    arch, act, norm = (np.array(table[k]) for k in ("arch", "activation", "cifar_norm"))
+    width = col(table, "width")
+    settings = list(dict.fromkeys(zip(arch, act, norm, strict=True)))
+    for i, (a, f, z) in enumerate(settings):
+        sel = (arch == a) & (act == f) & (norm == z)
+        order = np.argsort(width[sel])
+        w = width[sel][order]
+        style = "-o" if a == "fc" else "--s"
+        label = f"{a.upper()}, {f}, {z}"
+        axes[0].plot(w, col(table, "max_rel_mse_early")[sel][order], style, color=f"C{i}", label=label)
+        axes[1].plot(w, 100 * col(table, "perp_drop_ntk_early")[sel][order], style, color=f"C{i}", label=label)
+        axes[1].plot(w, 100 * col(table, "perp_drop_kernel_early")[sel][order], ":", color=f"C{i}")
+    n = int(col(table, "n")[0]) if len(width) else 0
+    axes[0].axhline(0.1, color="gray", lw=0.8, ls=":", label="0.1 (holds below)")
+    axes[0].set(xscale="log", yscale="log", xlabel="width (FC units / CNN channels)",
+                ylabel="max rel. test MSE(net, linear), 1 ≤ t ≤ 1,000", title=f"Fig 3 grid (n = {n:,})")
+    axes[1].axhline(2, color="gray", lw=0.8, ls=":", label="2% (holds below)")
+    axes[1].set(xscale="log", xlabel="width", ylabel="early V_lin⊥ drop (%)",
+                title="net below exact-NTK model (solid); exact NTK below f_lin (dotted)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

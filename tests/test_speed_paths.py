@@ -1,0 +1,127 @@
+"""The row-blocked ``fast`` step (earlylin.nets.two_layer.BlockedTwoLayerStep) against the reference
+TwoLayerStep: the same loss, outputs and gradients to fp32 rounding (exactly the same equations in
+float64), independent of how the blocks are shared among threads; the step selection (auto, reference,
+fast, fused) and its record; and a whole run: the early-window MSE with the fast path agrees with the
+float64 run to as many digits as the fp32 reference path does."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import earlylin
+from earlylin.activations import get_activation
+from earlylin.config import TwoLayerConfig
+from earlylin.errors import ConfigError
+from earlylin.nets import two_layer as nets
+from tests.conftest import ALL_ACTIVATIONS, assert_close
+
+
+def _problem(K: int, n: int, d: int, m: int, dtype=torch.float32, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(K, n, d, generator=g, dtype=torch.float64)
+    y = torch.sign(torch.randn(K, n, generator=g, dtype=torch.float64))
+    W = torch.randn(K, m, d, generator=g, dtype=torch.float64)
+    v = torch.randn(K, m, generator=g, dtype=torch.float64)
+    return tuple(t.to(dtype) for t in (X, y, W, v))
+
+
+def _rel_err(a: torch.Tensor, e: torch.Tensor) -> float:
+    return ((a.double() - e.double()).abs().max() / e.double().abs().max()).item()
+
+
+@pytest.mark.parametrize("name", ALL_ACTIVATIONS)
+@pytest.mark.parametrize(("grad_W", "grad_v"), [(True, True), (True, False), (False, True)])
+def test_fast_equals_reference_in_float64(name, grad_W, grad_v):
+    """Same equations: in float64 the blocked step equals the reference to 1e-12 (n not a multiple of B)."""
+    act = get_activation(name)
+    X, y, W, v = _problem(2, 103, 7, 12, torch.float64)
+    ref = nets.TwoLayerStep(act, X, y, grad_W, grad_v)(W, v)
+    out = nets.BlockedTwoLayerStep(act, X, y, grad_W, grad_v, block_rows=16)(W, v)
+    for a, e in zip(out, ref, strict=True):
+        assert (a is None) == (e is None)
+        if e is not None:
+            assert_close(a, e)
+
+
+@pytest.mark.parametrize("name", ["erf", "relu", "tanh"])
+def test_fast_matches_reference_to_fp32_rounding(name):
+    """In float32 the blocked step is as close to the float64 step as the fp32 reference is (within 4×,
+    the fp32 sums are only reordered), on the benchmark's d and m at a small n."""
+    act = get_activation(name)
+    X, y, W, v = _problem(2, 700, 50, 256, torch.float64)
+    W = W / 2.0
+    exact = nets.TwoLayerStep(act, X, y, True, True)(W, v)
+    X32, y32, W32, v32 = (t.float() for t in (X, y, W, v))
+    ref = nets.TwoLayerStep(act, X32, y32, True, True)(W32, v32)
+    out = nets.BlockedTwoLayerStep(act, X32, y32, True, True, block_rows=128)(W32, v32)
+    for what, a, r, e in zip(("loss", "f", "gW", "gv"), out, ref, exact, strict=True):
+        eps = torch.finfo(torch.float32).eps
+        assert _rel_err(a, e) <= 4 * _rel_err(r, e) + 4 * eps, (what, _rel_err(a, e), _rel_err(r, e))
+
+
+def test_threads_do_not_change_the_result():
+    """The partial sums are added in block order: 1, 2 or 3 worker threads give the same bits; so do
+    repeated calls (the reused buffers carry nothing over); unbatched inputs give the batched result."""
+    act = get_activation("erf")
+    X, y, W, v = _problem(2, 300, 20, 32)
+    outs = [nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64, threads=t)(W, v) for t in (1, 2, 3)]
+    step = nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64)
+    outs += [step(W, v), step(W, v)]
+    for out in outs[1:]:
+        for a, b in zip(out, outs[0], strict=True):
+            assert torch.equal(a, b)
+    single = nets.BlockedTwoLayerStep(act, X[1], y[1], True, True, block_rows=64)(W[1], v[1])
+    for a, b in zip(single, outs[0], strict=True):
+        assert torch.equal(a, b[1])
+
+
+def test_block_larger_than_n_and_bad_knobs():
+    act = get_activation("erf")
+    X, y, W, v = _problem(1, 10, 3, 4, torch.float64)
+    ref = nets.TwoLayerStep(act, X, y, True, True)(W, v)
+    for a, e in zip(nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=4096)(W, v), ref, strict=True):
+        assert_close(a, e)
+    with pytest.raises(ConfigError, match="block_rows"):
+        nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=0)
+    assert nets.default_block_rows(256) == 1024 and nets.default_block_rows(10**6) == 64
+
+
+def test_step_selection():
+    act = get_activation("erf")
+    X, y, _, _ = _problem(1, 10, 3, 4)
+    assert nets.resolve_step("auto", "cpu") == "fast"
+    assert nets.resolve_step("auto", "cuda") == "reference"
+    assert nets.resolve_step("reference", "cpu") == "reference"
+    assert isinstance(nets.make_step("auto", act, X, y, True, True), nets.BlockedTwoLayerStep)
+    assert isinstance(nets.make_step("reference", act, X, y, True, True), nets.TwoLayerStep)
+    assert nets.step_info("fused")["matmul_precision"] == "tf32x3"
+    assert nets.step_info("fast")["matmul_precision"] == "ieee"
+    with pytest.raises(ConfigError, match="--step"):
+        nets.resolve_step("quick", "cpu")
+    with pytest.raises(ConfigError, match="--step 'quick'"):
+        TwoLayerConfig(step="quick").validate()
+
+
+def _digits(a: float, b: float) -> float:
+    """Significant digits on which a and b agree: −log10 |a − b|/|b| (∞ when equal)."""
+    return math.inf if a == b else -math.log10(abs(a - b) / abs(b))
+
+
+def test_run_with_fast_path_is_fp32_accurate(tmp_path):
+    """A small default-shaped run: the early-window MSE(net, lin) of the fast path agrees with the float64
+    run to as many significant digits (rounded down) as the fp32 reference path does, and the record
+    names the step and its precision."""
+    base = TwoLayerConfig(d=20, width=64, n=800, n_test=200, steps=150, device="cpu")
+    results = {name: earlylin.run(base.with_(**changes), cache_dir=None, progress=False)
+               for name, changes in (("f64", {"dtype": "float64", "step": "reference"}),
+                                     ("reference", {"step": "reference"}), ("fast", {"step": "fast"}))}
+    key = "max_test_mse_early"
+    exact = results["f64"].summary[key]
+    ref_digits = _digits(results["reference"].summary[key], exact)
+    fast_digits = _digits(results["fast"].summary[key], exact)
+    assert ref_digits > 4 and math.floor(fast_digits) >= math.floor(ref_digits), (ref_digits, fast_digits)
+    assert results["fast"].record["net_step"] == {"impl": "fast", "matmul_precision": "ieee", "fused": "false"}
+    assert results["reference"].record["net_step"]["impl"] == "reference"
