@@ -31,15 +31,15 @@ from earlylin.version import __version__
 __all__ = [
     "Arrays", "Cifar", "CifarConfig", "Cnn1d", "Cnn1dConfig", "ConfigError", "DataError", "DivergenceError",
     "EarlylinError", "Network", "NetworkConfig", "Result", "TwoLayer", "TwoLayerConfig", "__version__",
-    "gaussian_constants", "get_activation", "run", "run_network", "sweep",
+    "gaussian_constants", "get_activation", "run", "run_network", "run_sweep",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """``earlylin.sweep`` (a callable module: ``earlylin.sweep(grid, ...)``) loads on first use, so that
-    ``python -m earlylin.sweep`` does not find it imported already."""
-    if name == "sweep":
-        import importlib
+    """``earlylin.run_sweep`` (:func:`earlylin.sweep.sweep`) is loaded on first use (PEP 562), so that
+    ``python -m earlylin.sweep`` does not find its module imported already by the package."""
+    if name == "run_sweep":
+        from earlylin.sweep import sweep
 
-        return importlib.import_module("earlylin.sweep")
+        return sweep
     raise AttributeError(f"module 'earlylin' has no attribute {name!r}")

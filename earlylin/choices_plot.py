@@ -6,7 +6,7 @@
 - ``fig3_grid``: the subsampled CIFAR grid, activation × input normalisation × width (FC, CNN): (a) the
   max over 1 ≤ t ≤ 1,000 of the relative test MSE(net, linear) against width; (b) the early drop of the
   net's V_lin⊥ residual below the exact-NTK model's (solid) and of the exact-NTK model's below f^lin's
-  (dotted: the infinite-width kernel's own drop).
+  (dotted, ×: the infinite-width kernel's own drop).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from earlylin.analysis import Table, col
 
@@ -62,7 +63,7 @@ def plot_fig3_grid(table: Table) -> plt.Figure:
         label = f"{a.upper()}, {f}, {z}"
         axes[0].plot(w, col(table, "max_rel_mse_early")[sel][order], style, color=f"C{i}", label=label)
         axes[1].plot(w, 100 * col(table, "perp_drop_ntk_early")[sel][order], style, color=f"C{i}", label=label)
-        axes[1].plot(w, 100 * col(table, "perp_drop_kernel_early")[sel][order], ":", color=f"C{i}")
+        axes[1].plot(w, 100 * col(table, "perp_drop_kernel_early")[sel][order], ":x", color=f"C{i}")
     n = int(col(table, "n")[0]) if len(width) else 0
     axes[0].axhline(0.1, color="gray", lw=0.8, ls=":", label="0.1 (holds below)")
     axes[0].set(xscale="log", yscale="log", xlabel="width (FC units / CNN channels)",
@@ -71,6 +72,7 @@ def plot_fig3_grid(table: Table) -> plt.Figure:
     axes[1].set(xscale="log", xlabel="width", ylabel="early V_lin⊥ drop (%)",
                 title="net below exact-NTK model (solid); exact NTK below f_lin (dotted)")
     for ax in axes:
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

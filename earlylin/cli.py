@@ -9,7 +9,8 @@
   (:mod:`earlylin.records`) delete their temporary files on the way out: nothing is left half-written.
   Warnings print as one line each (``earlylin: warning: …``).
 - :func:`probe_dir` / :func:`probe_file` check before any work that an output can be written: the
-  directory is created if missing and a probe file is written there and removed.
+  directory is created if missing, a probe file is written there and removed, and the folders made
+  for the probe are removed again (the atomic writers create them when they write).
 - :func:`say` prints one status line; :func:`bar` is a tqdm progress bar on stderr, off with
   ``enabled=False`` (``--quiet``) and whenever stderr is not a terminal.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import math
 import os
 import signal
 import sys
@@ -69,15 +69,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def finite_range(flag: str, value: float | None, lo: float, hi: float, *, lo_open: bool = True) -> None:
-    """Refuse ``value`` outside (lo, hi] (or [lo, hi]) or non-finite, naming the flag and the range."""
-    if value is None:
-        return
-    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and value <= hi
-    if not ok:
-        raise ConfigError(f"{flag} {value:g}: must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
-
-
 def probe_dir(path: str | os.PathLike[str], flag: str) -> Path:
     """Check that files can be written in the directory ``path``: create it (and missing parents),
     write and remove a probe file there, then remove the folders it created, so that a refusal later

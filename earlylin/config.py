@@ -40,6 +40,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
 WINDOW_C = 5.0  # T = c·d·log(d)/η: c = 5 gives ≈ 1,000 steps at d = 50, η = 1 (Fig 1a's window)
 MAX_DIM = 100_000
+MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
 # implementations of the two-layer step (earlylin.nets.two_layer.make_step): auto, the whole-matrix reference,
 # the row-blocked CPU path, the fused Triton kernel (CUDA, 3×TF32 products)
 NET_STEPS = ("auto", "reference", "fast", "fused")
@@ -267,6 +268,7 @@ def _check_controls(cfg: Any) -> None:
     _int_range("--n-log", cfg.n_log, 2, 10**5)
     _positive("--lr", cfg.lr)
     _positive("--window-c", cfg.window_c)
+    _check_window(cfg)
     if not (isinstance(cfg.escape_factor, int | float) and math.isfinite(cfg.escape_factor)
             and cfg.escape_factor > 1.0):
         raise ConfigError(f"--escape-factor {cfg.escape_factor}: must be a finite number > 1")
@@ -278,6 +280,18 @@ def _check_controls(cfg: Any) -> None:
         raise ConfigError(f"--seeds {list(cfg.seeds)}: seeds must be distinct")
     _choice("--dtype", cfg.dtype, tuple(DTYPES))
     _choice("--device", cfg.device, DEVICES)
+
+
+def _check_window(cfg: Any) -> None:
+    """Refuse an early window T = c·d·log(d)/η (docs/theory.md §4.5) that overflows or that no run could reach."""
+    scale = cfg.d * math.log(cfg.d) / cfg.lr
+    window = cfg.window_c * scale
+    if not math.isfinite(window) or window > MAX_WINDOW:
+        raise ConfigError(
+            f"--window-c {cfg.window_c:g} with --lr {cfg.lr:g} at d = {cfg.d}: the early window "
+            f"T = c·d·log(d)/η = {window:.3g} steps; valid: --window-c in (0, {MAX_WINDOW / scale:.3g}] "
+            f"(T ≤ {MAX_WINDOW:.0e} steps)"
+        )
 
 
 def _int_range(flag: str, value: Any, lo: int, hi: int, valid: str | None = None) -> None:

@@ -37,7 +37,7 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 #   d = 200); and with n, m ∝ d^{1+α}, α = 1/2, through the paper point (d = 50: n = 20,000, m = 256),
 #   d ∈ {25, 50, 100} (2,400 steps > T at d = 100; d = 200 would need n = 160k, m = 2,048).
 # - Fig 2: ReLU, target ½ sign(f*) + ½ tanh(standardised ‖x‖²), d = 50, m = 256, 8,000 steps.
-# - Fig 2 targets (the paper's target formula is unknown, docs/fig2_targets.md): ``fig2_target_<t>``
+# - Fig 2 targets (the paper's target formula is unknown, README.md, section Fig 2): ``fig2_target_<t>``
 #   for t ∈ FIG2_TARGETS — the zero-mean ``norm`` target, the homogeneous ``relu_teacher`` and the purely
 #   ``radial`` one — ReLU, both layers, d = 50, n = 20,000, m = 256, 2,000 steps (past T = 978), with the
 #   ablations f^lin without q and without the constant columns.
@@ -51,10 +51,11 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 #   empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
 # - CIFAR width sweep: FC widths 256–2,048 and CNN 8–32 channels, 2,000 steps each, to tell
 #   the finite-width part of the Fig 3 gap from the rest.
-# - Fig 3 grid (docs/fig3_grid.md): activation {erf, relu} × inputs {coordinate, sphere} × width (FC
+# - Fig 3 grid (README.md, section Fig 3): activation {erf, relu} × inputs {coordinate, sphere} × width (FC
 #   256, 512; CNN 16 channels), subsampled to n = 200 / 200 images, 1,200 steps (sized for a shared
-#   2-core CPU; the paper's widths need a GPU), with the exact-NTK model; ``fig3_fc_<act>_<norm>``: the FC at paper size (10k/2k) for the two settings
-#   that ``fig3_fc`` / ``fig3_fc_sphere`` do not cover, 4,000 steps, with the exact-NTK model.
+#   2-core CPU; the paper's widths need a GPU), with the exact-NTK model; ``fig3_fc_<act>_<norm>``: the
+#   FC at paper size (10k/2k) for the two settings that ``fig3_fc`` / ``fig3_fc_sphere`` do not cover,
+#   4,000 steps, with the exact-NTK model (not run yet: paper_checks NOT_RUN).
 # - Kernel bound: d ∈ {25, 50, 100, 200}, n = m = 2·d^{3/2}, two seeds.
 # - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 # - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
@@ -62,7 +63,7 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 # - Phase diagram (earlylin/phase.py): both layers, erf, d ∈ {16, 32, 64, 128} × m/d ∈ {1, 2, 4, 8}, n ∝ d^{3/2}
 #   through the Fig 1 point (n = 20,000 at d = 50), 5·T steps per point (T = 5·d·log d), seeds 0–1;
 #   ≈ 4–5 min on one H100/H200 by the measured step rate (benchmarks/phase_gpu.sh). Quick: d ∈ {8, 16, 32}
-#   × m/d ∈ {1, 4, 16}, n = 8·d^{3/2}, 3·T steps, ≈ 20 s on a 2-core CPU.
+#   × m/d ∈ {1, 4, 16}, n = 8·d^{3/2}, 3·T steps, ≈ 20 s of single-thread CPU time.
 SIZES = ("quick", "paper")
 SEEDS = (0, 1, 2)
 # The first Fig 3 setting: ReLU on per-coordinate standardised inputs, where the claim does not hold

@@ -6,7 +6,7 @@ Usage:
         --set steps_per_window=3 n_test=200 --seeds 0 1          # n = round(8·d^1.5), m = m/d·d
     python -m earlylin.sweep --grid d=25,50,100 --backend ray --ray-address auto   # on a Ray cluster
 
-Python: ``earlylin.sweep({"d": [25, 50], "width": [256, 1024]}, fixed={"steps": 1000}, seeds=[0, 1],
+Python: ``earlylin.run_sweep({"d": [25, 50], "width": [256, 1024]}, fixed={"steps": 1000}, seeds=[0, 1],
 cache_dir="~/.cache/earlylin")`` returns a :class:`SweepResult` (``.table``, ``.summary``, ``.record``).
 
 A point is one config (``--family``: two_layer, cnn1d or cifar), all its seeds trained as one batch
@@ -32,7 +32,6 @@ import argparse
 import os
 import sys
 import time
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -283,17 +282,6 @@ def main(argv: list[str] | None = None) -> int:
         return 4 if s["error_rows"] == s["rows"] else 3
     return 0
 
-
-
-class _CallableModule(types.ModuleType):
-    """``earlylin.sweep(grid, ...)`` calls :func:`sweep`: the module (``python -m earlylin.sweep``) and the
-    API function share one name, whichever was imported first."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SweepResult:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from earlylin import cli
 from earlylin.activations import ACTIVATION_NAMES
 from earlylin.analysis import sweep_summary
+from earlylin.compare import early_window
 from earlylin.config import (
     ARCHS,
     CIFAR_NORMS,
@@ -59,7 +59,6 @@ from earlylin.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, checkpoint_interv
 from earlylin.verify_report import cache_line, format_table
 
 DEFAULT = TwoLayerConfig()
-MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
 # flags of one data set only (argparse dest → flag); their defaults are None so that "given" is visible
 SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "target": "--target",
                   "sigma": "--sigma", "inputs": "--inputs", "scale_alpha": "--scale-alpha", "ntk_lin": "--ntk-lin",
@@ -77,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 success, 2 invalid input (nothing run), 3 some seeds diverged, 4 every seed "
         "diverged,\n  1 other errors (data, I/O), 130 Ctrl-C, 143 SIGTERM\n"
         f"environment: ${DATA_DIR_ENV} (CIFAR data dir), ${CHECKPOINT_ENV} (default of --checkpoint-every-s)\n"
-        "data: docs/data.md",
+        "data: README.md, section Data",
     )
     a = p.add_argument
     a("--d", type=int, nargs="+", default=None,
@@ -151,12 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
       help="coordinate: inputs standardised per coordinate (training statistics); sphere: then each "
       f"image rescaled to ‖x‖ = √d, the norm concentration the theory assumes (default: {CifarConfig.cifar_norm})")
     g("--npz", default=None, help="the file cifar10_cat_horse.npz; the only place read (default: searched, "
-      "see docs/data.md)")
+      "see README.md, section Data)")
     g("--cifar-root", default=None,
       help="a folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz (torchvision's layout); the only "
       "place read")
     g("--download", action="store_true",
-      help="if the data are found nowhere (docs/data.md), download the official CIFAR-10 archive (~163 MB, "
+      help="if the data are found nowhere (README.md, section Data), download the official CIFAR-10 archive (~163 MB, "
       f"md5-checked) into the data dir: --data-dir, else ${DATA_DIR_ENV}, else the per-user cache (Linux: "
       "~/.cache/earlylin)")
     g("--data-dir", type=Path, default=None,
@@ -214,26 +213,13 @@ def check_flags(args: argparse.Namespace) -> None:
         checkpoint_interval(args.checkpoint_every_s)
 
 
-def check_windows(configs: list[Any]) -> None:
-    """Refuse an early window T = c·d·log(d)/η that overflows or that no run could reach."""
-    for cfg in configs:
-        scale = cfg.d * math.log(cfg.d) / cfg.lr
-        window = cfg.window_c * scale
-        if not math.isfinite(window) or window > MAX_WINDOW:
-            raise ConfigError(
-                f"--window-c {cfg.window_c:g} with --lr {cfg.lr:g} at d = {cfg.d}: the early window "
-                f"T = c·d·log(d)/η = {window:.3g} steps; valid: --window-c in (0, {MAX_WINDOW / scale:.3g}] "
-                f"(T ≤ {MAX_WINDOW:.0e} steps)"
-            )
-
-
 def warn_regime(configs: list[Any], quiet: bool) -> None:
     """One line per config outside the theory's sample regime (n < d); a note when T is past the run."""
     for cfg in configs:
         if cfg.n < cfg.d:
             cli.warn(f"--n {cfg.n} < d = {cfg.d}: fewer training points than input dimensions; the theorems "
                      "assume n ≳ d^(1+α) (docs/theory.md §4), so this run is outside their regime")
-        window = max(1, round(cfg.window_c * cfg.d * math.log(cfg.d) / cfg.lr))
+        window = early_window(cfg.d, cfg.lr, cfg.window_c)
         if window > cfg.steps:
             cli.say(f"note: the early window T = {window:,} steps is past the last step ({cfg.steps:,}): every "
                     "recorded step counts as early", not quiet)
@@ -333,7 +319,6 @@ def main(argv: list[str] | None = None) -> int:
         sweep = config_from_args(args)
         configs, kind = sweep.configs(), "two_layer"
         sweep_info = {"ds": list(sweep.ds), "scale_alpha": sweep.scale_alpha, "arch": args.arch or "two_layer"}
-    check_windows(configs)
     device = resolve_device(args.device)
     for cfg in configs if kind == "two_layer" else ():
         check_step(cfg.step, cfg.activation, device, cfg.dtype)  # --step fused where it cannot run: exit 2

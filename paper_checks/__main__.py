@@ -64,23 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_records(studies: list[str], folder: Path, size: str) -> dict[str, dict[str, Any]]:
-    """Saved study records from ``folder``; each must exist, parse and be of ``size``."""
-    out = {}
+def load_records(studies: list[str], folder: Path, size: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Saved study records from ``folder`` (each must parse and be of ``size``), and the studies whose
+    record is missing (their checks are reported as not run)."""
+    out, missing = {}, []
     for study in studies:
         path = folder / f"{study}.json"
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise DataError(f"--records {folder}: {path.name} is missing; run python -m earlylin.figures "
-                            f"{'--quick ' if size == 'quick' else ''}first") from None
+            missing.append(study)
+            continue
         except ValueError as err:
             raise DataError(f"--records {folder}: {path.name} is not valid JSON ({err})") from None
         if rec.get("study") != study or rec.get("size") != size:
             raise DataError(f"--records {folder}: {path.name} holds study {rec.get('study')!r} at size "
                             f"{rec.get('size')!r}, expected {study!r} at {size!r}")
         out[study] = rec
-    return out
+    return out, missing
 
 
 def format_table(results: list[CheckResult]) -> str:
@@ -99,7 +100,8 @@ def headline(results: list[CheckResult]) -> str:
     n = {c: sum(e["class"] == c for e in claims.values()) for c in (ALL_HOLD, SOME, ALL_FAIL, UNDECIDED)}
     rows = [row.verdict for r in results for row in r.rows]
     return (f"Claims ({len(claims)}): **{n[ALL_HOLD]} hold for every choice**, **{n[SOME]} hold for some choices "
-            f"and fail for others**, **{n[ALL_FAIL]} fail for every choice**, {n[UNDECIDED]} inconclusive. "
+            f"and fail for others**, **{n[ALL_FAIL]} fail for every choice**, {n[UNDECIDED]} inconclusive (a claim "
+            "pools the rows of its checks; inconclusive rows do not count toward its class). "
             f"Rows ({len(rows)}, one per check and choice of the details the paper does not give): "
             f"{rows.count('holds')} hold, {rows.count('fails')} fail, {rows.count('inconclusive')} inconclusive.")
 
@@ -208,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device or "auto")
     studies = list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n]))
     start = time.perf_counter()
+    missing: list[str] = []
     if args.records is not None:
-        records = load_records(studies, args.records, size)
+        records, missing = load_records(studies, args.records, size)
+        names = [n for n in names if not set(CHECK_STUDIES[n]) & set(missing)]
+        if not names:
+            raise DataError(f"--records {args.records}: no record of {', '.join(missing)}; run python -m "
+                            f"earlylin.figures {'--quick ' if size == 'quick' else ''}first")
     else:
         cache = Cache(cache_dir)
         records = {s: get_study(s, size, args.device or "auto", cache, progress=not args.quiet) for s in studies}
@@ -220,10 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     env = next(iter(records.values())).get("environment") or environment(device, "float32")
     command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
     text = render_report(results, records, size, command.strip(), env, figures, report_path, wall)
+    not_run = [n for n in (args.only or list(CHECKS)) if n not in names]
+    if not_run:  # checks whose records are missing from --records: named, never silently dropped
+        text += "\n## Not run\n\n" + "".join(
+            f"- `{n}`: no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)} in "
+            f"`{args.records}` (make it with `python -m earlylin.figures`; paper size may need a GPU)\n"
+            for n in not_run)
     write_bytes_atomic(report_path, text.encode("utf-8"))
     write_json_atomic(report_path.with_suffix(".json"), {"size": size, "claims": claim_classes(results),
                                                          "results": [r.as_dict() for r in results]})
     print(format_table(results))
+    for n in not_run:
+        print(f"{n:<24} {'not run':<13} no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)}")
     print(f"report: {report_path}")
     return 0
 

@@ -54,7 +54,7 @@ def fig2_row(run: dict[str, Any]) -> Row:
             nums[f"mse_{name}"] = _early_max(run, f"test_mse_{name}")
             nums[f"ratio_{name}"] = nums[f"mse_{name}"] / lin if lin > 0 else math.inf
             ablations += f"; without {'q' if name == 'no_norm' else 'the constants'} {nums['mse_' + name]:.4g} " \
-                         f"(ratio {nums['ratio_' + name]:.2f})"
+                         f"(ratio {nums['ratio_' + name]:.3f})"
     if ratio >= NORM_RATIO and rel <= FIG2_AGREE_REL:
         verdict = HOLDS
     elif ratio < NORM_RATIO_FAIL or rel > FIG2_AGREE_REL_FAIL:
@@ -62,7 +62,7 @@ def fig2_row(run: dict[str, Any]) -> Row:
     else:
         verdict = INCONCLUSIVE
     measured = (f"over t ≤ T = {s['early_window_steps']}: max test MSE to the net f^lin {lin:.4g} ({100 * rel:.2f}% "
-                f"of mean y² = {y2:.3g}), stripped {stripped:.4g} (ratio {ratio:.2f}){ablations}; last step "
+                f"of mean y² = {y2:.3g}), stripped {stripped:.4g} (ratio {ratio:.3f}){ablations}; last step "
                 f"({c['steps']}) test loss net {s['test_loss_net']:.4g}, f^lin {s['test_loss_lin']:.4g}, stripped "
                 f"{s['test_loss_stripped']:.4g}")
     return Row(f"target {c['target']}", measured, verdict, nums)

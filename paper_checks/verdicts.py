@@ -7,7 +7,10 @@ normalisation, a width). It names them (``unknowns``) and runs the plausible cho
 - ``holds for every choice``,
 - ``holds for X; fails for Y`` (the verdict ``depends``: the claim turns on our choice),
 - ``fails for every choice``,
-- ``inconclusive for every choice`` (or a mix of holds/fails with inconclusive rows only).
+- ``inconclusive`` when no row is decided.
+
+Inconclusive rows do not count toward the class (a table of fails and one inconclusive row fails for
+every decided choice); the summary line and the report's row counts still show them.
 
 Several checks can test one claim of the paper (Fig 3's agreement for FC and CNN, at paper size
 and on the subsampled grid); :func:`claim_classes` pools their rows by claim, and the report's
@@ -41,16 +44,14 @@ class Row:
 
 
 def class_of(verdicts: Iterable[str]) -> str:
-    """The class of a set of row verdicts: every row holds / some hold and some fail / every row fails /
-    inconclusive (no row decided either way, or rows that hold or fail beside undecided ones only)."""
-    vs = list(verdicts)
-    if vs and all(v == HOLDS for v in vs):
+    """The class of a set of row verdicts, over the decided rows (holds or fails): every one holds / some hold
+    and some fail / every one fails; inconclusive when no row is decided."""
+    decided = [v for v in verdicts if v in (HOLDS, FAILS)]
+    if not decided:
+        return UNDECIDED
+    if all(v == HOLDS for v in decided):
         return ALL_HOLD
-    if vs and all(v == FAILS for v in vs):
-        return ALL_FAIL
-    if HOLDS in vs and FAILS in vs:
-        return SOME
-    return UNDECIDED
+    return ALL_FAIL if all(v == FAILS for v in decided) else SOME
 
 
 def summarise(rows: list[Row]) -> tuple[str, str]:
@@ -60,7 +61,8 @@ def summarise(rows: list[Row]) -> tuple[str, str]:
     verdict = {ALL_HOLD: HOLDS, ALL_FAIL: FAILS, SOME: DEPENDS, UNDECIDED: INCONCLUSIVE}[cls]
     if len(rows) == 1:
         return verdict, f"{rows[0].verdict} (one setting: {rows[0].choice})"
-    if cls in (ALL_HOLD, ALL_FAIL):
+    undecided = sum(r.verdict == INCONCLUSIVE for r in rows)
+    if cls in (ALL_HOLD, ALL_FAIL) and not undecided:
         return verdict, f"{cls} ({len(rows)} choices)"
     parts = [f"{v} for {'; '.join(r.choice for r in rows if r.verdict == v)}" for v in (HOLDS, FAILS, INCONCLUSIVE)
              if any(r.verdict == v for r in rows)]

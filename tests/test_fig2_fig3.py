@@ -105,7 +105,10 @@ def test_verdict_classes():
     rows = [Row("a", "", "holds"), Row("b", "", "fails")]
     assert summarise(rows)[0] == "depends" and class_of(["holds", "fails"]) == SOME
     assert class_of(["fails", "fails"]) == ALL_FAIL and class_of(["holds"]) == ALL_HOLD
-    assert class_of(["holds", "inconclusive"]) == UNDECIDED and class_of([]) == UNDECIDED
+    assert class_of(["holds", "inconclusive"]) == ALL_HOLD and class_of(["inconclusive"]) == UNDECIDED
+    assert class_of([]) == UNDECIDED and class_of(["fails", "inconclusive", "holds"]) == SOME
+    verdict, line = summarise([Row("a", "", "fails"), Row("b", "", "inconclusive")])
+    assert verdict == "fails" and line == "fails for a — inconclusive for b"
     assert summarise([Row("only", "m", "fails")]) == ("fails", "fails (one setting: only)")
 
 

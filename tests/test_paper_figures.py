@@ -33,6 +33,9 @@ TINY = {
        for t in ("norm", "relu_teacher", "radial")},
     "fig3_grid": {"kind": "cifar_grid", "grid": {"activation": ["erf", "relu"], "cifar_norm": ["coordinate", "sphere"]},
                   "widths": {"fc": [8], "cnn": [2]}, "cifar": {"n": 40, "n_test": 30, "steps": 20, "ntk_model": True}},
+    **{f"fig3_fc_{a}_{z}": {"kind": "cifar", "cifar": {"activation": a, "cifar_norm": z, "arch": "fc", "width": 8,
+                                                       "n": 40, "n_test": 30, "steps": 20, "ntk_model": True}}
+       for a, z in (("erf", "coordinate"), ("relu", "sphere"))},
     "fig3_fc": {"kind": "cifar", "cifar": {"arch": "fc", "width": 16, "n": 60, "n_test": 40, "steps": 30, "n_fit": 32}},
     "fig3_cnn": {"kind": "cifar", "cifar": {"arch": "cnn", "width": 4, "n": 60, "n_test": 40, "steps": 30,
                                             "n_fit": 32}},
@@ -124,8 +127,8 @@ def test_replot_runs_nothing_and_rerun_uses_cache(tiny, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a study was run")
 
-    monkeypatch.setattr(studies, "run_two_layer", refuse)
-    monkeypatch.setattr(studies, "run_cifar", refuse)
+    monkeypatch.setattr(studies, "run", refuse)  # every family's runs go through the one pipeline
+    monkeypatch.setattr(studies, "run_study", refuse)
     monkeypatch.setattr(studies, "run_kernel_bound", refuse)
     index = figures.regenerate(["fig1a", "kernel_ratio"], "quick", "cpu", tiny["out"], None, replot=True,
                                progress=False)
@@ -169,8 +172,8 @@ def test_bad_inputs_fail_before_work(tmp_path, capsys):
 def test_paper_specs_validate():
     """Every paper-size config is valid (no run): a typo in a spec fails here, not on the GPU."""
     for study, spec in presets.STUDY_SPECS["paper"].items():
-        if spec["kind"].startswith("two_layer"):
-            cfgs = studies._two_layer_configs(copy.deepcopy(spec), "cpu")
+        if spec["kind"] != "kernel_bound":
+            cfgs = studies.study_configs(copy.deepcopy(spec), "cpu")
             assert cfgs, study
         assert set(presets.STUDY_SPECS["quick"]) == set(presets.STUDY_SPECS["paper"])
 

@@ -86,7 +86,7 @@ def test_block_larger_than_n_and_bad_knobs():
         assert_close(a, e)
     with pytest.raises(ConfigError, match="block_rows"):
         nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=0)
-    assert nets.default_block_rows(256) == 1024 and nets.default_block_rows(10**6) == 64
+    assert nets.default_block_rows(256) == 2048 and nets.default_block_rows(10**6) == 64
 
 
 def test_step_selection():

@@ -94,8 +94,8 @@ def test_sweep_is_the_module_and_callable():
 def local(tmp_path_factory):
     """The 4-point sweep, run locally with a cache, and the same sweep run again."""
     root = tmp_path_factory.mktemp("sweep")
-    first = earlylin.sweep(GRID, fixed=FIXED, seeds=SEEDS, cache_dir=root / "cache", out=root / "out")
-    again = earlylin.sweep(GRID, fixed=FIXED, seeds=SEEDS, cache_dir=root / "cache")
+    first = earlylin.run_sweep(GRID, fixed=FIXED, seeds=SEEDS, cache_dir=root / "cache", out=root / "out")
+    again = earlylin.run_sweep(GRID, fixed=FIXED, seeds=SEEDS, cache_dir=root / "cache")
     return {"root": root, "first": first, "again": again}
 
 
@@ -136,7 +136,7 @@ def test_a_point_computed_by_verify_is_reused(tmp_path):
     assert verify.main(["--d", "6", "--width", "8", "--n", "60", "--n-test", "40", "--steps", "40", "--seeds", "0",
                         "1", "--device", "cpu", "--cache-dir", str(cache), "--out", str(tmp_path / "v"),
                         "--no-plot", "--quiet"]) == 0
-    res = earlylin.sweep({"d": [6], "width": [8, 16]}, fixed=FIXED, seeds=SEEDS, cache_dir=cache)
+    res = earlylin.run_sweep({"d": [6], "width": [8, 16]}, fixed=FIXED, seeds=SEEDS, cache_dir=cache)
     hits = [c for p, c in zip(res.table["point"], res.table["cached"], strict=True) if p == 0]
     assert hits == [True, True] and res.summary["cache_hits"] == len(SEEDS)  # the other point computed
 
@@ -185,25 +185,25 @@ def die_once(family: str, fields: dict, cache_dir: str | None) -> list[dict]:
 
 
 def test_ray_gives_the_local_table(ray_local, local, tmp_path):
-    res = earlylin.sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=tmp_path / "cache")
+    res = earlylin.run_sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=tmp_path / "cache")
     assert res.summary["computed"] == 8
     _same_table(local["first"].table, res.table)
 
 
 def test_ray_worker_killed_midsweep_is_retried(ray_local, tmp_path):
     cache = tmp_path / "cache"
-    res = earlylin.sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=cache, point_fn=die_once,
+    res = earlylin.run_sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=cache, point_fn=die_once,
                          max_retries=2)
     pids = (tmp_path / "attempts").read_text().split()
     assert len(pids) == 2 and pids[0] != pids[1]  # killed once, retried in a new worker process
     assert res.summary["error_rows"] == 0 and res.summary["computed"] == 8
-    again = earlylin.sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=cache)
+    again = earlylin.run_sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=cache)
     assert again.summary["cache_hits"] == 8 and again.summary["computed"] == 0
 
 
 def test_ray_worker_dying_every_time_is_an_error_row(ray_local, tmp_path):
     """With no retries, the killed point is reported in the table; the other points complete."""
-    res = earlylin.sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=tmp_path / "cache",
+    res = earlylin.run_sweep(GRID, fixed=FIXED, seeds=SEEDS, backend="ray", cache_dir=tmp_path / "cache",
                          point_fn=die_once, max_retries=0)
     errors = [e for p, e in zip(res.table["point"], res.table["error"], strict=True) if p == 0]
     assert all(e and "WorkerCrashedError" in e for e in errors)

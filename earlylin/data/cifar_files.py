@@ -2,7 +2,7 @@
 
 Sources (:mod:`earlylin.data.cifar` selects, pools and standardises their images):
 
-- ``cifar10_cat_horse.npz`` (the offline copy, docs/data.md): the cats and horses only, uint8 HWC,
+- ``cifar10_cat_horse.npz`` (the offline copy, README.md, section Data): the cats and horses only, uint8 HWC,
   sha256 :data:`NPZ_SHA256`.
 - ``cifar-10-batches-py/``: the official python batches (torchvision's layout),
   :func:`earlylin.data.cifar_batches.read_batch`.

@@ -16,7 +16,7 @@ Targets.
 - ``norm`` (Fig 2, our choice — the paper's formula is unknown): y = ½ sign(f*(x)) + ½ tanh(s(x)),
   s(x) = (‖x‖² − d)/√(2 Tr Σ²), the standardised squared norm (s ≈ N(0, 1) for Gaussian x̄).
   Half of the target depends on ‖x‖ only, which a model linear in x cannot represent; |y| ≤ 1.
-  Its mean is ≈ 0, so the constant features carry almost no signal (docs/fig2_targets.md).
+  Its mean is ≈ 0, so the constant features carry almost no signal (README.md, section Fig 2).
 - ``relu_teacher`` (Fig 2, alternative): a positively homogeneous two-layer ReLU teacher,
   f*(x) = (1/√k) Σ_j a_j relu(u_jᵀx/√d), f*(cx) = c·f*(x) for c > 0; u_j ~ N(0, I_d) (the same u_j
   as ``teacher``), a_j ~ Unif{0.5, 1.5} — all positive, so the mean E f* = Σ a_j σ_j/√(2πk) is of

@@ -31,6 +31,7 @@ from earlylin import compare
 from earlylin.activations import get_activation
 from earlylin.config import DTYPES, CifarConfig
 from earlylin.data.cifar import CatHorse, load_cat_horse
+from earlylin.errors import ConfigError
 from earlylin.experiments.pipeline import Prepared
 from earlylin.fingerprint import array_fingerprint
 from earlylin.linear.fitted import fit_affine, fitted_features
@@ -113,6 +114,9 @@ class Cifar:
         cfg = self.config
         kwargs = {} if self.data_cache_dir == "default" else {"cache_dir": self.data_cache_dir}
         data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download, **kwargs)
+        if cfg.n > data.n_train or cfg.n_test > data.n_test:
+            raise ConfigError(f"--n {cfg.n}, --n-test {cfg.n_test}: the data ({data.source}) hold {data.n_train} "
+                              f"training and {data.n_test} test images; give at most those")
         if cfg.n < data.n_train or cfg.n_test < data.n_test:
             data = data.subsample(cfg.n, cfg.n_test, seed=0)
         if cfg.cifar_norm == "sphere":

@@ -110,9 +110,11 @@ class TwoLayerStep:
 
 
 def default_block_rows(m: int) -> int:
-    """Rows per block of :class:`BlockedTwoLayerStep`: a B×m fp32 tile of about 1 MiB (B = 1,024 at
-    m = 256), so that the block's Z/φ′(Z) and φ(Z) tiles stay in a core's L2 cache; at least 64."""
-    return max(64, (1 << 20) // (4 * max(m, 1)))
+    """Rows per block of :class:`BlockedTwoLayerStep`: a B×m fp32 tile of 2 MiB (B = 2,048 at m = 256; at
+    least 64), so that a block's tiles stay in cache (2 MiB of L2 per core, then L3) while the Python
+    overhead of its ~8 ops stays small beside their arithmetic (1,024–4,096 rows measured alike at K = 1,
+    fewer blocks better at K = 4: BENCHMARKS.md)."""
+    return max(64, (1 << 21) // (4 * max(m, 1)))
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
