@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -165,27 +165,3 @@ def command(main: Callable[..., int] | None = None, *, hint: str | None = RESUME
                 return 1
 
     return wrapper
-
-
-# ---------------------------------------------------------------------------------------------- progress
-def say(message: str, enabled: bool = True) -> None:
-    """One status line on stderr (written around any progress bar on screen)."""
-    if enabled:
-        from tqdm import tqdm
-
-        tqdm.write(message, file=sys.stderr)
-        sys.stderr.flush()
-
-
-def warn(message: str) -> None:
-    """One warning line on stderr, whatever --quiet says."""
-    say(f"earlylin: warning: {message}")
-
-
-def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "", enabled: bool = True,
-        initial: int = 0, unit: str = "it", leave: bool = False) -> Any:
-    """A tqdm progress bar on stderr: none when ``enabled`` is False or stderr is not a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, initial=initial, unit=unit, leave=leave, file=sys.stderr,
-                disable=None if enabled else True, dynamic_ncols=True, mininterval=0.5)

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin.cli import bar, say, warn
 from earlylin.errors import ConfigError, DivergenceError
+from earlylin.progress import bar, say, warn
 
 StepFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]]
 RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]

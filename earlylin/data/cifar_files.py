@@ -34,7 +34,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-import earlylin
 from earlylin.errors import ConfigError, DataError
 
 CAT: Final = 3
@@ -263,7 +262,7 @@ def npz_candidates(
     if npz_path is not None:
         return [("npz_path argument", Path(npz_path).expanduser())]
     env = os.environ if environ is None else environ
-    repo = Path(earlylin.__file__).resolve().parents[1] if repo_root is None else Path(repo_root)
+    repo = Path(__file__).resolve().parents[2] if repo_root is None else Path(repo_root)
     here = Path.cwd() if cwd is None else Path(cwd)
     out = [(f"${NPZ_ENV}", Path(env[NPZ_ENV]).expanduser())] if env.get(NPZ_ENV) else []
     out.append(("beside the repository", repo.parent / "shared" / "data" / NPZ_NAME))

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 import torch
 
-from earlylin.cli import say
 from earlylin.compare import LinearComparison, early_window
 from earlylin.config import resolve_device, set_exact_fp32
 from earlylin.errors import ConfigError, DivergenceError
 from earlylin.experiments.result import Result, summarise
+from earlylin.progress import say
 from earlylin.records import Cache, to_jsonable
 from earlylin.train import Checkpoint, StepFn, record_schedule, run_gd
 
