@@ -269,7 +269,11 @@ def build_all(K: int, args: argparse.Namespace, device, dtype, impls: list[str],
         "compiled": lambda: build_compiled(*size, device, dtype, args.compile_with,
                                            extras.setdefault("compiled", {}).setdefault(str(K), {})),
     }
-    tune = {"autotune": True} if args.fused_autotune else {}
+    tune: dict[str, Any] = {"autotune": True} if args.fused_autotune else {}
+    kernel = extras["fused_check"].get(str(K), {}).get("kernel")
+    if args.fused_autotune and kernel:  # the tiles the check's autotuning chose: tune once per K
+        tune = {"block_m": kernel["block_m"], "block_n": kernel["block_n"], "num_warps": kernel["num_warps"],
+                "splits": kernel["splits"]}
     for impl in impls:
         if impl in builders:
             continue
@@ -293,15 +297,20 @@ def build_all(K: int, args: argparse.Namespace, device, dtype, impls: list[str],
 
 
 def time_interleaved(runners: dict[str, Runner], device, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each runner's ``steps`` GD steps, ``repeats`` rounds, the runners in turn each round."""
+    """Seconds of each runner's ``steps`` GD steps, ``repeats`` rounds, the runners in turn each round.
+    JAX goes last in a round and every run is followed by a short untimed pause: XLA's CPU threads
+    spin for a while after their work, which would slow whatever ran next."""
+    order = sorted(runners, key=lambda impl: impl == "jax")
     times: dict[str, list[float]] = {impl: [] for impl in runners}
     for _ in range(repeats):
-        for impl, run in runners.items():
+        for impl in order:
             _sync(device)
             start = time.perf_counter()
-            run()
+            runners[impl]()
             _sync(device)
             times[impl].append(time.perf_counter() - start)
+            if device.type == "cpu":
+                time.sleep(0.2)
     return times
 
 
@@ -354,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = max(flops / rates["flops_per_s"], bytes_moved / rates["bytes_per_s"])
     impls = list(args.only) if args.only is not None else [i for i in IMPLS if i not in DEFAULT_SKIP]
     impls = [i for i in impls if i not in args.skip]
-    if device.type != "cuda" or dtype != torch.float32 or not fused.fused_available(get_activation("erf"), device):
+    if dtype != torch.float32 or not fused.fused_available(get_activation("erf"), device):  # CPU: TRITON_INTERPRET=1
         impls = [i for i in impls if not i.startswith("fused")]
     if device.type != "cpu":
         impls = [i for i in impls if i != "fast_omp"]

@@ -23,6 +23,7 @@ WORK=${WORK:-/tmp/earlylin_gpu}
 mkdir -p "$OUT" "$WORK"
 PY=${PYTHON:-python3}
 export PYTHONPATH=${PYTHONPATH:-.}
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX shares the GPU with torch in the benchmark
 stage() { echo "=== $1 ($(date +%T))"; }
 
 stage "machine"

@@ -4,7 +4,7 @@ Two-layer defaults are the paper's Fig 1 setting (docs/theory.md §5): erf, m = 
 n = 20,000 train and 2,000 test points, teacher of width 5, η = 1. The paper's step count is
 unknown; the default 1,600 steps show the agreement window (T = 5·d·log d/η ≈ 980 steps at d = 50)
 and the start of the escape (after T the net's train loss keeps falling below the linear model's
-plateau, and its MSE to f^lin reaches its minimum near step 1,600), in ≈ 47 s on a 2-core CPU.
+plateau, and its MSE to f^lin reaches its minimum near step 1,600), in ≈ 22 s on a quiet 2-core CPU.
 The MSE doubles from its value at T only near step 5,200 at d = 50: ``--steps 6000`` (≈ 2.5 min on
 a 2-core CPU) shows that escape.
 ``--quick`` (:data:`earlylin.presets.QUICK`) shrinks n, n_test and the step count for a smoke run.

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from earlylin import cli
+from earlylin import cli, progress
 from earlylin.activations import ACTIVATION_NAMES
 from earlylin.bound.config import DEFAULT_ALPHA, DEFAULT_N_SCALE, DEFAULT_WIDTH_SCALE, KernelBoundConfig
 from earlylin.bound.lanczos import METHODS
@@ -177,15 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     resolve_device(cfg.device)
     out = cli.probe_dir(args.out, "--out")
     grid = cfg.grid()
-    cli.say(f"kernel bound: {len(grid)} grid point(s) × {len(cfg.seeds)} seed(s), blocks {', '.join(cfg.blocks)}; "
+    progress.say(f"kernel bound: {len(grid)} grid point(s) × {len(cfg.seeds)} seed(s), blocks {', '.join(cfg.blocks)}; "
             f"spectral norms by {cfg.method}…", not args.quiet)
-    with cli.bar(total=len(grid), desc="grid points", unit="point", enabled=not args.quiet) as shown:
+    with progress.bar(total=len(grid), desc="grid points", unit="point", enabled=not args.quiet) as shown:
 
-        def progress(msg: str) -> None:
-            cli.say(msg)
+        def report_point(msg: str) -> None:
+            progress.say(msg)
             shown.update(1)
 
-        record = run_kernel_bound(cfg, progress=None if args.quiet else progress)
+        record = run_kernel_bound(cfg, progress=None if args.quiet else report_point)
     record["argv"] = sys.argv[1:] if argv is None else list(argv)
     path = write_json_atomic(out / "record.json", record)
     print(format_table(record))

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from earlylin import cli
+from earlylin import cli, progress
 from earlylin.activations import ACTIVATION_NAMES
 from earlylin.analysis import sweep_summary
 from earlylin.compare import early_window
@@ -217,11 +217,11 @@ def warn_regime(configs: list[Any], quiet: bool) -> None:
     """One line per config outside the theory's sample regime (n < d); a note when T is past the run."""
     for cfg in configs:
         if cfg.n < cfg.d:
-            cli.warn(f"--n {cfg.n} < d = {cfg.d}: fewer training points than input dimensions; the theorems "
+            progress.warn(f"--n {cfg.n} < d = {cfg.d}: fewer training points than input dimensions; the theorems "
                      "assume n ≳ d^(1+α) (docs/theory.md §4), so this run is outside their regime")
         window = early_window(cfg.d, cfg.lr, cfg.window_c)
         if window > cfg.steps:
-            cli.say(f"note: the early window T = {window:,} steps is past the last step ({cfg.steps:,}): every "
+            progress.say(f"note: the early window T = {window:,} steps is past the last step ({cfg.steps:,}): every "
                     "recorded step counts as early", not quiet)
 
 
@@ -332,21 +332,21 @@ def main(argv: list[str] | None = None) -> int:
     every_s = None if args.no_cache else checkpoint_interval(args.checkpoint_every_s)
     warn_regime(configs, quiet)
     if args.device == "auto" and device.type == "cpu":
-        cli.say("note: --device auto found no CUDA device; running on CPU", not quiet)
+        progress.say("note: --device auto found no CUDA device; running on CPU", not quiet)
 
     cache = Cache(cache_dir)
     start = time.perf_counter()
     runs = []
-    with _data_setup(args.data_dir, args.download, quiet), cli.bar(total=len(configs), desc="d sweep", unit="d",
+    with _data_setup(args.data_dir, args.download, quiet), progress.bar(total=len(configs), desc="d sweep", unit="d",
                                            enabled=not quiet and len(configs) > 1, leave=True) as sweep_bar:
         for cfg in configs:
-            cli.say(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
+            progress.say(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
                     f"{len(cfg.seeds)} seed(s)) on {device}", not quiet)
             exp = experiment_for(cfg, data_cache_dir=cache.directory)
             if kind == "cifar":
-                cli.say("loading CIFAR-10 cats vs horses (4×4-pooled, standardised)…", not quiet)
+                progress.say("loading CIFAR-10 cats vs horses (4×4-pooled, standardised)…", not quiet)
                 data = exp.data  # loaded once here (a cached property), so that the wait is announced
-                cli.say(f"data: {data.source}{' (pooled arrays from the cache)' if data.from_cache else ''}",
+                progress.say(f"data: {data.source}{' (pooled arrays from the cache)' if data.from_cache else ''}",
                         not quiet)
                 if (data.n_train, data.n_test) != (cfg.n, cfg.n_test):
                     raise ConfigError(f"--n {cfg.n} --n-test {cfg.n_test}: the data hold {data.n_train} training "
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                                       f"--n-test ≤ {data.n_test}")
             result = run_experiment(exp, cache, progress=not quiet, checkpoint_every_s=every_s)
             runs.append(result.record)
-            cli.say(cache_line(result.summary, len(cfg.seeds), cache.enabled), not quiet)
+            progress.say(cache_line(result.summary, len(cfg.seeds), cache.enabled), not quiet)
             sweep_bar.update(1)
     summary = sweep_summary(runs)
     record = {

@@ -7,9 +7,12 @@ CPU by its emulation, :func:`earlylin.nets.fused.tf32x3_matmul`."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +29,39 @@ if "triton" not in sys.modules:
 
 from earlylin.nets import fused  # after the environment is set (imports without Triton)
 
-needs_triton = pytest.mark.skipif(not fused._triton_importable(), reason="Triton is not installed")
+CHILD = "EARLYLIN_FUSED_CHILD"  # set in the fresh process that test_in_fresh_process starts
+
+
+def _llvm_clash() -> bool:
+    """TensorFlow (loaded by the `nt` oracle's tests) and Triton each bring LLVM: importing Triton in a process
+    that has loaded TensorFlow or jaxlib aborts it. Then the kernel tests run in a fresh process instead."""
+    return any(name in sys.modules for name in ("tensorflow", "jaxlib")) and CHILD not in os.environ
+
+
+def _needs_triton(test):
+    """Skip without Triton; in a process where importing it would abort, leave the test to the fresh process."""
+
+    @functools.wraps(test)
+    def check(*args, **kwargs):
+        if _llvm_clash():
+            pytest.skip("TensorFlow/jaxlib are loaded here: run by test_in_fresh_process")
+        return test(*args, **kwargs)
+
+    return pytest.mark.skipif(not fused._triton_importable(), reason="Triton is not installed")(check)
+
+
+needs_triton = _needs_triton
+
+
+@pytest.mark.skipif(not fused._triton_importable(), reason="Triton is not installed")
+def test_in_fresh_process():
+    """Where TensorFlow or jaxlib is loaded (the whole suite), this file's kernel tests run in a new process."""
+    if not _llvm_clash():
+        pytest.skip("the kernel tests run in this process")
+    env = {**os.environ, CHILD: "1", "TRITON_INTERPRET": os.environ.get("TRITON_INTERPRET", "1")}
+    done = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-x"],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 DEVICE = "cpu" if fused._interpreting() else "cuda"
 if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip("TRITON_INTERPRET is off and no CUDA device is visible", allow_module_level=True)

@@ -343,7 +343,8 @@ class FusedTwoLayerStep:
         to compile (too many registers, shared memory) is recorded and skipped."""
         K, n, m = self.X.shape[0], self.X.shape[1], W.shape[-2]
         best, best_s = self._default_tiles(m), math.inf
-        for bm, bn, warps in TUNE_CANDIDATES:
+        candidates = dict.fromkeys((bm, min(bn, max(16, _next_pow2(m))), w) for bm, bn, w in TUNE_CANDIDATES)
+        for bm, bn, warps in candidates:  # a hidden tile wider than the layer is cut to it; duplicates dropped
             tiles = (bm, bn, warps, default_splits(K, n, m, bm, bn, self._sms))
             try:
                 self._launch(W, v, tiles)

@@ -152,9 +152,10 @@ class BlockedTwoLayerStep:
     are shared out. ``threads`` (default: torch's intra-op thread count on a CPU, else 1) workers of a
     process-wide pool each take every ``threads``-th block and run its ops single-threaded: one
     synchronisation per step instead of one per op, so that no op waits at a barrier for a core that
-    another process holds (on a shared 2-core machine torch's own threading of these small ops was
-    ≈ 4× slower, BENCHMARKS.md). ``threads=1``: the blocks in turn in the calling thread, each op on
-    torch's intra-op threads. X may be (n, d) or batched (K, n, d).
+    another process holds (equal on a quiet 2-core machine; under other processes' load torch's own
+    threading of these small ops was 5–12× slower, BENCHMARKS.md). ``threads=1``, or a single block:
+    the blocks in turn in the calling thread, each op on torch's intra-op threads. X may be (n, d) or
+    batched (K, n, d).
     """
 
     def __init__(self, act: Activation, X: torch.Tensor, y: torch.Tensor, grad_W: bool, grad_v: bool,
@@ -196,10 +197,11 @@ class BlockedTwoLayerStep:
         f, r = X.new_empty((K, n)), X.new_empty((K, n))
         inv_sqrt_m = 1.0 / math.sqrt(m)
         blocks = [(k, b) for k in range(K) for b in range(n_blocks)]
+        workers = min(self.threads, len(blocks))  # a single block runs in the calling thread
 
         def work(worker: int) -> None:
             Zb, Hb, RXb = tiles[worker]
-            for k, b in blocks[worker :: self.threads]:
+            for k, b in blocks[worker::workers]:
                 start, stop = b * rows, min(n, (b + 1) * rows)
                 Xb, Z, H = X[k, start:stop], Zb[: stop - start], Hb[: stop - start]
                 torch.mm(Xb, Wt[k], out=Z)
@@ -214,10 +216,10 @@ class BlockedTwoLayerStep:
                     rX = torch.mul(Xb, rb.unsqueeze(-1), out=RXb[: stop - start])
                     torch.mm(rX.transpose(0, 1), G, out=gw_parts[k, b])
 
-        if self.threads == 1:
+        if workers == 1:
             work(0)
         else:
-            list(_pool(self.threads).map(work, range(self.threads)))
+            list(_pool(workers).map(work, range(workers)))
         loss = 0.5 * torch.mean(r * r, dim=-1)
         scale = 1.0 / (n * math.sqrt(m))
         gv = _sum_in_order(gv_parts).mul_(scale) if self.grad_v else None
