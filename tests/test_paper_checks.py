@@ -185,7 +185,7 @@ def test_runner_bad_inputs(tmp_path, capsys):
     assert checks_main(["--only", "nope", "--records", str(RECORDS)]) == 2
     assert "unknown check" in capsys.readouterr().err
     assert checks_main(["--records", str(tmp_path), "--report", str(tmp_path / "r.md")]) != 0
-    assert "is missing" in capsys.readouterr().err
+    assert "no record of" in capsys.readouterr().err
     assert checks_main(["--quick", "--records", str(RECORDS), "--report", str(tmp_path / "r.md")]) != 0
     assert "at 'quick'" in capsys.readouterr().err
     assert not (tmp_path / "r.md").exists()

@@ -83,10 +83,10 @@ def test_import_never_loads_ray():
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_sweep_is_the_module_and_callable():
+def test_run_sweep_is_the_sweep_function_loaded_on_first_use():
     import earlylin.sweep as module
 
-    assert earlylin.sweep is module and callable(earlylin.sweep) and "sweep" in earlylin.__all__
+    assert earlylin.run_sweep is module.sweep and "run_sweep" in earlylin.__all__
 
 
 # ---------------------------------------------------------------------------------------------- local
