@@ -59,6 +59,7 @@ import torch
 from earlylin.activations import Activation, get_activation
 from earlylin.config import CUSTOM
 from earlylin.errors import ConfigError
+from earlylin.nets import seed_batched
 
 # Activation codes understood by the kernels; leaky ReLU (and ReLU, slope 0) share one code.
 _ACT_CODES = {"erf": 0, "relu": 1, "tanh": 2, "gelu": 3, "softplus": 4}
@@ -317,9 +318,7 @@ class FusedTwoLayerStep:
         if splits is not None and splits < 1:
             raise ConfigError(f"splits {splits}: must be an integer ≥ 1")
         self.act, self.grad_W, self.grad_v = act, grad_W, grad_v
-        self._batched = X.dim() == 3
-        self.X = (X if self._batched else X.unsqueeze(0)).contiguous()
-        self.y = (y if self._batched else y.unsqueeze(0)).contiguous()
+        self._batched, self.X, self.y = seed_batched(X, y)
         self._code, self._slope = _act_code(act), _leaky_slope(act)
         self._knobs = (block_m, block_n, num_warps, splits)
         self._precision = input_precision

@@ -40,6 +40,7 @@ import torch
 from earlylin.activations import Activation
 from earlylin.config import NET_STEPS
 from earlylin.errors import ConfigError
+from earlylin.nets import seed_batched
 from earlylin.rng import STREAM_INIT, stream
 
 
@@ -164,9 +165,7 @@ class BlockedTwoLayerStep:
             if value is not None and value < 1:
                 raise ConfigError(f"{name} {value}: must be an integer ≥ 1")
         self.act, self.grad_W, self.grad_v = act, grad_W, grad_v
-        self._batched = X.dim() == 3
-        self.X = (X if self._batched else X.unsqueeze(0)).contiguous()
-        self.y = (y if self._batched else y.unsqueeze(0)).contiguous()
+        self._batched, self.X, self.y = seed_batched(X, y)
         self.block_rows = block_rows
         self.threads = threads or (torch.get_num_threads() if X.device.type == "cpu" else 1)
         self._buffers: dict[tuple[int, ...], list[tuple[torch.Tensor, ...]]] = {}
