@@ -48,11 +48,11 @@ def spec_of(study: str, size: str) -> dict[str, Any]:
 def study_configs(spec: dict[str, Any], device: str) -> list[Any]:
     """The run configs of a study spec, validated. Kinds ``two_layer`` / ``two_layer_widths`` (with
     ``"family": "cnn1d"`` for the 1D CNN), ``cifar`` / ``cifar_widths`` / ``cifar_grid`` (every setting of
-    ``"grid"`` × every width)."""
+    ``"grid"`` × every width) / ``cifar_settings`` (each dict of ``"settings"`` over ``"cifar"``)."""
     if spec["kind"] == "phase":  # a grid of the sweep's points (earlylin.sweep)
         return grid_configs(spec["family"], spec["grid"], {**spec["fixed"], "device": device}, spec["seeds"])
-    if spec["kind"] in ("cifar", "cifar_widths", "cifar_grid"):
-        grid = [{}] if spec["kind"] == "cifar" else [
+    if spec["kind"] in ("cifar", "cifar_widths", "cifar_grid", "cifar_settings"):
+        grid = [{}] if spec["kind"] == "cifar" else list(spec["settings"]) if spec["kind"] == "cifar_settings" else [
             {"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
         if spec["kind"] == "cifar_grid":  # every setting of spec["grid"] (field → values) at every width
             axes = spec["grid"]
