@@ -394,6 +394,8 @@ PLOTS: dict[str, Callable[[Table], plt.Figure]] = {
        for p, pl in (("a", plot_fig3a), ("b", plot_fig3b), ("c", plot_fig3c))},
     "fig3_width": plot_fig3_width,
     "fig3_grid": plot_fig3_grid,  # earlylin/choices_plot.py
+    "fig3_grid_widths": plot_fig3_grid,
+    "fig3_cnn_cpu": plot_fig3_grid,
     "kernel_ratio": plot_kernel_ratio,
     "width_split": plot_width_split,
     "escape": plot_escape,

@@ -156,7 +156,7 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "fig3_grid_wide": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [64], "cnn": [8]},
                            "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
         "fig3_cnn_cpu": {"kind": "cifar_settings", "settings": FIG3_CNN_SETTINGS,
-                         "cifar": {"arch": "cnn", "width": 8, "n": 300, "n_test": 300, "steps": 150,
+                         "cifar": {"arch": "cnn", "width": 4, "n": 120, "n_test": 120, "steps": 80,
                                    "ntk_model": True}},
         "fig3_cnn_erf_sphere": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "sphere", "arch": "cnn",
                                                             "width": 16, "n": 500, "n_test": 500, "steps": 300}},

@@ -19,10 +19,14 @@ fig2_targets   fig2_target_*   per target (norm, relu_teacher, radial): losses a
 fig3a_<v>      fig3_<v>        test loss of net and linear model, residual on V_lin / V_lin⊥
 fig3b_<v>      fig3_<v>        outputs of 3 test points, net vs linear model
 fig3c_<v>      fig3_<v>        relative MSE(net, linear) over steps (and to the exact-NTK model)
-                               <v>: fc, cnn (ReLU, per-coordinate inputs), fc_sphere (erf, ‖x‖ = √d)
+                               <v>: fc, cnn (ReLU, per-coordinate inputs), fc_sphere (erf, ‖x‖ = √d),
+                               fc_erf_coordinate, fc_relu_sphere, cnn_erf_sphere (erf, ‖x‖ = √d; GPU)
 fig3_width     cifar_width     early relative MSE(net, linear) on CIFAR vs width (FC, CNN)
 fig3_grid      fig3_grid       per activation × inputs × arch × width (subsampled): early relative MSE,
                                its growth, and the V_lin⊥ drop below the exact-NTK model and f^lin
+fig3_grid_     fig3_grid,      the same over every width run: FC 256–1,024, CNN 16–64 channels
+widths         fig3_grid_wide
+fig3_cnn_cpu   fig3_cnn_cpu    the same for the CNN at n = 1,000 (erf on the sphere, ReLU per coordinate)
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
 escape         escape          escape step t* vs d, beside the prediction ∝ d·log(d)/η
@@ -47,9 +51,14 @@ from earlylin.presets import FIG2_TARGETS
 N_FIG1B = 5
 N_FIG3B = 3
 # variant → (study, title label). fc/cnn: ReLU on per-coordinate standardised inputs, where the claim
-# does not hold; fc_sphere: erf on images rescaled to ‖x‖ = √d (the theory's norm concentration).
+# does not hold; fc_sphere: erf on images rescaled to ‖x‖ = √d (the theory's norm concentration); the
+# other two settings of the FC at paper size, and the CNN with erf on the sphere (a GPU study).
 FIG3_VARIANTS = {"fc": ("fig3_fc", "FC, ReLU"), "cnn": ("fig3_cnn", "CNN, ReLU"),
-                 "fc_sphere": ("fig3_fc_sphere", "FC, erf, ‖x‖ = √d")}
+                 "fc_sphere": ("fig3_fc_sphere", "FC, erf, ‖x‖ = √d"),
+                 "fc_erf_coordinate": ("fig3_fc_erf_coordinate", "FC, erf, per-coordinate inputs"),
+                 "fc_relu_sphere": ("fig3_fc_relu_sphere", "FC, ReLU, ‖x‖ = √d"),
+                 "cnn_erf_sphere": ("fig3_cnn_erf_sphere", "CNN, erf, ‖x‖ = √d")}
+FIG3_GRID_WIDTHS = ("fig3_grid", "fig3_grid_wide")  # the subsampled grid, every width run
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -189,15 +198,16 @@ def table_fig3_width(records: Records) -> Table:
     return out
 
 
-def table_fig3_grid(records: Records) -> Table:
-    """Per run of the grid (arch, width, activation, inputs): the max over 1 ≤ t ≤ 1,000 of the relative test
-    MSE(net, linear), the relative MSE at the last step, the same to the exact-NTK model, and the drop of the net's
-    V_lin⊥ test residual below the exact-NTK model's (early max, last) and of the exact-NTK model's below f^lin's."""
+def table_fig3_grid(records: Records, studies: tuple[str, ...] = ("fig3_grid",)) -> Table:
+    """Per run of the grid studies (arch, width, activation, inputs): the max over 1 ≤ t ≤ 1,000 of the relative
+    test MSE(net, linear), the relative MSE at the last step, the same to the exact-NTK model, and the drop of the
+    net's V_lin⊥ test residual below the exact-NTK model's (early max, last) and of the exact-NTK model's below
+    f^lin's."""
     keys = ("arch", "width", "activation", "cifar_norm", "n", "steps", "max_rel_mse_early", "rel_mse_last",
             "max_rel_mse_ntk_early", "perp_drop_ntk_early", "perp_drop_ntk_last", "perp_drop_kernel_early",
             "perp_drop_kernel_last")
     out: Table = {k: [] for k in keys}
-    for run in records["fig3_grid"]["runs"]:
+    for run in (r for study in studies for r in records[study]["runs"]):
         c, m = run["config"], next(iter(run["per_seed"].values()))
         steps = np.array(m["steps"])
         early = (steps >= 1) & (steps <= FIG3_EARLY_STEPS)
@@ -291,6 +301,8 @@ TABLES: dict[str, TableSpec] = {
        for p, t in (("a", table_fig3a), ("b", table_fig3b), ("c", table_fig3c))},
     "fig3_width": TableSpec(("cifar_width",), table_fig3_width),
     "fig3_grid": TableSpec(("fig3_grid",), table_fig3_grid),
+    "fig3_grid_widths": TableSpec(FIG3_GRID_WIDTHS, lambda r: table_fig3_grid(r, FIG3_GRID_WIDTHS)),
+    "fig3_cnn_cpu": TableSpec(("fig3_cnn_cpu",), lambda r: table_fig3_grid(r, ("fig3_cnn_cpu",))),
     "kernel_ratio": TableSpec(("kernel",), table_kernel_ratio),
     "width_split": TableSpec(("width",), table_width_split),
     "escape": TableSpec(("escape",), table_escape),

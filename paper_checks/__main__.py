@@ -122,7 +122,9 @@ def _study_time(rec: dict[str, Any]) -> str:
 
 
 def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]], size: str, command: str,
-                  env: dict[str, Any], figures: Path, report_path: Path, wall: float) -> str:
+                  env: dict[str, Any], figures: Path, report_path: Path, wall: float,
+                  unrecorded: tuple[str, ...] = ()) -> str:
+    """The Markdown report; ``unrecorded``: the checks left out for want of a record (listed as open)."""
     names = dict.fromkeys(device_label(rec.get("environment")) for rec in records.values())
     devices = (f"{env.get('device_name')} ({env.get('device')})" if len(names) <= 1
                else " and ".join(names) + " (per study below)")
@@ -142,8 +144,10 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
         counts = entry["rows"]
         lines.append(f"| `{cid}` | {', '.join(f'`{c}`' for c in entry['checks'])} | **{entry['class']}** | "
                      f"{counts['holds']} / {counts['fails']} / {counts['inconclusive']} |")
-    if NOT_RUN:
-        lines += ["", "Not run (open): " + "; ".join(NOT_RUN) + "."]
+    open_items = [f"`{n}` (no record of {', '.join(f'`{s}`' for s in CHECK_STUDIES[n] if s not in records)})"
+                  for n in unrecorded] + list(NOT_RUN)
+    if open_items:
+        lines += ["", "Not run (open): " + "; ".join(open_items) + "."]
     lines += ["", "## Checks", "", "| check | claim | paper | unknown details | criterion | summary | verdict |",
               "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -226,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     env = next(iter(records.values())).get("environment") or environment(device, "float32")
     command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = render_report(results, records, size, command.strip(), env, figures, report_path, wall)
     not_run = [n for n in (args.only or list(CHECKS)) if n not in names]
+    text = render_report(results, records, size, command.strip(), env, figures, report_path, wall, tuple(not_run))
     if not_run:  # checks whose records are missing from --records: named, never silently dropped
         text += "\n## Not run\n\n" + "".join(
             f"- `{n}`: no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)} in "

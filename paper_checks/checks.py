@@ -15,35 +15,31 @@ record can exercise each verdict (tests/test_paper_checks.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from earlylin.analysis import FIG3_EARLY_STEPS, escape_fit, fig1c_slopes, loglog_fit
+from earlylin.analysis import escape_fit, fig1c_slopes, loglog_fit
 from earlylin.phase import ALPHA_BOUNDARY, ALPHA_FIXED_M, ALPHA_GROWN, FIG1, path_slopes, summarise_slopes
 from earlylin.presets import FIG2_TARGETS
 from earlylin.tables import table_escape, table_fig1c, table_phase, table_width_split
+from paper_checks.fig3 import PERP_CHECKS, WINDOW_CHECKS
+from paper_checks.result import CLAIM_OF, UNKNOWNS, CheckResult, from_rows
 from paper_checks.rows import (  # the per-run rows and their thresholds, re-exported here
     FIG2_AGREE_REL,
     FIG2_AGREE_REL_FAIL,
-    FIG3_CRITERION,
     FIG3_GROWTH,
     FIG3_REL,
     FIG3_REL_FAIL,
     NORM_RATIO,
     NORM_RATIO_FAIL,
-    PERP_CLAIM,
-    PERP_CRITERION,
     PERP_EARLY,
     PERP_EARLY_FAIL,
     PERP_LATE,
     fig2_row,
-    fig3_row,
-    perp_row,
     run_curve,
 )
-from paper_checks.verdicts import DEPENDS, FAILS, HOLDS, INCONCLUSIVE, Row, summarise
+from paper_checks.verdicts import DEPENDS, FAILS, HOLDS, INCONCLUSIVE, Row
 
 __all__ = ["CHECKS", "CHECK_STUDIES", "CLAIM_OF", "DEPENDS", "FAILS", "FIG3_GROWTH", "FIG3_REL", "FIG3_REL_FAIL",
            "HOLDS", "INCONCLUSIVE", "PERP_EARLY", "PERP_EARLY_FAIL", "PERP_LATE", "UNKNOWNS", "CheckResult", "Row"]
@@ -55,43 +51,6 @@ AGREE_LOSS = 0.01        # max |test loss net − test loss f^lin| over t ≤ T
 LATE_GAIN = 0.03         # the net's final train loss must be ≥ 3% below f^lin's plateau
 FIG2_STUDIES = tuple(f"fig2_target_{t}" for t in FIG2_TARGETS)  # one row per target
 ESCAPE_SLOPE = (0.7, 1.3)  # log-log slope of t* against d·log(d)/η
-
-
-@dataclass
-class CheckResult:
-    """The outcome of one check."""
-
-    name: str
-    claim: str
-    paper: str
-    measured: str
-    criterion: str
-    verdict: str
-    studies: tuple[str, ...]
-    numbers: dict[str, Any] = field(default_factory=dict)
-    rows: list[Row] = field(default_factory=list)  # the choice table; empty: one row, "as run", from the above
-    unknowns: tuple[str, ...] = ()  # default: UNKNOWNS[name]
-    claim_id: str = ""  # default: CLAIM_OF[name], else the name
-    summary: str = ""  # holds for every choice / holds for X — fails for Y / ...
-
-    def __post_init__(self) -> None:
-        if not self.rows:
-            self.rows = [Row(ROW_AS_RUN.get(self.name, "as run"), self.measured, self.verdict, dict(self.numbers))]
-        self.unknowns = self.unknowns or UNKNOWNS.get(self.name, ("none",))
-        self.claim_id = self.claim_id or CLAIM_OF.get(self.name, self.name)
-        self.summary = self.summary or summarise(self.rows)[1]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _from_rows(name: str, claim: str, paper: str, criterion: str, rows: list[Row], studies: tuple[str, ...]
-               ) -> CheckResult:
-    """A check result whose verdict and one-line measured value come from its choice table."""
-    verdict, summary = summarise(rows)
-    measured = rows[0].measured if len(rows) == 1 else summary
-    return CheckResult(name, claim, paper, measured, criterion, verdict, studies,
-                       {r.choice: r.numbers for r in rows}, rows=rows, summary=summary)
 
 
 def _slope_verdict(per_seed: list[float]) -> str:
@@ -166,7 +125,7 @@ def fig1c_scaled(rec: dict[str, dict[str, Any]]) -> CheckResult:
 
 def fig2_norm(rec: dict[str, dict[str, Any]]) -> CheckResult:
     rows = [fig2_row(rec[study]["runs"][0]) for study in FIG2_STUDIES]
-    return _from_rows(
+    return from_rows(
         "fig2_norm", "For ReLU the norm (and constant) features are necessary: f^lin tracks the net, "
         "f^lin without them does not (Fig 2).",
         "f^lin tracks the net; the stripped model visibly departs (the target's formula is not given)",
@@ -175,88 +134,6 @@ def fig2_norm(rec: dict[str, dict[str, Any]]) -> CheckResult:
         f"{100 * FIG2_AGREE_REL_FAIL:.0f}% of mean y² (the ablations without q / without the constant columns are "
         "reported, not judged)",
         rows, FIG2_STUDIES)
-
-
-def _setting(run: dict[str, Any]) -> str:
-    """'FC, erf, ‖x‖ = √d' / 'CNN, ReLU, per-coordinate inputs' from a CIFAR run's config."""
-    c = run["config"]
-    inputs = "‖x‖ = √d" if c.get("cifar_norm") == "sphere" else "per-coordinate inputs"
-    return f"{c['arch'].upper()}, {c['activation']}, {inputs}"
-
-
-FIG3_CLAIM = ("On CIFAR cats vs horses the net tracks its linear model early (small relative MSE, equal test "
-              "losses), then departs (Fig 3).")
-def _fig3_window(rec: dict[str, dict[str, Any]], study: str) -> CheckResult:
-    run = rec[study]["runs"][0]
-    row = fig3_row(run)
-    return CheckResult(
-        f"{study}_window", f"On CIFAR cats vs horses the net ({_setting(run)}) tracks its linear model early "
-        "(small relative MSE, equal test losses), then departs (Fig 3).",
-        "relative MSE small for ~1,000 steps, then growing", row.measured, FIG3_CRITERION, row.verdict, (study,),
-        row.numbers, rows=[row])
-
-
-def fig3_grid_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    """Fig 3's agreement on the subsampled grid activation × input normalisation × width (FC and CNN)."""
-    rows = [fig3_row(run) for run in rec["fig3_grid"]["runs"]]
-    return _from_rows("fig3_grid_window", FIG3_CLAIM + " — grid of activation × inputs × width, subsampled",
-                      "relative MSE small for ~1,000 steps, then growing (activation, input normalisation and width "
-                      "not given)", FIG3_CRITERION, rows, ("fig3_grid",))
-
-
-def fig3_fc_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _fig3_window(rec, "fig3_fc")
-
-
-def fig3_fc_sphere_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    out = _fig3_window(rec, "fig3_fc_sphere")
-    steps, rel_ntk = run_curve(rec["fig3_fc_sphere"]["runs"][0], "test_rel_mse_ntk_inf")
-    early = (steps >= 1) & (steps <= FIG3_EARLY_STEPS)
-    out.numbers["rel_mse_ntk_inf_early"] = float(np.nanmax(rel_ntk[early]))
-    out.measured += f"; to the exact-NTK model (finite width alone): {out.numbers['rel_mse_ntk_inf_early']:.4g}"
-    return out
-
-
-def fig3_fc_fitted_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    """The FC window against the fitted affine model: separates wrong derived constants from nonlinearity."""
-    out = _fig3_window(rec, "fig3_fc_fitted")
-    lm = rec["fig3_fc_fitted"]["runs"][0].get("linear_model") or {}
-    if "fitted" in lm and "derived" in lm:
-        out.measured += "; constants derived → fitted: " + ", ".join(
-            f"{k} {lm['derived'][k]:.4g} → {lm['fitted'][k]:.4g}" for k in ("A", "B"))
-    return out
-
-
-def fig3_cnn_window(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _fig3_window(rec, "fig3_cnn")
-
-
-def _vlin_perp(rec: dict[str, dict[str, Any]], study: str) -> CheckResult:
-    run = rec[study]["runs"][0]
-    row = perp_row(run)
-    return CheckResult(
-        f"vlin_perp{study.removeprefix('fig3')}", f"The net's ({_setting(run)}) test residual in V_lin⊥ (which "
-        "a linear model cannot change) drops below the linear model's only after the early phase (Fig 3a).",
-        "V_lin⊥ residual flat early, then falls", row.measured, PERP_CRITERION, row.verdict, (study,), row.numbers,
-        rows=[row])
-
-
-def vlin_perp_grid(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    rows = [perp_row(run) for run in rec["fig3_grid"]["runs"]]
-    return _from_rows("vlin_perp_grid", PERP_CLAIM + " — grid of activation × inputs × width, subsampled",
-                      "V_lin⊥ residual flat early, then falls", PERP_CRITERION, rows, ("fig3_grid",))
-
-
-def vlin_perp_fc(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _vlin_perp(rec, "fig3_fc")
-
-
-def vlin_perp_fc_sphere(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _vlin_perp(rec, "fig3_fc_sphere")
-
-
-def vlin_perp_cnn(rec: dict[str, dict[str, Any]]) -> CheckResult:
-    return _vlin_perp(rec, "fig3_cnn")
 
 
 def first_layer_rate(rec: dict[str, dict[str, Any]]) -> CheckResult:
@@ -369,72 +246,23 @@ def phase_diagram(rec: dict[str, dict[str, Any]]) -> CheckResult:
         verdict, ("phase",), {"grown": g, "fixed_m": f, "paths": paths, "failed_rows": failed})
 
 
-CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {
-    "fig1_window": fig1_window,
-    "fig1_late": fig1_late,
-    "fig1c_fixed": fig1c_fixed,
-    "fig1c_scaled": fig1c_scaled,
-    "fig2_norm": fig2_norm,
-    "fig3_fc_window": fig3_fc_window,
-    "fig3_fc_sphere_window": fig3_fc_sphere_window,
-    "fig3_fc_fitted_window": fig3_fc_fitted_window,
-    "fig3_cnn_window": fig3_cnn_window,
-    "fig3_grid_window": fig3_grid_window,
-    "vlin_perp_fc": vlin_perp_fc,
-    "vlin_perp_fc_sphere": vlin_perp_fc_sphere,
-    "vlin_perp_cnn": vlin_perp_cnn,
-    "vlin_perp_grid": vlin_perp_grid,
-    "first_layer_rate": first_layer_rate,
-    "second_layer_width": second_layer_width,
-    "kernel_bound": kernel_bound,
-    "escape_scaling": escape_scaling,
-    "phase_diagram": phase_diagram,
+_OTHER: dict[str, tuple[Callable[[dict[str, dict[str, Any]]], CheckResult], tuple[str, ...]]] = {
+    "fig1_window": (fig1_window, ("fig1",)), "fig1_late": (fig1_late, ("fig1",)),
+    "fig1c_fixed": (fig1c_fixed, ("fig1c_fixed", "fig1c_scaled")),
+    "fig1c_scaled": (fig1c_scaled, ("fig1c_fixed", "fig1c_scaled")), "fig2_norm": (fig2_norm, FIG2_STUDIES),
 }
+_LATER = {"first_layer_rate": (first_layer_rate, ("first_layer",)),
+          "second_layer_width": (second_layer_width, ("width",)), "kernel_bound": (kernel_bound, ("kernel",)),
+          "escape_scaling": (escape_scaling, ("escape",)), "phase_diagram": (phase_diagram, ("phase",))}
+_ALL = {**_OTHER, **WINDOW_CHECKS, **PERP_CHECKS, **_LATER}  # the report's order
+CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {name: fn for name, (fn, _) in _ALL.items()}
 # the studies each check reads (the runner loads or runs exactly these)
-CHECK_STUDIES: dict[str, tuple[str, ...]] = {
-    "fig1_window": ("fig1",), "fig1_late": ("fig1",), "fig1c_fixed": ("fig1c_fixed", "fig1c_scaled"),
-    "fig1c_scaled": ("fig1c_fixed", "fig1c_scaled"), "fig2_norm": FIG2_STUDIES, "fig3_fc_window": ("fig3_fc",),
-    "fig3_fc_fitted_window": ("fig3_fc_fitted",), "fig3_cnn_window": ("fig3_cnn",),
-    "fig3_fc_sphere_window": ("fig3_fc_sphere",), "vlin_perp_fc_sphere": ("fig3_fc_sphere",),
-    "vlin_perp_fc": ("fig3_fc",), "vlin_perp_cnn": ("fig3_cnn",),
-    "fig3_grid_window": ("fig3_grid",), "vlin_perp_grid": ("fig3_grid",),
-    "first_layer_rate": ("first_layer",), "second_layer_width": ("width",), "kernel_bound": ("kernel",),
-    "escape_scaling": ("escape",), "phase_diagram": ("phase",),
-}
+CHECK_STUDIES: dict[str, tuple[str, ...]] = {name: studies for name, (_, studies) in _ALL.items()}
 
-# The details each check depends on that the paper does not give (our choices); "none": the check has one row.
-_FIG3_UNKNOWNS = ("activation", "input normalisation (per coordinate or ‖x‖ = √d)", "width", "steps and η",
-                  "linear model (derived or fitted constants)")
-UNKNOWNS: dict[str, tuple[str, ...]] = {
-    "fig1_window": ("none (d, m, n, erf given; the teacher's details and η = 1 are ours, one choice run)",),
-    "fig1_late": ("none (as fig1_window)",),
-    "fig1c_fixed": ("none (the paper's fixed m = 256 and n = 20,000)",),
-    "fig1c_scaled": ("α of n, m ∝ d^{1+α} (α = 1/2, one choice run)",),
-    "fig2_norm": ("the norm-dependent target's formula",),
-    **{name: _FIG3_UNKNOWNS for name in ("fig3_fc_window", "fig3_fc_sphere_window", "fig3_fc_fitted_window",
-                                         "fig3_cnn_window", "fig3_grid_window", "vlin_perp_fc", "vlin_perp_fc_sphere",
-                                         "vlin_perp_cnn", "vlin_perp_grid")},
-    "first_layer_rate": ("α of n, m ∝ d^{1+α} (α = 1/2, one choice run)",),
-    "second_layer_width": ("none",),
-    "kernel_bound": ("none (n = m = 2·d^{3/2}, one choice run)",),
-    "escape_scaling": ("the escape criterion (MSE doubles after T; one choice run)",),
-}
-# claim id of each check that shares its claim with others (the rest: their own name)
-CLAIM_OF: dict[str, str] = {
-    **{name: "fig3_window" for name in ("fig3_fc_window", "fig3_fc_sphere_window", "fig3_fc_fitted_window",
-                                        "fig3_cnn_window", "fig3_grid_window")},
-    **{name: "vlin_perp" for name in ("vlin_perp_fc", "vlin_perp_fc_sphere", "vlin_perp_cnn", "vlin_perp_grid")},
-}
-# the choice label of the single row of checks built without a table
-ROW_AS_RUN: dict[str, str] = {"fig1c_fixed": "m = 256 (the paper's)", "fig1c_scaled": "α = 1/2",
-                              "first_layer_rate": "α = 1/2"}
-# Choices defined (earlylin/presets.py) but not yet run at paper size, listed in the report as open items
+# Choices not run as studies at all, listed in the report as open items (a check whose study has no record is
+# named by the runner, paper_checks/__main__.py)
 NOT_RUN: tuple[str, ...] = (
-    "Fig 3 at paper size (10k/2k images) for the CNN with erf on the sphere: needs a GPU; the CNN was run on the "
-    "CPU only in the subsampled grid (`fig3_grid`, n = 200)",
-    "Fig 3 at paper size for the FC with erf per coordinate and with ReLU on the sphere (`fig3_fc_erf_coordinate`, "
-    "`fig3_fc_relu_sphere`): ≈ 40 CPU-minutes each alone, not run on the shared CPU",
-    "the exact-NTK V_lin⊥ reference at paper size: the committed `fig3_fc_sphere` record predates "
-    "`test_res_perp_ntk_inf`, so `vlin_perp_fc_sphere` is judged against f^lin until it is re-run",
+    "the grid's widest nets, FC 2,048 units and CNN 128 channels (≈ 15 CPU-minutes per run at n = 200; "
+    "`fig3_grid_wide` stops at FC 1,024 and CNN 64)",
     "Fig 2's ablations for the 1D CNN (its features, earlylin/linear/cnn1d.py, have no `drop`)",
 )

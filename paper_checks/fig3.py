@@ -1,0 +1,99 @@
+"""The Fig 3 checks (CIFAR cats vs horses): the agreement window and the V_lin⊥ residual, one check per study.
+
+Two claims (docs/theory.md §5): the net tracks its linear model for ~1,000 steps, then departs
+(``fig3_window``); its test residual in V_lin⊥ drops below the linear model's only after the early
+phase (``vlin_perp``). Each study is one choice of the details the paper does not give (activation,
+input normalisation, width, n): a single run gives a one-row check (``fig3_<study>_window``,
+``vlin_perp_<study>``), a grid of runs a choice table (``fig3_grid``, ``fig3_grid_wide``,
+``fig3_cnn_cpu``). The rows and their thresholds are :mod:`paper_checks.rows`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from earlylin.analysis import FIG3_EARLY_STEPS
+from paper_checks.result import CheckResult, from_rows
+from paper_checks.rows import FIG3_CRITERION, PERP_CLAIM, PERP_CRITERION, fig3_row, perp_row, run_curve
+
+Records = dict[str, dict[str, Any]]
+
+FIG3_CLAIM = ("On CIFAR cats vs horses the net tracks its linear model early (small relative MSE, equal test "
+              "losses), then departs (Fig 3).")
+# single-run studies (paper size unless said) → their check names; grids → a label for the claim line
+SINGLE = ("fig3_fc", "fig3_fc_sphere", "fig3_fc_erf_coordinate", "fig3_fc_relu_sphere", "fig3_fc_fitted", "fig3_cnn",
+          "fig3_cnn_erf_sphere")
+GRIDS = {"fig3_cnn_cpu": "CNN at n = 1,000 (the largest n run on a CPU), erf on the sphere and ReLU per coordinate",
+         "fig3_grid": "grid of activation × inputs × width, subsampled",
+         "fig3_grid_wide": "grid of activation × inputs, wider nets, subsampled"}
+
+
+def _setting(run: dict[str, Any]) -> str:
+    """'FC, erf, ‖x‖ = √d' / 'CNN, ReLU, per-coordinate inputs' from a CIFAR run's config."""
+    c = run["config"]
+    inputs = "‖x‖ = √d" if c.get("cifar_norm") == "sphere" else "per-coordinate inputs"
+    return f"{c['arch'].upper()}, {c['activation']}, {inputs}"
+
+
+def window(rec: Records, study: str) -> CheckResult:
+    """The window check of one single-run study; with the exact-NTK model, its early relative MSE (finite width
+    alone) is reported beside."""
+    run = rec[study]["runs"][0]
+    row = fig3_row(run)
+    if "test_rel_mse_ntk_inf" in next(iter(run["per_seed"].values())):
+        steps, rel_ntk = run_curve(run, "test_rel_mse_ntk_inf")
+        early = (steps >= 1) & (steps <= FIG3_EARLY_STEPS)
+        row.numbers["rel_mse_ntk_inf_early"] = float(np.nanmax(rel_ntk[early]))
+        row.measured += f"; to the exact-NTK model (finite width alone): {row.numbers['rel_mse_ntk_inf_early']:.4g}"
+    out = CheckResult(
+        f"{study}_window", f"On CIFAR cats vs horses the net ({_setting(run)}) tracks its linear model early "
+        "(small relative MSE, equal test losses), then departs (Fig 3).",
+        "relative MSE small for ~1,000 steps, then growing", row.measured, FIG3_CRITERION, row.verdict, (study,),
+        row.numbers, rows=[row])
+    if study == "fig3_fc_fitted":  # separates wrong derived constants from a non-linear net
+        lm = run.get("linear_model") or {}
+        if "fitted" in lm and "derived" in lm:
+            out.measured += "; constants derived → fitted: " + ", ".join(
+                f"{k} {lm['derived'][k]:.4g} → {lm['fitted'][k]:.4g}" for k in ("A", "B"))
+            out.rows[0].measured = out.measured
+    return out
+
+
+def vlin_perp(rec: Records, study: str) -> CheckResult:
+    """The V_lin⊥ check of one single-run study (against the exact-NTK model where it was run)."""
+    run = rec[study]["runs"][0]
+    row = perp_row(run)
+    return CheckResult(
+        f"vlin_perp{study.removeprefix('fig3')}", f"The net's ({_setting(run)}) test residual in V_lin⊥ (which "
+        "a linear model cannot change) drops below the linear model's only after the early phase (Fig 3a).",
+        "V_lin⊥ residual flat early, then falls", row.measured, PERP_CRITERION, row.verdict, (study,), row.numbers,
+        rows=[row])
+
+
+def grid_window(rec: Records, study: str) -> CheckResult:
+    """The window check of a grid study: one row per run."""
+    rows = [fig3_row(run) for run in rec[study]["runs"]]
+    return from_rows(f"{study}_window", f"{FIG3_CLAIM} — {GRIDS[study]}",
+                     "relative MSE small for ~1,000 steps, then growing (activation, input normalisation and width "
+                     "not given)", FIG3_CRITERION, rows, (study,))
+
+
+def grid_vlin_perp(rec: Records, study: str) -> CheckResult:
+    """The V_lin⊥ check of a grid study: one row per run."""
+    rows = [perp_row(run) for run in rec[study]["runs"]]
+    return from_rows(f"vlin_perp{study.removeprefix('fig3')}", f"{PERP_CLAIM} — {GRIDS[study]}",
+                     "V_lin⊥ residual flat early, then falls", PERP_CRITERION, rows, (study,))
+
+
+def _bind(fn: Any, study: str) -> Any:
+    return lambda rec: fn(rec, study)
+
+
+# check name → (check, its studies), in the report's order
+WINDOW_CHECKS = {**{f"{s}_window": (_bind(window, s), (s,)) for s in SINGLE},
+                 **{f"{s}_window": (_bind(grid_window, s), (s,)) for s in GRIDS}}
+PERP_CHECKS = {**{f"vlin_perp{s.removeprefix('fig3')}": (_bind(vlin_perp, s), (s,)) for s in SINGLE
+                  if s != "fig3_fc_fitted"},
+               **{f"vlin_perp{s.removeprefix('fig3')}": (_bind(grid_vlin_perp, s), (s,)) for s in GRIDS}}
