@@ -170,8 +170,8 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
         for png in pngs:  # linked relative to the report, wherever both are
             rel = Path(os.path.relpath(png.resolve(), report_path.resolve().parent))
             lines.append(f"- [{png.stem}]({rel.as_posix()})")
-    lines += ["", "Criteria and thresholds: `paper_checks/checks.py`. Studies: `earlylin/studies.py`, their sizes: "
-              "`earlylin/presets.py`.", ""]
+    lines += ["", "Criteria and thresholds: `paper_checks/checks.py`, `paper_checks/rows.py` (Fig 2, Fig 3). Studies: "
+              "`earlylin/studies.py`, their sizes: `earlylin/presets.py`.", ""]
     return "\n".join(lines)
 
 
