@@ -6,6 +6,8 @@ Usage:
     python -m earlylin.figures --device cuda --out figures   # the same, replacing the committed figures/
     python -m earlylin.figures --only fig1a fig1c       # some figures
     python -m earlylin.figures --replot                 # redraw from the saved CSV tables, run nothing
+    python -m earlylin.figures --records figures/records --out figures --only fig3_grid
+                                                        # tables and figures from saved study records, run nothing
 
 The defaults never overwrite the committed ``figures/``: pass ``--out figures`` to do so. For each
 figure id of :data:`earlylin.tables.TABLES`: the studies it needs (:mod:`earlylin.studies`, cached
@@ -13,8 +15,9 @@ per (config, seed) and per study) are loaded or run and saved as ``<out>/records
 table is written as ``<out>/<id>.csv``, read back from disk and drawn by :data:`earlylin.plots.PLOTS`
 into ``<out>/<id>.png``, so a figure shows only what its table holds. ``<out>/index.json`` lists the
 figures, the size, the device and the wall time of each study. Exit status: 0 success, 2 invalid
-input (checked before any work: figure ids, flags --replot would ignore, ``--out``/``--cache-dir``
-writable), 3 a study had diverged seeds (figures still drawn), 1 other errors, 130 Ctrl-C, 143 SIGTERM.
+input (checked before any work: figure ids, flags --replot or --records would ignore, missing records,
+``--out``/``--cache-dir`` writable), 3 a study had diverged seeds (figures still drawn), 1 other errors (a
+malformed record), 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -56,15 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"cache of runs, studies and checkpoints (default: {default_cache_dir()})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--replot", action="store_true", help="draw from the CSV tables in --out only; run nothing")
+    p.add_argument("--records", type=Path, default=None,
+                   help="folder of saved study records (<study>.json, as written into <out>/records): make the "
+                   "tables and figures from them; run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
 
 def regenerate(
     ids: list[str], size: str, device: str, out: Path, cache_dir: Path | None, replot: bool = False,
-    progress: bool = True,
+    progress: bool = True, saved: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Load or run the studies of ``ids``, write records and tables, draw every PNG from its CSV."""
+    """Load or run the studies of ``ids`` (``saved``: the study records to use instead, nothing is run), write
+    records and tables, draw every PNG from its CSV."""
     bad = [i for i in ids if i not in FIGURES]
     if bad:
         raise ConfigError(f"--only {' '.join(bad)}: unknown figure id(s); valid: {', '.join(FIGURES)}")
@@ -76,7 +83,8 @@ def regenerate(
         cache = Cache(cache_dir)
         for study in dict.fromkeys(s for i in ids for s in TABLES[i].studies):
             t0 = time.perf_counter()
-            records[study] = studies.get_study(study, size, device, cache, progress=progress)
+            records[study] = (saved[study] if saved is not None
+                              else studies.get_study(study, size, device, cache, progress=progress))
             study_walls[study] = time.perf_counter() - t0
             write_json_atomic(out / "records" / f"{study}.json", records[study])
             if progress:
@@ -129,19 +137,27 @@ def check_args(args: argparse.Namespace, ids: list[str], out: Path) -> Path | No
         raise ConfigError(f"--only {' '.join(bad)}: unknown figure id(s); valid: {', '.join(FIGURES)}")
     if args.no_cache and args.cache_dir is not None:
         raise ConfigError("--cache-dir with --no-cache: the cache is off; give one of them")
-    if args.replot:
+    if args.replot and args.records is not None:
+        raise ConfigError("--replot with --records: --replot draws from the CSV tables, --records makes them from "
+                          "saved records; give one of them")
+    if args.replot or args.records is not None:
+        flag = "--replot" if args.replot else "--records"
         ignored = cli.given(args, {"device": "--device", "cache_dir": "--cache-dir", "no_cache": "--no-cache"})
         if ignored:
             them = "they" if ignored[1:] else "it"
-            raise ConfigError(f"{', '.join(ignored)} with --replot: nothing is run, so {them} would be ignored; "
-                              "leave it out or drop --replot")
+            raise ConfigError(f"{', '.join(ignored)} with {flag}: nothing is run, so {them} would be ignored; "
+                              f"leave it out or drop {flag}")
+    if args.records is not None and not args.records.is_dir():
+        raise ConfigError(f"--records {args.records}: not a folder; name a records folder written by "
+                          "python -m earlylin.figures (<out>/records)")
+    if args.replot:
         for fid in ids:
             if not (out / f"{fid}.csv").is_file():
                 raise ConfigError(f"--replot: {out / f'{fid}.csv'} does not exist; run without --replot first")
     else:
         resolve_device(args.device or "auto")
     cli.probe_dir(out, "--out")
-    if args.replot or args.no_cache:
+    if args.replot or args.no_cache or args.records is not None:
         return None
     return cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
 
@@ -153,7 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (Path("runs/figures-quick") if args.quick else Path("runs/figures"))
     ids = args.only or list(FIGURES)
     cache_dir = check_args(args, ids, out)
-    index = regenerate(ids, size, args.device or "auto", out, cache_dir, args.replot, progress=not args.quiet)
+    saved = None
+    if args.records is not None:
+        saved, missing = studies.load_records(list(dict.fromkeys(s for i in ids for s in TABLES[i].studies)),
+                                              args.records, size)
+        if missing:
+            raise ConfigError(f"--records {args.records}: no record of {', '.join(missing)} ({size} size); "
+                              "make it with python -m earlylin.figures, or leave those figures out of --only")
+    index = regenerate(ids, size, args.device or "auto", out, cache_dir, args.replot, progress=not args.quiet,
+                       saved=saved)
     for fid in ids:
         print(out / f"{fid}.png")
     listed = "" if args.replot else f"; {out / 'index.json'} lists {len(index['pngs'])}"

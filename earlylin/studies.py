@@ -18,15 +18,17 @@ recomputes only what is missing.
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from earlylin.analysis import sweep_summary
 from earlylin.bound.config import KernelBoundConfig
 from earlylin.bound.measure import run_kernel_bound
 from earlylin.config import CifarConfig, Cnn1dConfig, Sweep, TwoLayerConfig, resolve_device
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, DataError
 from earlylin.experiments import experiment_for, family_of, run
 from earlylin.presets import SIZES, STUDY_SPECS
 from earlylin.records import SCHEMA, Cache, environment
@@ -132,3 +134,23 @@ def get_study(
 
 def _any_diverged(record: dict[str, Any]) -> bool:
     return any(r["summary"].get("diverged_seeds") for r in record.get("runs", []))
+
+
+def load_records(studies: list[str], folder: Path, size: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Saved study records ``<folder>/<study>.json`` (as ``figures`` writes them; each must parse and be of
+    ``size``), and the studies whose record is missing. A malformed or mismatched record is a DataError."""
+    out, missing = {}, []
+    for study in studies:
+        path = folder / f"{study}.json"
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            missing.append(study)
+            continue
+        except ValueError as err:
+            raise DataError(f"--records {folder}: {path.name} is not valid JSON ({err})") from None
+        if rec.get("study") != study or rec.get("size") != size:
+            raise DataError(f"--records {folder}: {path.name} holds study {rec.get('study')!r} at size "
+                            f"{rec.get('size')!r}, expected {study!r} at {size!r}")
+        out[study] = rec
+    return out, missing

@@ -39,7 +39,7 @@ from earlylin.records import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from earlylin.studies import get_study
+from earlylin.studies import get_study, load_records
 from paper_checks.checks import CHECK_STUDIES, CHECKS, NOT_RUN, CheckResult
 from paper_checks.verdicts import ALL_FAIL, ALL_HOLD, SOME, UNDECIDED, claim_classes
 
@@ -62,26 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
-
-
-def load_records(studies: list[str], folder: Path, size: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Saved study records from ``folder`` (each must parse and be of ``size``), and the studies whose
-    record is missing (their checks are reported as not run)."""
-    out, missing = {}, []
-    for study in studies:
-        path = folder / f"{study}.json"
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            missing.append(study)
-            continue
-        except ValueError as err:
-            raise DataError(f"--records {folder}: {path.name} is not valid JSON ({err})") from None
-        if rec.get("study") != study or rec.get("size") != size:
-            raise DataError(f"--records {folder}: {path.name} holds study {rec.get('study')!r} at size "
-                            f"{rec.get('size')!r}, expected {study!r} at {size!r}")
-        out[study] = rec
-    return out, missing
 
 
 def format_table(results: list[CheckResult]) -> str:

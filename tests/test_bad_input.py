@@ -111,6 +111,10 @@ CASES: list[Case] = [
     ("figures", lambda t: ["--quick", "--out", str(a_file(t))], "--out"),
     ("figures", lambda t: ["--quick", "--only", "fig9"], "--only fig9: unknown figure id"),
     ("figures", lambda t: ["--quick", "--replot", "--device", "cpu"], "--device with --replot"),
+    ("figures", lambda t: ["--quick", "--records", str(t), "--device", "cpu"], "--device with --records"),
+    ("figures", lambda t: ["--quick", "--records", str(t / "none")], "--records"),
+    ("figures", lambda t: ["--quick", "--records", str(t), "--only", "fig1a"], "no record of fig1"),
+    ("figures", lambda t: ["--quick", "--records", str(t), "--replot"], "--replot with --records"),
     ("figures", lambda t: ["--quick", "--cache-dir", str(a_file(t))], "--cache-dir"),
     ("figures", lambda t: ["--quick", "--no-cache", "--cache-dir", str(t)], "--cache-dir with --no-cache"),
     # paper_checks

@@ -149,6 +149,27 @@ def test_replot_runs_nothing_and_rerun_uses_cache(tiny, monkeypatch):
     assert saved["figures"] == list(FIGURES) and set(saved["study_device"]) >= {"kernel", "fig1"}
 
 
+def test_figures_from_saved_records_run_nothing(tiny, tmp_path, monkeypatch, capsys):
+    """--records makes the tables and figures from saved study records alone: the same CSVs as the run."""
+
+    def refuse(*a, **k):
+        raise AssertionError("a study was run")
+
+    monkeypatch.setattr(studies, "get_study", refuse)
+    ids = ["fig1a", "fig3_grid", "kernel_ratio"]
+    assert figures.main(["--quick", "--records", str(tiny["out"] / "records"), "--out", str(tmp_path), "--only", *ids,
+                         "--quiet"]) == 0
+    for fid in ids:
+        assert (tmp_path / f"{fid}.csv").read_bytes() == (tiny["out"] / f"{fid}.csv").read_bytes()
+        assert (tmp_path / f"{fid}.png").stat().st_size > 1000
+    capsys.readouterr()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "fig1.json").write_text(json.dumps({"study": "fig1", "size": "paper"}))
+    assert figures.main(["--quick", "--records", str(tmp_path / "bad"), "--out", str(tmp_path / "o"), "--only",
+                         "fig1a"]) == 1
+    assert "expected 'fig1' at 'quick'" in capsys.readouterr().err
+
+
 def test_corrupted_study_entry_is_recomputed(tiny, monkeypatch):
     cache = Cache(tiny["cache"])
     payload = {"study": "kernel", "size": "quick", "spec": TINY["kernel"], "device": "cpu"}
