@@ -264,5 +264,4 @@ CHECK_STUDIES: dict[str, tuple[str, ...]] = {name: studies for name, (_, studies
 NOT_RUN: tuple[str, ...] = (
     "the grid's widest nets, FC 2,048 units and CNN 128 channels (≈ 15 CPU-minutes per run at n = 200; "
     "`fig3_grid_wide` stops at FC 1,024 and CNN 64)",
-    "Fig 2's ablations for the 1D CNN (its features, earlylin/linear/cnn1d.py, have no `drop`)",
 )

@@ -17,6 +17,7 @@ from earlylin.config import DTYPES, Cnn1dConfig
 from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared
 from earlylin.linear import cnn1d as cnn1d_linear
+from earlylin.linear.features import ABLATIONS, ablation_is_lin
 from earlylin.nets import cnn1d
 
 
@@ -35,7 +36,11 @@ class Cnn1d(SyntheticFamily):
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
         psi, psi_t = (cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q) for A in (X64, Xt64))
         psi_s, psi_st = (cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q, stripped=True) for A in (X64, Xt64))
-        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr)
+        ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop) else
+                     tuple(cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q, drop=drop) for A in (X64, Xt64))
+                     for drop in ABLATIONS}  # Fig 2's ablations, as for the two-layer net
+        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr,
+                                              psi_ablations=ablations)
 
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         inits = [cnn1d.cnn1d_init(s, cfg.width, q, cfg.d) for s in seeds]

@@ -45,7 +45,7 @@ import math
 import torch
 
 from earlylin.activations import GaussianConstants
-from earlylin.linear.features import norm_feature
+from earlylin.linear.features import ABLATIONS, norm_feature
 from earlylin.nets.cnn1d import patches
 
 
@@ -55,18 +55,23 @@ def patch_norm_feature(X: torch.Tensor, consts: GaussianConstants, q: int) -> to
 
 
 def cnn1d_features(
-    X: torch.Tensor, consts: GaussianConstants, nu: float, layers: str, q: int, stripped: bool = False
+    X: torch.Tensor, consts: GaussianConstants, nu: float, layers: str, q: int, stripped: bool = False,
+    drop: str | None = None,
 ) -> torch.Tensor:
     """Feature matrix Ψ (..., n, p) of the CNN's linear model (module docstring):
     ψ₁ = [ζx/√d ; ν/√q], ψ₂ = [ζx/√d ; ν/√(2q) ; q(x_[p])/√d for p = 1…d], both = [ψ₁ ; ψ₂];
-    ``stripped`` keeps the x columns only."""
+    ``stripped`` keeps the x columns only; ``drop`` ("norm" or "const", as
+    :func:`earlylin.linear.features.features`) leaves out the d patch-norm columns or the constant columns."""
+    if drop is not None and drop not in ABLATIONS:
+        raise ValueError(f"drop={drop!r}: valid are {ABLATIONS} or None")
     d = X.shape[-1]
     x_part = consts.zeta * X / math.sqrt(d)
-    ones = torch.ones_like(X[..., :1])
-    psi1 = [x_part] if stripped else [x_part, ones * (nu / math.sqrt(q))]
     if stripped:
-        psi2 = [x_part]
-    else:
-        psi2 = [x_part, ones * (nu / math.sqrt(2 * q)), patch_norm_feature(X, consts, q) / math.sqrt(d)]
+        return torch.cat([x_part] * (2 if layers == "both" else 1), dim=-1)
+    ones = torch.ones_like(X[..., :1])
+    const1 = [] if drop == "const" else [ones * (nu / math.sqrt(q))]
+    const2 = [] if drop == "const" else [ones * (nu / math.sqrt(2 * q))]
+    norm = [] if drop == "norm" else [patch_norm_feature(X, consts, q) / math.sqrt(d)]
+    psi1, psi2 = [x_part, *const1], [x_part, *const2, *norm]
     blocks = {"first": psi1, "second": psi2, "both": psi1 + psi2}[layers]
     return torch.cat(blocks, dim=-1)
