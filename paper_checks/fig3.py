@@ -15,19 +15,14 @@ from typing import Any
 import numpy as np
 
 from earlylin.analysis import FIG3_EARLY_STEPS
-from paper_checks.result import CheckResult, from_rows
+from paper_checks.result import FIG3_GRIDS, FIG3_SINGLE, CheckResult, from_rows
 from paper_checks.rows import FIG3_CRITERION, PERP_CLAIM, PERP_CRITERION, fig3_row, perp_row, run_curve
 
 Records = dict[str, dict[str, Any]]
 
 FIG3_CLAIM = ("On CIFAR cats vs horses the net tracks its linear model early (small relative MSE, equal test "
               "losses), then departs (Fig 3).")
-# single-run studies (paper size unless said) → their check names; grids → a label for the claim line
-SINGLE = ("fig3_fc", "fig3_fc_sphere", "fig3_fc_erf_coordinate", "fig3_fc_relu_sphere", "fig3_fc_fitted", "fig3_cnn",
-          "fig3_cnn_erf_sphere")
-GRIDS = {"fig3_cnn_cpu": "CNN at n = 1,000 (the largest n run on a CPU), erf on the sphere and ReLU per coordinate",
-         "fig3_grid": "grid of activation × inputs × width, subsampled",
-         "fig3_grid_wide": "grid of activation × inputs, wider nets, subsampled"}
+SINGLE, GRIDS = FIG3_SINGLE, FIG3_GRIDS
 
 
 def _setting(run: dict[str, Any]) -> str:
