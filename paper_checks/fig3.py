@@ -22,9 +22,6 @@ Records = dict[str, dict[str, Any]]
 
 FIG3_CLAIM = ("On CIFAR cats vs horses the net tracks its linear model early (small relative MSE, equal test "
               "losses), then departs (Fig 3).")
-SINGLE, GRIDS = FIG3_SINGLE, FIG3_GRIDS
-
-
 def _setting(run: dict[str, Any]) -> str:
     """'FC, erf, ‖x‖ = √d' / 'CNN, ReLU, per-coordinate inputs' from a CIFAR run's config."""
     c = run["config"]
@@ -70,7 +67,7 @@ def vlin_perp(rec: Records, study: str) -> CheckResult:
 def grid_window(rec: Records, study: str) -> CheckResult:
     """The window check of a grid study: one row per run."""
     rows = [fig3_row(run) for run in rec[study]["runs"]]
-    return from_rows(f"{study}_window", f"{FIG3_CLAIM} — {GRIDS[study]}",
+    return from_rows(f"{study}_window", f"{FIG3_CLAIM} — {FIG3_GRIDS[study]}",
                      "relative MSE small for ~1,000 steps, then growing (activation, input normalisation and width "
                      "not given)", FIG3_CRITERION, rows, (study,))
 
@@ -78,7 +75,7 @@ def grid_window(rec: Records, study: str) -> CheckResult:
 def grid_vlin_perp(rec: Records, study: str) -> CheckResult:
     """The V_lin⊥ check of a grid study: one row per run."""
     rows = [perp_row(run) for run in rec[study]["runs"]]
-    return from_rows(f"vlin_perp{study.removeprefix('fig3')}", f"{PERP_CLAIM} — {GRIDS[study]}",
+    return from_rows(f"vlin_perp{study.removeprefix('fig3')}", f"{PERP_CLAIM} — {FIG3_GRIDS[study]}",
                      "V_lin⊥ residual flat early, then falls", PERP_CRITERION, rows, (study,))
 
 
@@ -87,8 +84,8 @@ def _bind(fn: Any, study: str) -> Any:
 
 
 # check name → (check, its studies), in the report's order
-WINDOW_CHECKS = {**{f"{s}_window": (_bind(window, s), (s,)) for s in SINGLE},
-                 **{f"{s}_window": (_bind(grid_window, s), (s,)) for s in GRIDS}}
-PERP_CHECKS = {**{f"vlin_perp{s.removeprefix('fig3')}": (_bind(vlin_perp, s), (s,)) for s in SINGLE
+WINDOW_CHECKS = {**{f"{s}_window": (_bind(window, s), (s,)) for s in FIG3_SINGLE},
+                 **{f"{s}_window": (_bind(grid_window, s), (s,)) for s in FIG3_GRIDS}}
+PERP_CHECKS = {**{f"vlin_perp{s.removeprefix('fig3')}": (_bind(vlin_perp, s), (s,)) for s in FIG3_SINGLE
                   if s != "fig3_fc_fitted"},
-               **{f"vlin_perp{s.removeprefix('fig3')}": (_bind(grid_vlin_perp, s), (s,)) for s in GRIDS}}
+               **{f"vlin_perp{s.removeprefix('fig3')}": (_bind(grid_vlin_perp, s), (s,)) for s in FIG3_GRIDS}}

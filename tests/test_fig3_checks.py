@@ -19,8 +19,7 @@ from earlylin.records import Cache
 from earlylin.studies import get_study, study_configs
 from earlylin.tables import TABLES
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CLAIM_OF, UNKNOWNS
-from paper_checks.fig3 import GRIDS, SINGLE
-from paper_checks.result import FIG3_WINDOW_CHECKS, VLIN_PERP_CHECKS
+from paper_checks.result import FIG3_GRIDS, FIG3_SINGLE, FIG3_WINDOW_CHECKS, VLIN_PERP_CHECKS
 
 RECORDS = Path(__file__).resolve().parent.parent / "figures" / "records"
 
@@ -70,7 +69,7 @@ def _perp_cases(rec: dict, study: str, name: str) -> None:
     assert CHECKS[name](rec).verdict == ("fails" if len(runs) == 1 else "depends")
 
 
-@pytest.mark.parametrize("study", SINGLE)
+@pytest.mark.parametrize("study", FIG3_SINGLE)
 def test_single_study_checks_flip(study):
     c = STUDY_SPECS["paper"][study]["cifar"]
     setting = {k: c[k] for k in ("arch", "width", "activation", "cifar_norm") if k in c}
@@ -84,7 +83,7 @@ def test_single_study_checks_flip(study):
         _perp_cases(copy.deepcopy(rec), study, f"vlin_perp{study.removeprefix('fig3')}")
 
 
-@pytest.mark.parametrize("study", list(GRIDS))
+@pytest.mark.parametrize("study", list(FIG3_GRIDS))
 def test_grid_study_checks_flip(study):
     cfgs = study_configs(STUDY_SPECS["quick"][study], "cpu")
     rec = _record(study, [{k: getattr(c, k) for k in ("arch", "width", "activation", "cifar_norm")} for c in cfgs])
