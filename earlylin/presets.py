@@ -51,17 +51,16 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 #   empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
 # - CIFAR width sweep: FC widths 256–2,048 and CNN 8–32 channels, 2,000 steps each, to tell
 #   the finite-width part of the Fig 3 gap from the rest.
-# - Fig 3 grid (README.md, section Fig 3): activation {erf, relu} × inputs {coordinate, sphere} × width (FC
-#   256, 512; CNN 16 channels), subsampled to n = 200 / 200 images, 1,200 steps (sized for a shared
-#   2-core CPU; the paper's widths need a GPU), with the exact-NTK model; ``fig3_fc_<act>_<norm>``: the
-#   FC at paper size (10k/2k) for the two settings that ``fig3_fc`` / ``fig3_fc_sphere`` do not cover,
-#   4,000 steps, with the exact-NTK model. ``fig3_grid_wide``: the grid's wider nets at the same size (FC
-#   1,024 units; CNN 32 and 64 channels — FC 2,048 and CNN 128 cost ≈ 15 min per run and did not fit the CPU
-#   session). ``fig3_cnn_cpu``: the CNN (32 channels) at the largest n the CPU ran, n = 1,000 / 1,000,
-#   2,000 steps, erf on the sphere and ReLU per coordinate, with the exact-NTK model. ``fig3_cnn_erf_sphere``:
-#   the paper-size CNN for erf on the sphere (as ``fig3_cnn``, 3,000 steps; needs a GPU: paper_checks
-#   lists it as not run until its record exists; no exact-NTK model: the 10k × 10k CNN kernel is a
-#   CPU-hour job of its own).
+# - Fig 3 grid (README.md, section Fig 3): activation {erf, relu} × inputs {coordinate, sphere} × width (FC 256, 512;
+#   CNN 16 channels), subsampled to n = 200 / 200 images, 1,200 steps (sized for a shared 2-core CPU; the paper's widths
+#   need a GPU), with the exact-NTK model; ``fig3_fc_<act>_<norm>``: the FC at paper size (10k/2k) for the two settings
+#   that ``fig3_fc`` / ``fig3_fc_sphere`` do not cover, 4,000 steps, with the exact-NTK model. ``fig3_grid_wide``: the
+#   grid's wider nets at the same size (FC 1,024 units; CNN 32 and 64 channels); ``fig3_grid_widest``: the widest (FC
+#   2,048 units, CNN 128 channels; ≈ 15 single-thread CPU-minutes per run). ``fig3_cnn_cpu``: the CNN (32 channels) at
+#   the largest n the CPU ran, n = 1,000 / 1,000, 2,000 steps, erf on the sphere and ReLU per coordinate, with the
+#   exact-NTK model. ``fig3_cnn_erf_sphere``: the paper-size CNN for erf on the sphere (as ``fig3_cnn``, 3,000 steps;
+#   needs a GPU: paper_checks lists it as not run until its record exists; no exact-NTK model: the 10k × 10k CNN kernel
+#   is a CPU-hour job of its own).
 # - Kernel bound: d ∈ {25, 50, 100, 200}, n = m = 2·d^{3/2}, two seeds.
 # - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 # - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
@@ -111,6 +110,8 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                                             "width": 256, "steps": 4000, "ntk_model": True}},
         "fig3_grid_wide": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [1024], "cnn": [32, 64]},
                            "cifar": {"n": 200, "n_test": 200, "steps": 1200, "ntk_model": True}},
+        "fig3_grid_widest": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [2048], "cnn": [128]},
+                             "cifar": {"n": 200, "n_test": 200, "steps": 1200, "ntk_model": True}},
         "fig3_cnn_cpu": {"kind": "cifar_settings", "settings": FIG3_CNN_SETTINGS,
                          "cifar": {"arch": "cnn", "width": 32, "n": 1000, "n_test": 1000, "steps": 2000,
                                    "ntk_model": True}},
@@ -155,6 +156,8 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                                             "ntk_model": True}},
         "fig3_grid_wide": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [64], "cnn": [8]},
                            "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
+        "fig3_grid_widest": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [128], "cnn": [16]},
+                             "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
         "fig3_cnn_cpu": {"kind": "cifar_settings", "settings": FIG3_CNN_SETTINGS,
                          "cifar": {"arch": "cnn", "width": 4, "n": 120, "n_test": 120, "steps": 80,
                                    "ntk_model": True}},

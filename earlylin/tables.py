@@ -24,8 +24,10 @@ fig3c_<v>      fig3_<v>        relative MSE(net, linear) over steps (and to the 
 fig3_width     cifar_width     early relative MSE(net, linear) on CIFAR vs width (FC, CNN)
 fig3_grid      fig3_grid       per activation × inputs × arch × width (subsampled): early relative MSE,
                                its growth, and the V_lin⊥ drop below the exact-NTK model and f^lin
-fig3_grid_     fig3_grid,      the same over every width run: FC 256–1,024, CNN 16–64 channels
-widths         fig3_grid_wide
+fig3_grid_     fig3_grid,      the same over every width run: FC 256–2,048, CNN 16–128 channels
+widths         fig3_grid_wide,
+               fig3_grid_
+               widest
 fig3_cnn_cpu   fig3_cnn_cpu    the same for the CNN at n = 1,000 (erf on the sphere, ReLU per coordinate)
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
@@ -58,7 +60,7 @@ FIG3_VARIANTS = {"fc": ("fig3_fc", "FC, ReLU"), "cnn": ("fig3_cnn", "CNN, ReLU")
                  "fc_erf_coordinate": ("fig3_fc_erf_coordinate", "FC, erf, per-coordinate inputs"),
                  "fc_relu_sphere": ("fig3_fc_relu_sphere", "FC, ReLU, ‖x‖ = √d"),
                  "cnn_erf_sphere": ("fig3_cnn_erf_sphere", "CNN, erf, ‖x‖ = √d")}
-FIG3_GRID_WIDTHS = ("fig3_grid", "fig3_grid_wide")  # the subsampled grid, every width run
+FIG3_GRID_WIDTHS = ("fig3_grid", "fig3_grid_wide", "fig3_grid_widest")  # the subsampled grid, every width run
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -19,7 +19,8 @@ FIG3_SINGLE = ("fig3_fc", "fig3_fc_sphere", "fig3_fc_erf_coordinate", "fig3_fc_r
                "fig3_cnn", "fig3_cnn_erf_sphere")
 FIG3_GRIDS = {"fig3_cnn_cpu": "CNN at n = 1,000 (the largest n run on a CPU), erf on the sphere, ReLU per coordinate",
               "fig3_grid": "grid of activation × inputs × width, subsampled",
-              "fig3_grid_wide": "grid of activation × inputs, wider nets, subsampled"}
+              "fig3_grid_wide": "grid of activation × inputs, wider nets, subsampled",
+              "fig3_grid_widest": "grid of activation × inputs, widest nets (FC 2,048, CNN 128), subsampled"}
 FIG3_WINDOW_CHECKS = tuple(f"{s}_window" for s in (*FIG3_SINGLE, *FIG3_GRIDS))
 VLIN_PERP_CHECKS = tuple(f"vlin_perp{s.removeprefix('fig3')}" for s in (*FIG3_SINGLE, *FIG3_GRIDS)
                          if s != "fig3_fc_fitted")  # the fitted model has no V_lin split of its own

@@ -102,10 +102,14 @@ def test_every_fig3_check_is_registered_with_its_claim():
 
 def test_new_study_specs():
     for size in ("quick", "paper"):
-        wide = study_configs(STUDY_SPECS[size]["fig3_grid_wide"], "cpu")
-        assert len(wide) == 4 * sum(len(w) for w in STUDY_SPECS[size]["fig3_grid_wide"]["widths"].values())
-        narrow = {(c.arch, c.width) for c in study_configs(STUDY_SPECS[size]["fig3_grid"], "cpu")}
-        assert not narrow & {(c.arch, c.width) for c in wide}  # the wide grid adds widths, repeats none
+        seen: set[tuple[str, int]] = set()
+        for study in ("fig3_grid", "fig3_grid_wide", "fig3_grid_widest"):
+            configs = study_configs(STUDY_SPECS[size][study], "cpu")
+            assert len(configs) == 4 * sum(len(w) for w in STUDY_SPECS[size][study]["widths"].values())
+            widths = {(c.arch, c.width) for c in configs}
+            assert not seen & widths, study  # each grid study adds widths, repeats none
+            assert all(w > max((v for a, v in seen if a == arch), default=0) for arch, w in widths), study
+            seen |= widths
         cnn = study_configs(STUDY_SPECS[size]["fig3_cnn_cpu"], "cpu")
         assert [(c.activation, c.cifar_norm) for c in cnn] == [(s["activation"], s["cifar_norm"])
                                                               for s in FIG3_CNN_SETTINGS]
