@@ -45,7 +45,7 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 #   (4 layers of 3×3), sized so that the whole set stays within minutes on one H100. ``fig3_fc`` /
 #   ``fig3_cnn`` use ReLU on per-coordinate standardised inputs (the first setting tried, where the
 #   claim fails); ``fig3_fc_sphere`` uses erf on inputs rescaled to ‖x‖ = √d (the CLI default: the
-#   theory's norm concentration, and an odd φ whose deep kernel has no ρ² term), 4,000 steps, with
+#   theory's norm concentration, and an odd φ whose deep kernel has no ρ² term), 8,000 steps, with
 #   kernel GD on the exact infinite-width NTK beside it (``ntk_model``).
 # - Fig 3, fitted: the FC run again against the affine model least-squares-fitted to the net's
 #   empirical NTK (``linear="fitted"``), to tell wrong derived constants from a non-linear net.
@@ -95,7 +95,7 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                  "base": {"activation": "relu", "target": "norm", "steps": 8000, "seeds": SEEDS}},
         "fig3_fc": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "fc", "width": 256, "steps": 8000}},
         "fig3_cnn": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "cnn", "width": 32, "steps": 3000}},
-        "fig3_fc_sphere": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 4000, "ntk_model": True}},
+        "fig3_fc_sphere": {"kind": "cifar", "cifar": {"arch": "fc", "width": 256, "steps": 8000, "ntk_model": True}},
         "fig3_fc_fitted": {"kind": "cifar", "cifar": {**RELU_COORD, "arch": "fc", "width": 256, "steps": 8000,
                                                       "linear": "fitted"}},
         "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "steps": 2000},
