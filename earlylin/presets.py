@@ -80,6 +80,12 @@ FIG3_GRID_AXES = {"activation": ["erf", "relu"], "cifar_norm": ["coordinate", "s
 FIG3_CNN_SETTINGS = [{"activation": "erf", "cifar_norm": "sphere"}, RELU_COORD]
 
 
+def _fig3_grid(widths: dict[str, list[int]], steps: int) -> dict[str, Any]:
+    """A Fig 3 grid study: activation × inputs × ``widths``, subsampled to n = 200 / 200 images."""
+    return {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": widths,
+            "cifar": {"n": 200, "n_test": 200, "steps": steps, "ntk_model": True}}
+
+
 def _fig2_targets(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"fig2_target_{t}": {"kind": "two_layer", "ds": [50], "base": {**base, "activation": "relu", "target": t,
                                                                           "seeds": SEEDS}} for t in FIG2_TARGETS}
@@ -101,17 +107,14 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "steps": 2000},
                         "widths": {"fc": [256, 512, 1024, 2048], "cnn": [8, 16, 32]}},
         **_fig2_targets({"steps": 2000}),
-        "fig3_grid": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [256, 512], "cnn": [16]},
-                      "cifar": {"n": 200, "n_test": 200, "steps": 1200, "ntk_model": True}},
+        "fig3_grid": _fig3_grid({"fc": [256, 512], "cnn": [16]}, 1200),
         "fig3_fc_erf_coordinate": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "coordinate",
                                                                "arch": "fc", "width": 256, "steps": 4000,
                                                                "ntk_model": True}},
         "fig3_fc_relu_sphere": {"kind": "cifar", "cifar": {"activation": "relu", "cifar_norm": "sphere", "arch": "fc",
                                                             "width": 256, "steps": 4000, "ntk_model": True}},
-        "fig3_grid_wide": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [1024], "cnn": [32, 64]},
-                           "cifar": {"n": 200, "n_test": 200, "steps": 1200, "ntk_model": True}},
-        "fig3_grid_widest": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [2048], "cnn": [128]},
-                             "cifar": {"n": 200, "n_test": 200, "steps": 1200, "ntk_model": True}},
+        "fig3_grid_wide": _fig3_grid({"fc": [1024], "cnn": [32, 64]}, 1200),
+        "fig3_grid_widest": _fig3_grid({"fc": [2048], "cnn": [128]}, 1200),
         "fig3_cnn_cpu": {"kind": "cifar_settings", "settings": FIG3_CNN_SETTINGS,
                          "cifar": {"arch": "cnn", "width": 32, "n": 1000, "n_test": 1000, "steps": 2000,
                                    "ntk_model": True}},
@@ -146,18 +149,15 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "cifar_width": {"kind": "cifar_widths", "cifar": {**RELU_COORD, "n": 300, "n_test": 300, "steps": 100},
                         "widths": {"fc": [16, 32, 64], "cnn": [4, 8]}},
         **_fig2_targets({"n": 2000, "n_test": 500, "steps": 1200}),
-        "fig3_grid": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [16, 32], "cnn": [4]},
-                      "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
+        "fig3_grid": _fig3_grid({"fc": [16, 32], "cnn": [4]}, 100),
         "fig3_fc_erf_coordinate": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "coordinate",
                                                                "arch": "fc", "width": 64, "n": 500, "n_test": 500,
                                                                "steps": 300, "ntk_model": True}},
         "fig3_fc_relu_sphere": {"kind": "cifar", "cifar": {"activation": "relu", "cifar_norm": "sphere", "arch": "fc",
                                                             "width": 64, "n": 500, "n_test": 500, "steps": 300,
                                                             "ntk_model": True}},
-        "fig3_grid_wide": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [64], "cnn": [8]},
-                           "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
-        "fig3_grid_widest": {"kind": "cifar_grid", "grid": FIG3_GRID_AXES, "widths": {"fc": [128], "cnn": [16]},
-                             "cifar": {"n": 200, "n_test": 200, "steps": 100, "ntk_model": True}},
+        "fig3_grid_wide": _fig3_grid({"fc": [64], "cnn": [8]}, 100),
+        "fig3_grid_widest": _fig3_grid({"fc": [128], "cnn": [16]}, 100),
         "fig3_cnn_cpu": {"kind": "cifar_settings", "settings": FIG3_CNN_SETTINGS,
                          "cifar": {"arch": "cnn", "width": 4, "n": 120, "n_test": 120, "steps": 80,
                                    "ntk_model": True}},
