@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from earlylin.analysis import FIG3_EARLY_STEPS, Records, Table, seed_mean
-from earlylin.presets import FIG2_TARGETS
+from earlylin.presets import FIG2_TARGETS, STUDY_SPECS
 
 N_FIG1B = 5
 N_FIG3B = 3
@@ -60,7 +60,8 @@ FIG3_VARIANTS = {"fc": ("fig3_fc", "FC, ReLU"), "cnn": ("fig3_cnn", "CNN, ReLU")
                  "fc_erf_coordinate": ("fig3_fc_erf_coordinate", "FC, erf, per-coordinate inputs"),
                  "fc_relu_sphere": ("fig3_fc_relu_sphere", "FC, ReLU, ‖x‖ = √d"),
                  "cnn_erf_sphere": ("fig3_cnn_erf_sphere", "CNN, erf, ‖x‖ = √d")}
-FIG3_GRID_WIDTHS = ("fig3_grid", "fig3_grid_wide", "fig3_grid_widest")  # the subsampled grid, every width run
+# the subsampled grid, every width run: every study of kind cifar_grid, in preset order
+FIG3_GRID_WIDTHS = tuple(s for s, spec in STUDY_SPECS["paper"].items() if spec["kind"] == "cifar_grid")
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -40,7 +40,7 @@ from earlylin.records import (
     write_json_atomic,
 )
 from earlylin.studies import get_study, load_records
-from paper_checks.checks import CHECK_STUDIES, CHECKS, NOT_RUN, CheckResult
+from paper_checks.checks import CHECK_STUDIES, CHECKS, CheckResult
 from paper_checks.verdicts import ALL_FAIL, ALL_HOLD, SOME, UNDECIDED, claim_classes
 
 
@@ -125,7 +125,7 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
         lines.append(f"| `{cid}` | {', '.join(f'`{c}`' for c in entry['checks'])} | **{entry['class']}** | "
                      f"{counts['holds']} / {counts['fails']} / {counts['inconclusive']} |")
     open_items = [f"`{n}` (no record of {', '.join(f'`{s}`' for s in CHECK_STUDIES[n] if s not in records)})"
-                  for n in unrecorded] + list(NOT_RUN)
+                  for n in unrecorded]
     if open_items:
         lines += ["", "Not run (open): " + "; ".join(open_items) + "."]
     lines += ["", "## Checks", "", "| check | claim | paper | unknown details | criterion | summary | verdict |",

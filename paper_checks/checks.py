@@ -258,7 +258,3 @@ _ALL = {**_OTHER, **WINDOW_CHECKS, **PERP_CHECKS, **_LATER}  # the report's orde
 CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {name: fn for name, (fn, _) in _ALL.items()}
 # the studies each check reads (the runner loads or runs exactly these)
 CHECK_STUDIES: dict[str, tuple[str, ...]] = {name: studies for name, (_, studies) in _ALL.items()}
-
-# Choices not run as studies at all, listed in the report as open items (a check whose study has no record is
-# named by the runner, paper_checks/__main__.py)
-NOT_RUN: tuple[str, ...] = ()
