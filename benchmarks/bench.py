@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -438,4 +437,4 @@ def sweep_fused(K: int, args: argparse.Namespace, device, dtype) -> list[dict[st
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

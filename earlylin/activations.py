@@ -31,7 +31,7 @@ from functools import cache
 
 import torch
 
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.quadrature import gaussian_expectation
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -152,11 +152,11 @@ def _named(spec: str) -> Activation:
             slope = math.nan
         if not 0.0 <= slope < 1.0:
             raise ConfigError(
-                f"--activation {spec!r}: the leaky ReLU slope must be a number in [0, 1), got {text!r}"
+                f"{arg('activation', spec)}: the leaky ReLU slope must be a number in [0, 1), got {text!r}"
             )
         return _leaky(slope)
     raise ConfigError(
-        f"--activation {spec!r} is unknown; valid: {', '.join(ACTIVATION_NAMES)}"
+        f"{arg('activation', spec)} is unknown; valid: {', '.join(ACTIVATION_NAMES)}"
     )
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import torch
 
-from earlylin.config import NetworkConfig
+from earlylin.config import CifarConfig, NetworkConfig, TwoLayerConfig
 from earlylin.data.arrays import Arrays
+from earlylin.errors import ConfigError
 from earlylin.experiments import experiment_for, pipeline
 from earlylin.experiments.network import Network
 from earlylin.experiments.result import Result
@@ -35,14 +36,35 @@ from earlylin.records import Cache
 
 def run(
     config: Any, *, target: Callable | None = None, data: Arrays | None = None, activation: Any = None,
-    cache_dir: str | os.PathLike[str] | None = None, progress: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None, progress: bool = False, max_gb: float | None = None,
 ) -> Result:
     """Run a config (``TwoLayerConfig``, ``Cnn1dConfig``, ``CifarConfig``) or an experiment object.
 
     ``target``, ``data`` and ``activation`` replace the config's built-in pieces (two-layer net and
-    1D CNN). Raises :class:`earlylin.errors.ConfigError` for bad input, before any work."""
+    1D CNN). ``max_gb``: the memory limit in GiB (default: the memory available; a run estimated past it
+    is refused, :mod:`earlylin.memory`). Raises :class:`earlylin.errors.ConfigError` for bad input,
+    before any work."""
     pieces = {k: v for k, v in (("target", target), ("data", data), ("activation", activation)) if v is not None}
-    return pipeline.run(experiment_for(config, **pieces), Cache(cache_dir), progress)
+    _check_config(config, pieces)
+    return pipeline.run(experiment_for(config, **pieces), Cache(cache_dir), progress, max_gb=max_gb)
+
+
+def _check_config(config: Any, pieces: dict[str, Any]) -> None:
+    """Refuse what :func:`run` cannot take, naming what it takes instead."""
+    given = ", ".join(f"{k}=" for k in pieces)
+    if hasattr(config, "prepare"):  # an experiment object already holds its pieces
+        if pieces:
+            raise ConfigError(f"{given} with an experiment object ({type(config).__name__}): it holds its own pieces; "
+                              "pass them to its constructor, or give run() a config")
+        return
+    if isinstance(config, NetworkConfig):
+        raise ConfigError("a NetworkConfig runs a network of your own: call earlylin.run_network(module, data, config)")
+    if not isinstance(config, TwoLayerConfig | CifarConfig):
+        raise ConfigError(f"config: a {type(config).__name__}; give a TwoLayerConfig, Cnn1dConfig or CifarConfig "
+                          "(e.g. earlylin.TwoLayerConfig(**fields)), or an experiment object")
+    if pieces and isinstance(config, CifarConfig):
+        raise ConfigError(f"{given} with a CifarConfig: user pieces replace those of the two-layer net and the 1D CNN; "
+                          "the CIFAR experiment takes none")
 
 
 def run_network(

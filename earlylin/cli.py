@@ -8,9 +8,8 @@
   :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so the atomic writers
   (:mod:`earlylin.records`) delete their temporary files on the way out: nothing is left half-written.
   Warnings print as one line each (``earlylin: warning: …``).
-- :func:`probe_dir` / :func:`probe_file` check before any work that an output can be written: the
-  directory is created if missing, a probe file is written there and removed, and the folders made
-  for the probe are removed again (the atomic writers create them when they write).
+- :func:`probe_dir` / :func:`probe_file` (:mod:`earlylin.records`) check before any work that an output can
+  be written and that its disk has room.
 - :func:`say` prints one status line; :func:`bar` is a tqdm progress bar on stderr, off with
   ``enabled=False`` (``--quiet``) and whenever stderr is not a terminal.
 """
@@ -23,15 +22,14 @@ import functools
 import os
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from earlylin.errors import ConfigError, EarlylinError, report
+from earlylin.errors import EarlylinError, naming, report
+from earlylin.records import locked_dir, probe_dir, probe_file
 
 T = TypeVar("T")
 EXIT_SIGINT = 130  # 128 + SIGINT, the shell's convention
@@ -69,43 +67,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def probe_dir(path: str | os.PathLike[str], flag: str) -> Path:
-    """Check that files can be written in the directory ``path``: create it (and missing parents),
-    write and remove a probe file there, then remove the folders it created, so that a refusal later
-    leaves no trace (the writers of :mod:`earlylin.records` create folders as they need them).
-
-    Raises:
-        ConfigError: ``path`` is a file, or the directory cannot be created or written to.
-    """
-    folder = Path(path).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{flag} {folder}: is a file, not a directory; name a directory (created if missing)")
-    created = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".earlylin-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"{flag} {folder}: cannot write there ({exc.strerror or exc}); "
-                          "name a writable directory") from None
-    finally:
-        for made in created:  # deepest first; a folder someone else filled meanwhile stays
-            with contextlib.suppress(OSError):
-                made.rmdir()
-    return folder
-
-
-def probe_file(path: str | os.PathLike[str], flag: str) -> Path:
-    """Check that the file ``path`` can be written (atomically, beside its target): not a directory,
-    and its directory writable (:func:`probe_dir`)."""
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise ConfigError(f"{flag} {target}: is a directory; name a file")
-    probe_dir(target.parent, flag)
-    return target
-
-
 def given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
     """The flags (of ``{dest: "--flag"}``) that were given, i.e. are neither None nor False."""
     return [flag for dest, flag in flags.items() if getattr(args, dest) not in (None, False)]
@@ -137,6 +98,22 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     print(f"earlylin: warning: {message}", file=sys.stderr if file is None else file)
 
 
+def exit(status: int) -> NoReturn:
+    """End the process with ``status``: what ``if __name__ == "__main__"`` of every command calls.
+
+    After Ctrl-C or SIGTERM (130, 143) the output is flushed and the process ends at once (``os._exit``), so that
+    the status is exactly the one :func:`command` reported: Python's own shutdown turns a KeyboardInterrupt that
+    passed through Python code run by a C extension (an import under way when the signal came) into death by
+    SIGINT, which a parent process sees as −2 instead of 130. Every file was closed and every temporary file
+    removed on the way out of ``main``; only Python's final clean-up is skipped."""
+    if status in (EXIT_SIGINT, EXIT_SIGTERM):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 def command(main: Callable[..., int] | None = None, *, hint: str | None = RESUME_HINT) -> Any:
     """Decorator of a CLI ``main`` (``@command`` or ``@command(hint=...)``): errors, Ctrl-C and SIGTERM
     become one line and an exit status; ``hint`` ends the interrupt line (what a rerun does)."""
@@ -146,7 +123,7 @@ def command(main: Callable[..., int] | None = None, *, hint: str | None = RESUME
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> int:
-        with _handle_sigterm(), warnings.catch_warnings():
+        with _handle_sigterm(), warnings.catch_warnings(), naming("flag"):
             warnings.showwarning = _one_line_warning
             try:
                 return main(*args, **kwargs)
@@ -165,3 +142,7 @@ def command(main: Callable[..., int] | None = None, *, hint: str | None = RESUME
                 return 1
 
     return wrapper
+
+
+__all__ = ["ArgumentParser", "HelpFormatter", "Terminated", "command", "exit", "given", "locked_dir", "probe_dir",
+           "probe_file"]

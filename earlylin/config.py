@@ -18,15 +18,17 @@ range, before any work starts.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, TypeVar
 
 import torch
 
 from earlylin.activations import get_activation
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.linear.features import LAYERS
 
 CUSTOM = "custom:"  # prefix of the names of user pieces
@@ -46,7 +48,30 @@ MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no
 NET_STEPS = ("auto", "reference", "fast", "fused")
 
 
-@dataclass(frozen=True)
+C = TypeVar("C")
+
+
+def config_class(cls: type[C]) -> type[C]:
+    """``@dataclass(frozen=True)`` whose constructor refuses an unknown field or extra positional values with a
+    :class:`~earlylin.errors.ConfigError` that lists the valid fields (``TwoLayerConfig(foo=1)``), instead of
+    Python's TypeError. The values themselves are checked by ``validate()``."""
+    cls = dataclass(frozen=True)(cls)
+    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in names]
+        if unknown or len(args) > len(names):
+            given = ", ".join(f"{k}={kwargs[k]!r}" for k in unknown) or f"{len(args)} positional values"
+            raise ConfigError(f"{cls.__name__}({given}): no such field; valid fields: {', '.join(names)}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+@config_class
 class RunControls:
     """Fields every run shares: the early window T = c·d·log(d)/η, the escape factor, the number of
     log-spaced recorded steps, the network's dtype and the device."""
@@ -58,7 +83,7 @@ class RunControls:
     device: str = "auto"
 
 
-@dataclass(frozen=True)
+@config_class
 class TwoLayerConfig(RunControls):
     """One two-layer run at one input dimension d (several seeds, batched)."""
 
@@ -85,23 +110,23 @@ class TwoLayerConfig(RunControls):
 
     def validate(self) -> TwoLayerConfig:
         """Check every field; return self so that calls chain."""
-        _int_range("--d", self.d, 2, MAX_DIM)
-        _int_range("--width", self.width, 2, 10**7)
+        int_range("d", self.d, 2, MAX_DIM)
+        int_range("width", self.width, 2, 10**7)
         if self.width % 2:
             raise ConfigError(
-                f"--width {self.width} is odd; symmetric initialisation pairs neurons, so the width "
+                f"{arg('width', self.width)} is odd; symmetric initialisation pairs neurons, so the width "
                 "must be an even integer ≥ 2"
             )
-        _int_range("--n", self.n, 2, 10**8)
-        _int_range("--n-test", self.n_test, 2, 10**8)
-        _int_range("--teacher-width", self.teacher_width, 1, 10**6)
-        _int_range("--steps", self.steps, 1, 10**9)
+        int_range("n", self.n, 2, 10**8)
+        int_range("n_test", self.n_test, 2, 10**8)
+        int_range("teacher_width", self.teacher_width, 1, 10**6)
+        int_range("steps", self.steps, 1, 10**9)
         _check_controls(self)
-        _choice("--layers", self.layers, LAYERS)
-        _choice("--sigma", self.sigma, SIGMA_NAMES, custom=True)
-        _choice("--target", self.target, TARGET_NAMES, custom=True)
-        _choice("--inputs", self.inputs, INPUT_NAMES, custom=True)
-        _choice("--step", self.step, NET_STEPS)
+        _choice("layers", self.layers, LAYERS)
+        _choice("sigma", self.sigma, SIGMA_NAMES, custom=True)
+        _choice("target", self.target, TARGET_NAMES, custom=True)
+        _choice("inputs", self.inputs, INPUT_NAMES, custom=True)
+        _choice("step", self.step, NET_STEPS)
         if not self.activation.startswith(CUSTOM):
             get_activation(self.activation)
         return self
@@ -110,7 +135,7 @@ class TwoLayerConfig(RunControls):
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
+@config_class
 class Cnn1dConfig(TwoLayerConfig):
     """A 1D-CNN run (docs/theory.md §5): the two-layer fields (``width`` = number of filters m) plus
     the filter size q."""
@@ -122,15 +147,17 @@ class Cnn1dConfig(TwoLayerConfig):
 
     def validate(self) -> Cnn1dConfig:
         super().validate()
-        _int_range("--filter", self.filter_size, 1, self.d, f"the filter size must be an integer in [1, d = {self.d}]")
+        int_range("filter_size", self.filter_size, 1, self.d,
+                   f"the filter size must be an integer in [1, d = {self.d}]")
         if self.ntk_lin:
-            raise ConfigError("--ntk-lin is not available for the 1D CNN; leave it out")
+            raise ConfigError(f"{arg('ntk_lin')} is not available for the 1D CNN; leave it out")
         if self.step not in ("auto", "reference"):
-            raise ConfigError(f"--step {self.step}: the 1D CNN has one step implementation; leave --step out")
+            raise ConfigError(f"{arg('step', self.step)}: the 1D CNN has one step implementation; leave "
+                              f"{arg('step')} out")
         return self
 
 
-@dataclass(frozen=True)
+@config_class
 class CifarConfig(RunControls):
     """One CIFAR run. Defaults: the full 10k/2k set on the sphere, erf, width 512 (FC units / CNN
     channels), η = 1. ReLU on per-coordinate inputs is where the linear model fails (README)."""
@@ -167,24 +194,25 @@ class CifarConfig(RunControls):
         return replace(self, **changes)
 
     def validate(self) -> CifarConfig:
-        _choice("--arch", self.arch, ARCHS)
-        _int_range("--depth", self.depth, 1, 16)
-        _int_range("--width", self.width, 1, 65536)
+        _choice("arch", self.arch, ARCHS)
+        int_range("depth", self.depth, 1, 16)
+        int_range("width", self.width, 1, 65536)
         if self.kernel_size not in (1, 3, 5, 7):
-            raise ConfigError(f"--filter {self.kernel_size!r}: must be one of 1, 3, 5, 7")
-        _choice("--activation", self.activation, CIFAR_ACTIVATIONS)
-        _int_range("--steps", self.steps, 1, 10**9)
-        _int_range("--n", self.n, 2, 10_000)
-        _int_range("--n-test", self.n_test, 2, 2_000)
-        _choice("--linear", self.linear, LINEAR_KINDS)
-        _choice("--cifar-norm", self.cifar_norm, CIFAR_NORMS)
+            raise ConfigError(f"{arg('kernel_size', self.kernel_size)}: must be one of 1, 3, 5, 7")
+        _choice("activation", self.activation, CIFAR_ACTIVATIONS)
+        int_range("steps", self.steps, 1, 10**9)
+        int_range("n", self.n, 2, 10_000)
+        int_range("n_test", self.n_test, 2, 2_000)
+        _choice("linear", self.linear, LINEAR_KINDS)
+        _choice("cifar_norm", self.cifar_norm, CIFAR_NORMS)
         if self.linear == "fitted":
-            _int_range("--n-fit", self.n_fit, 8, self.n, f"must be an integer in [8, {self.n}] with --linear fitted")
+            int_range("n_fit", self.n_fit, 8, self.n,
+                       f"must be an integer in [8, {self.n}] with {arg('linear', 'fitted')}")
         _check_controls(self)
         return self
 
 
-@dataclass(frozen=True)
+@config_class
 class Sweep:
     """Several input dimensions; with ``scale_alpha`` set, n and m grow as (d/d₀)^{1+α} from d₀ = ds[0]."""
 
@@ -194,11 +222,11 @@ class Sweep:
 
     def configs(self) -> list[TwoLayerConfig]:
         if not self.ds:
-            raise ConfigError("--d: give at least one dimension")
+            raise ConfigError(f"{arg('d')}: give at least one dimension")
         if len(set(self.ds)) != len(self.ds):
-            raise ConfigError(f"--d {list(self.ds)}: dimensions must be distinct")
+            raise ConfigError(f"{arg('d', list(self.ds))}: dimensions must be distinct")
         if self.scale_alpha is not None and not 0.0 <= self.scale_alpha < 1.0:
-            raise ConfigError(f"--scale-alpha {self.scale_alpha}: must be in [0, 1)")
+            raise ConfigError(f"{arg('scale_alpha', self.scale_alpha)}: must be in [0, 1)")
         out = []
         for d in self.ds:
             cfg = self.base.with_(d=d)
@@ -210,7 +238,7 @@ class Sweep:
         return out
 
 
-@dataclass(frozen=True)
+@config_class
 class NetworkConfig(RunControls):
     """A run of a user's network on user arrays: GD with learning rate ``lr`` for ``steps`` steps,
     the affine model fitted to the empirical NTK on ``n_fit`` training points. ``d``, ``n`` and
@@ -234,22 +262,23 @@ class NetworkConfig(RunControls):
         return replace(self, **changes)
 
     def validate(self) -> NetworkConfig:
-        _int_range("--d", self.d, 2, MAX_DIM)
-        _int_range("--n", self.n, 2, 10**8)
-        _int_range("--n-test", self.n_test, 2, 10**8)
-        _int_range("--steps", self.steps, 1, 10**9)
-        _int_range("--n-fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
+        int_range("d", self.d, 2, MAX_DIM)
+        int_range("n", self.n, 2, 10**8)
+        int_range("n_test", self.n_test, 2, 10**8)
+        int_range("steps", self.steps, 1, 10**9)
+        int_range("n_fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
         _check_controls(self)
         return self
 
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    _choice("--device", name, DEVICES)
+    _choice("device", name, DEVICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu or auto")
+        raise ConfigError(f"{arg('device', 'cuda')}: no CUDA device is visible to torch; use "
+                          f"{arg('device', 'cpu')} or {arg('device', 'auto')}")
     return torch.device(name)
 
 
@@ -265,21 +294,21 @@ def set_exact_fp32() -> None:
 
 def _check_controls(cfg: Any) -> None:
     """The fields every run shares: lr, window, escape factor, record count, seeds, dtype, device."""
-    _int_range("--n-log", cfg.n_log, 2, 10**5)
-    _positive("--lr", cfg.lr)
-    _positive("--window-c", cfg.window_c)
+    int_range("n_log", cfg.n_log, 2, 10**5)
+    positive("lr", cfg.lr)
+    positive("window_c", cfg.window_c)
     _check_window(cfg)
     if not (isinstance(cfg.escape_factor, int | float) and math.isfinite(cfg.escape_factor)
             and cfg.escape_factor > 1.0):
-        raise ConfigError(f"--escape-factor {cfg.escape_factor}: must be a finite number > 1")
-    if not cfg.seeds:
-        raise ConfigError("--seeds: give at least one seed (integers ≥ 0)")
+        raise ConfigError(f"{arg('escape_factor', cfg.escape_factor)}: must be a finite number > 1")
+    if not isinstance(cfg.seeds, tuple | list) or not cfg.seeds:
+        raise ConfigError(f"{arg('seeds', cfg.seeds)}: give a tuple of one or more seeds (integers ≥ 0)")
     for s in cfg.seeds:
-        _int_range("--seeds", s, 0, 2**63 - 1)
+        int_range("seeds", s, 0, 2**63 - 1)
     if len(set(cfg.seeds)) != len(cfg.seeds):
-        raise ConfigError(f"--seeds {list(cfg.seeds)}: seeds must be distinct")
-    _choice("--dtype", cfg.dtype, tuple(DTYPES))
-    _choice("--device", cfg.device, DEVICES)
+        raise ConfigError(f"{arg('seeds', list(cfg.seeds))}: seeds must be distinct")
+    _choice("dtype", cfg.dtype, tuple(DTYPES))
+    _choice("device", cfg.device, DEVICES)
 
 
 def _check_window(cfg: Any) -> None:
@@ -288,24 +317,24 @@ def _check_window(cfg: Any) -> None:
     window = cfg.window_c * scale
     if not math.isfinite(window) or window > MAX_WINDOW:
         raise ConfigError(
-            f"--window-c {cfg.window_c:g} with --lr {cfg.lr:g} at d = {cfg.d}: the early window "
-            f"T = c·d·log(d)/η = {window:.3g} steps; valid: --window-c in (0, {MAX_WINDOW / scale:.3g}] "
+            f"{arg('window_c', cfg.window_c)} with {arg('lr', cfg.lr)} at d = {cfg.d}: the early window "
+            f"T = c·d·log(d)/η = {window:.3g} steps; valid: {arg('window_c')} in (0, {MAX_WINDOW / scale:.3g}] "
             f"(T ≤ {MAX_WINDOW:.0e} steps)"
         )
 
 
-def _int_range(flag: str, value: Any, lo: int, hi: int, valid: str | None = None) -> None:
+def int_range(field: str, value: Any, lo: int, hi: int, valid: str | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{flag} {value!r}: {valid or f'must be an integer in [{lo}, {hi}]'}")
+        raise ConfigError(f"{arg(field, value)}: {valid or f'must be an integer in [{lo}, {hi}]'}")
 
 
-def _positive(flag: str, value: Any) -> None:
-    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{flag} {value!r}: must be a finite number > 0")
+def positive(field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{arg(field, value)}: must be a finite number > 0")
 
 
-def _choice(flag: str, value: Any, valid: tuple[str, ...], custom: bool = False) -> None:
+def _choice(field: str, value: Any, valid: tuple[str, ...], custom: bool = False) -> None:
     if custom and isinstance(value, str) and value.startswith(CUSTOM):
         return
-    if value not in valid:
-        raise ConfigError(f"{flag} {value!r} is unknown; valid: {', '.join(valid)}")
+    if not isinstance(value, str) or value not in valid:
+        raise ConfigError(f"{arg(field, value)} is unknown; valid: {', '.join(valid)}")

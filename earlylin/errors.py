@@ -1,4 +1,51 @@
-"""The one error type earlylin raises for anything a user can fix, and its two refinements."""
+"""The one error type earlylin raises for anything a user can fix, its refinements, and how a value is named.
+
+A message names the value the way the caller gave it: ``lr=1000000.0`` from Python, ``--lr 1e+06`` on the
+command line. Checks shared by both write the name with :func:`arg`; the command-line wrapper
+(:func:`earlylin.cli.command`) switches the naming to flags for the duration of a command (:func:`naming`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# config field → its command-line flag, where the flag is not "--" + the field with "-" for "_"
+FLAG_OF = {"filter_size": "--filter", "kernel_size": "--filter", "npz_path": "--npz", "max_gb": "--max-gb"}
+_STYLE: contextvars.ContextVar[str] = contextvars.ContextVar("earlylin_naming", default="api")
+_UNSET = object()
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag of a config field (``n_test`` → ``--n-test``)."""
+    return FLAG_OF.get(field, "--" + field.replace("_", "-"))
+
+
+def arg(field: str, value: Any = _UNSET) -> str:
+    """``field`` (and ``value``) as the caller wrote them: ``lr=1000000.0`` from Python, ``--lr 1e+06`` from a
+    command. Strings show quoted in both (``activation='swish'``, ``--activation 'swish'``)."""
+    if _STYLE.get() == "flag":
+        flag = flag_of(field)
+        if value is _UNSET:
+            return flag
+        shown = repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else (
+            " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value))
+        return f"{flag} {shown}"
+    if value is _UNSET:
+        return f"{field}="
+    return f"{field}={value!r}"
+
+
+@contextmanager
+def naming(style: str) -> Iterator[None]:
+    """Name values as ``"flag"`` (command line) or ``"api"`` (Python, the default) inside the block."""
+    token = _STYLE.set(style)
+    try:
+        yield
+    finally:
+        _STYLE.reset(token)
 
 
 class EarlylinError(Exception):
@@ -14,7 +61,8 @@ class DivergenceError(EarlylinError, FloatingPointError):
 
 
 class DataError(EarlylinError, OSError):
-    """A data file is missing, truncated, or fails its integrity check."""
+    """A file that cannot be read or written: data missing, truncated or failing its integrity check, or an
+    output or cache file that a full disk or a permission refused (the message names the path)."""
 
 
 def report(err: EarlylinError) -> int:

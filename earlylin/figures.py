@@ -62,13 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=Path, default=None,
                    help="folder of saved study records (<study>.json, as written into <out>/records): make the "
                    "tables and figures from them; run nothing")
+    p.add_argument("--max-gb", type=float, default=None, help="refuse a study with a run whose estimated memory "
+                   "(GiB) exceeds this (default: the memory available now)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
 
 def regenerate(
     ids: list[str], size: str, device: str, out: Path, cache_dir: Path | None, replot: bool = False,
-    progress: bool = True, saved: dict[str, dict[str, Any]] | None = None,
+    progress: bool = True, saved: dict[str, dict[str, Any]] | None = None, max_gb: float | None = None,
 ) -> dict[str, Any]:
     """Load or run the studies of ``ids`` (``saved``: the study records to use instead, nothing is run), write
     records and tables, draw every PNG from its CSV."""
@@ -84,7 +86,7 @@ def regenerate(
         for study in dict.fromkeys(s for i in ids for s in TABLES[i].studies):
             t0 = time.perf_counter()
             records[study] = (saved[study] if saved is not None
-                              else studies.get_study(study, size, device, cache, progress=progress))
+                              else studies.get_study(study, size, device, cache, progress=progress, max_gb=max_gb))
             study_walls[study] = time.perf_counter() - t0
             write_json_atomic(out / "records" / f"{study}.json", records[study])
             if progress:
@@ -142,7 +144,8 @@ def check_args(args: argparse.Namespace, ids: list[str], out: Path) -> Path | No
                           "saved records; give one of them")
     if args.replot or args.records is not None:
         flag = "--replot" if args.replot else "--records"
-        ignored = cli.given(args, {"device": "--device", "cache_dir": "--cache-dir", "no_cache": "--no-cache"})
+        ignored = cli.given(args, {"device": "--device", "cache_dir": "--cache-dir", "no_cache": "--no-cache",
+                                   "max_gb": "--max-gb"})
         if ignored:
             them = "they" if ignored[1:] else "it"
             raise ConfigError(f"{', '.join(ignored)} with {flag}: nothing is run, so {them} would be ignored; "
@@ -156,6 +159,9 @@ def check_args(args: argparse.Namespace, ids: list[str], out: Path) -> Path | No
                 raise ConfigError(f"--replot: {out / f'{fid}.csv'} does not exist; run without --replot first")
     else:
         resolve_device(args.device or "auto")
+    if not args.replot and args.records is None:  # every run of every study fits, before the first starts
+        studies.check_memory(list(dict.fromkeys(s for i in ids for s in TABLES[i].studies)),
+                             "quick" if args.quick else "paper", args.device or "auto", args.max_gb)
     cli.probe_dir(out, "--out")
     if args.replot or args.no_cache or args.records is not None:
         return None
@@ -176,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise ConfigError(f"--records {args.records}: no record of {', '.join(missing)} ({size} size); "
                               "make it with python -m earlylin.figures, or leave those figures out of --only")
-    index = regenerate(ids, size, args.device or "auto", out, cache_dir, args.replot, progress=not args.quiet,
-                       saved=saved)
+    with cli.locked_dir(out, "--out"):
+        index = regenerate(ids, size, args.device or "auto", out, cache_dir, args.replot, progress=not args.quiet,
+                           saved=saved, max_gb=args.max_gb)
     for fid in ids:
         print(out / f"{fid}.png")
     listed = "" if args.replot else f"; {out / 'index.json'} lists {len(index['pngs'])}"
@@ -189,4 +196,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

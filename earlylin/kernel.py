@@ -176,25 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
     resolve_device(cfg.device)
     out = cli.probe_dir(args.out, "--out")
-    grid = cfg.grid()
-    progress.say(f"kernel bound: {len(grid)} grid point(s) × {len(cfg.seeds)} seed(s), blocks {', '.join(cfg.blocks)}; "
-            f"spectral norms by {cfg.method}…", not args.quiet)
-    with progress.bar(total=len(grid), desc="grid points", unit="point", enabled=not args.quiet) as shown:
+    with cli.locked_dir(out, "--out"):
+        grid = cfg.grid()
+        progress.say(f"kernel bound: {len(grid)} grid point(s) × {len(cfg.seeds)} seed(s), blocks "
+                     f"{', '.join(cfg.blocks)}; spectral norms by {cfg.method}…", not args.quiet)
+        with progress.bar(total=len(grid), desc="grid points", unit="point", enabled=not args.quiet) as shown:
 
-        def report_point(msg: str) -> None:
-            progress.say(msg)
-            shown.update(1)
+            def report_point(msg: str) -> None:
+                progress.say(msg)
+                shown.update(1)
 
-        record = run_kernel_bound(cfg, progress=None if args.quiet else report_point)
-    record["argv"] = sys.argv[1:] if argv is None else list(argv)
-    path = write_json_atomic(out / "record.json", record)
-    print(format_table(record))
-    print(f"record: {path}")
-    if not record["summary"]["all_converged"]:
-        print("earlylin: some spectral norms did not reach --tol (raise --max-iter)", file=sys.stderr)
-        return 3
-    return 0
+            record = run_kernel_bound(cfg, progress=None if args.quiet else report_point)
+        record["argv"] = sys.argv[1:] if argv is None else list(argv)
+        path = write_json_atomic(out / "record.json", record)
+        print(format_table(record))
+        print(f"record: {path}")
+        if not record["summary"]["all_converged"]:
+            print("earlylin: some spectral norms did not reach --tol (raise --max-iter)", file=sys.stderr)
+            return 3
+        return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

@@ -1,7 +1,11 @@
 """Plain-data records: atomic JSON writes, the run environment, and a checksummed result cache.
 
 - :func:`write_json_atomic` writes to a temporary file in the target's directory, fsyncs and renames
-  it over the target, so a run killed at any moment leaves the previous file or none, never half.
+  it over the target, so a run killed at any moment leaves the previous file or none, never half. Files
+  get the mode a plain ``open()`` would give them (0666 less the user's umask). A write that fails (a
+  full disk, a permission) raises :class:`~earlylin.errors.DataError` naming the path.
+- :func:`probe_dir` / :func:`probe_file` check before any work that an output can be written there, and
+  that its disk has the room a run needs.
 - :func:`environment` is what every record carries: versions, device, dtype, TF32 flags, threads.
 - :class:`Cache` stores one entry per (config, seed) under ``sha256(payload, code fingerprint)``:
   the payload names the family, the full config, the seed, the device and the fingerprints of any
@@ -12,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -19,14 +24,23 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (locked_dir locks nothing)
+    fcntl = None  # type: ignore[assignment]
+
+from earlylin.errors import ConfigError, DataError
 from earlylin.fingerprint import code_fingerprint
 from earlylin.version import __version__
 
@@ -54,20 +68,126 @@ def canonical(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode of a new file under the user's umask (0666 & ~umask), as ``open()`` would create it. The umask
+    is read from /proc where the kernel shows it, else set and restored at once (under a lock)."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename; the file gets the
+    user's umask (:func:`file_mode`).
+
+    Raises:
+        DataError: the file cannot be written (a full disk, a permission); the message names the path.
+    """
+    target = Path(path)
+    tmp: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), file_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, DataError):
+            raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
+    return target
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.2f} GiB"
+
+
+def probe_dir(path: str | os.PathLike[str], label: str, need_bytes: int = 0) -> Path:
+    """Check that files can be written in the directory ``path`` and that its disk has ``need_bytes`` free:
+    create it (and missing parents), write and remove a probe file there, then remove the folders it created,
+    so that a refusal later leaves no trace (the writers create folders as they need them). ``label`` names
+    the value in the message: a flag (``--out``) or an argument (``cache_dir=``).
+
+    Raises:
+        ConfigError: ``path`` is a file, cannot be created or written to, or its disk has less than
+            ``need_bytes`` free.
+    """
+    folder = Path(path).expanduser()
+    named = f"{label}{'' if label.endswith('=') else ' '}{folder}"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{named}: is a file, not a directory; name a directory (created if missing)")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".earlylin-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise ConfigError(f"{named}: cannot write there ({exc.strerror or exc}); name a writable directory") from None
+    finally:
+        for made in created:  # deepest first; a folder someone else filled meanwhile stays
+            with contextlib.suppress(OSError):
+                made.rmdir()
+    if free < need_bytes:
+        raise ConfigError(f"{named}: its disk has {_gib(free)} free, and this run writes up to ≈ {_gib(need_bytes)} "
+                          "there; free some space or name another directory")
+    return folder
+
+
+@contextlib.contextmanager
+def locked_dir(path: str | os.PathLike[str], label: str) -> Iterator[Path]:
+    """Hold an exclusive lock on the output directory ``path`` (created if missing) while the block runs, so that
+    a second run writing there at the same time is refused instead of racing it (the last writer would win). The
+    lock is an advisory ``flock`` on the directory itself: no lock file is written, and a killed run's lock goes
+    with its process. A directory made here and still empty at the end is removed again. Where ``fcntl`` is
+    missing (Windows) nothing is locked.
+
+    Raises:
+        ConfigError: another process holds the lock.
+    """
+    folder = Path(path).expanduser()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{label}{'' if label.endswith('=') else ' '}{folder}: another earlylin run is "
+                                  "writing there now (it holds the folder's lock); wait for it to finish or name "
+                                  "another folder") from None
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
+        for made in created:  # deepest first; only folders left empty
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def probe_file(path: str | os.PathLike[str], label: str, need_bytes: int = 0) -> Path:
+    """Check that the file ``path`` can be written (atomically, beside its target): not a directory,
+    and its directory writable with ``need_bytes`` free (:func:`probe_dir`)."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ConfigError(f"{label}{'' if label.endswith('=') else ' '}{target}: is a directory; name a file")
+    probe_dir(target.parent, label, need_bytes)
     return target
 
 

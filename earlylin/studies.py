@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from earlylin import memory
 from earlylin.analysis import sweep_summary
 from earlylin.bound.config import KernelBoundConfig
 from earlylin.bound.measure import run_kernel_bound
@@ -85,16 +86,28 @@ def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
                        for r in runs]}
 
 
-def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache, progress: bool) -> dict[str, Any]:
+def check_memory(studies: list[str], size: str, device: str, max_gb: float | None = None) -> None:
+    """Refuse, before any work, studies with a run whose estimated memory exceeds ``max_gb`` GiB (default: what
+    ``device`` has available; :mod:`earlylin.memory`). The kernel-bound study checks its own (``max_gb`` of its
+    config)."""
+    dev = resolve_device(device)
+    for study in studies:
+        spec = spec_of(study, size)
+        if spec["kind"] != "kernel_bound":
+            memory.check_fits([c for c in study_configs(spec, device) if memory.covers(c)], dev, max_gb)
+
+
+def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache, progress: bool,
+         max_gb: float | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"schema": SCHEMA, "study": study, "size": size, "kind": spec["kind"], "spec": spec}
     if spec["kind"] == "phase":  # the sweep's point function over the grid, locally: {"table", "summary"}
         _say(progress, f"[{study}] phase diagram: {', '.join(f'{k} {v}' for k, v in spec['grid'].items())}")
-        record.update(run_study(spec, device, cache, progress))
+        record.update(run_study(spec, device, cache, progress, max_gb))
     elif spec["kind"] != "kernel_bound":
         runs = []
         for cfg in study_configs(spec, device):
             _say(progress, f"[{study}] {_describe(cfg)}")
-            runs.append(run(experiment_for(cfg, data_cache_dir=cache.directory), cache, progress).record)
+            runs.append(run(experiment_for(cfg, data_cache_dir=cache.directory), cache, progress, max_gb=max_gb).record)
         record["runs"] = runs
         record["summary"] = _summary(spec["kind"], runs)
     else:
@@ -113,9 +126,11 @@ def _say(progress: bool, msg: str) -> None:
 
 def get_study(
     study: str, size: str, device: str = "auto", cache: Cache | None = None, progress: bool = False,
+    max_gb: float | None = None,
 ) -> dict[str, Any]:
     """The study record of ``study`` at ``size``: from the cache if a complete one is stored, else
-    run (each (config, seed) inside is cached on its own, so a re-run after a kill resumes)."""
+    run (each (config, seed) inside is cached on its own, so a re-run after a kill resumes). ``max_gb``: the
+    memory limit of each run (default: what the device has available)."""
     spec = spec_of(study, size)
     dev = resolve_device(device)
     cache = cache or Cache(None)
@@ -124,7 +139,7 @@ def get_study(
     if hit is not None:
         return hit
     start = time.perf_counter()
-    record = _run(study, size, spec, device, cache, progress)
+    record = _run(study, size, spec, device, cache, progress, max_gb)
     record["environment"] = environment(dev, "float32")
     record["wall_time_s"] = time.perf_counter() - start
     if not _any_diverged(record):

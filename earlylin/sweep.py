@@ -29,6 +29,9 @@ Exit status: 0 success, 2 invalid input (before any work), 3 some rows failed, 4
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import math
 import os
 import sys
 import time
@@ -38,11 +41,20 @@ from typing import Any
 
 import torch
 
-from earlylin import cli
-from earlylin.config import resolve_device
-from earlylin.errors import ConfigError, EarlylinError, report
+from earlylin import cli, memory
+from earlylin.config import int_range, resolve_device
+from earlylin.errors import ConfigError, EarlylinError, arg, report
 from earlylin.experiments import FAMILIES, config_from_dict, experiment_for, run
-from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_csv_atomic, write_json_atomic
+from earlylin.progress import say
+from earlylin.records import (
+    SCHEMA,
+    Cache,
+    default_cache_dir,
+    environment,
+    locked_dir,
+    write_csv_atomic,
+    write_json_atomic,
+)
 from earlylin.sweep_backends import BACKENDS, PointFn, Rows, progress_bar, run_local, run_ray
 from earlylin.sweep_spec import (
     SWEEP_FAMILIES,
@@ -53,6 +65,7 @@ from earlylin.sweep_spec import (
     resolve_fields,
 )
 
+MAX_POINTS = 1_000  # a larger grid needs max_points= / --max-points: one typo in an axis can make 10⁶ points
 KEY_FIELDS = ("d", "width", "n", "lr", "steps", "layers", "activation", "target", "arch", "depth")
 METRICS = ("early_window_steps", "max_mse_early", "max_rel_mse_early", "escape_step", "wall_time_s",
            "point_wall_s", "device", "cached", "code_fingerprint", "error")
@@ -75,15 +88,16 @@ def error_rows(family: str, fields: Mapping[str, Any], message: str, wall: float
             for s in fields.get("seeds", [0])]
 
 
-def run_point(family: str, fields: dict[str, Any], cache_dir: str | None) -> Rows:
+def run_point(family: str, fields: dict[str, Any], cache_dir: str | None, max_gb: float | None = None) -> Rows:
     """One grid point, its seeds as one batch: one plain-data row per seed (key config fields, seed,
     early-window maxima of the test MSE and relative MSE to f^lin, escape step, wall time, device,
-    cached, code fingerprint, error). An :class:`EarlylinError` becomes error rows."""
+    cached, code fingerprint, error). An :class:`EarlylinError` becomes error rows. ``max_gb``: the
+    memory limit (default: what the machine running the point has available)."""
     start = time.perf_counter()
     try:
         cfg = config_from_dict(family, resolve_fields(family, fields))
         cache = Cache(cache_dir)
-        result = run(experiment_for(cfg, data_cache_dir=cache.directory), cache)
+        result = run(experiment_for(cfg, data_cache_dir=cache.directory), cache, max_gb=max_gb)
     except EarlylinError as err:
         return error_rows(family, fields, f"{type(err).__name__}: {err}", time.perf_counter() - start)
     wall = time.perf_counter() - start
@@ -138,12 +152,16 @@ def sweep(
     seeds: Sequence[int] = (0,), backend: str = "local", ray_address: str | None = None,
     out: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False, max_retries: int = 2, point_fn: PointFn | None = None, argv: list[str] | None = None,
+    max_points: int = MAX_POINTS, max_gb: float | None = None,
 ) -> SweepResult:
     """Run every point of ``grid`` (field → values; derived fields as in the module docstring) with the
     ``fixed`` fields and ``seeds``, on ``backend`` (``local`` or ``ray``). Results are cached per
     (config, seed) in ``cache_dir`` (None: no cache, as :func:`earlylin.run`); with ``out`` the table
     and the record are written there. Raises :class:`ConfigError` before any work for a bad spec, or
-    when every point's config is invalid; a point that fails on its own gives error rows."""
+    when every point's config is invalid, or when the grid has more than ``max_points`` points (a guard against a
+    grid far larger than meant), or when a point's estimated memory exceeds ``max_gb`` GiB (default: what this
+    machine has available; with ``backend="ray"`` checked only against a ``max_gb`` given); a point that
+    fails on its own gives error rows."""
     fixed = {k: plain_value(v) for k, v in (fixed or {}).items()}
     grid = {k: v if isinstance(v, str | bytes) or not hasattr(v, "__iter__") else [plain_value(x) for x in v]
             for k, v in grid.items()}
@@ -154,6 +172,12 @@ def sweep(
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"--max-retries {max_retries!r}: must be an integer ≥ 0")
     check_spec(family, grid, fixed, seeds)
+    int_range("max_points", max_points, 1, 10**9)
+    count = math.prod(len(v) for v in grid.values())
+    if count > max_points:
+        shape = " × ".join(f"{len(v)} {k}" for k, v in grid.items())
+        raise ConfigError(f"the grid has {count:,} points ({shape}), more than {arg('max_points', max_points)}; "
+                          f"narrow the grid, or raise {arg('max_points')} if that many are meant")
     device = str(fixed.get("device", "auto"))
     if backend == "local":
         env_device = resolve_device(device)  # a cluster's workers may have devices this process lacks
@@ -161,52 +185,62 @@ def sweep(
         env_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     points = grid_points(grid, fixed, seeds)
     invalid: dict[int, str] = {}
+    valid = []
     for i, p in enumerate(points):  # every config checked before any work
         try:
-            config_from_dict(family, resolve_fields(family, p)).validate()
+            valid.append(config_from_dict(family, resolve_fields(family, p)).validate())
         except ConfigError as err:
             invalid[i] = f"ConfigError: {err}"
     if len(invalid) == len(points):
         raise ConfigError(f"every point of the grid is invalid; point 0: {invalid[0].removeprefix('ConfigError: ')}")
+    if backend == "local" or max_gb is not None:  # a cluster's workers: only against a limit given
+        memory.check_fits([c for c in valid if memory.covers(c)], env_device, max_gb)
     cache_path = None if cache_dir is None else str(Path(cache_dir).expanduser().resolve())
     todo = {i: p for i, p in enumerate(points) if i not in invalid}
-    fn = point_fn or run_point
-    start = time.perf_counter()
-    with progress_bar(len(todo), progress) as bar:
+    fn = point_fn or (run_point if max_gb is None else functools.partial(run_point, max_gb=max_gb))
+    with contextlib.ExitStack() as stack:
+        if out is not None:  # held until the table is written: a second sweep into ``out`` is refused meanwhile
+            stack.enter_context(locked_dir(out, arg("out")))
+        say(f"sweep: {count:,} point(s) × {len(seeds)} seed(s) on the {backend} backend"
+            + (f" ({len(invalid)} invalid, reported in the table)" if invalid else ""), progress)
+        start = time.perf_counter()
+        bar = stack.enter_context(progress_bar(len(todo), progress))
         if backend == "local":
             done = run_local(family, todo, fn, cache_path, bar)
         else:
             done = run_ray(family, todo, fn, cache_path, bar, lambda i, msg: error_rows(family, points[i], msg),
                            ray_address, max_retries)
-    done.update({i: error_rows(family, points[i], msg) for i, msg in invalid.items()})
-    table = _table(list(grid), points, done)
-    n_rows = len(table["point"])
-    errors = sum(e is not None for e in table["error"])
-    fingerprint = Cache(None).fingerprint
-    record = {
-        "schema": SCHEMA, "kind": "sweep", "family": family, "grid": {k: list(v) for k, v in grid.items()},
-        "fixed": fixed, "seeds": [int(s) for s in seeds], "backend": backend, "ray_address": ray_address,
-        "argv": argv, "cache_dir": cache_path,
-        "environment": environment(env_device, str(fixed.get("dtype", "float32"))),
-        "code_fingerprint": fingerprint,
-        "summary": {"points": len(points), "rows": n_rows, "invalid_points": len(invalid), "error_rows": errors,
-                    "cache_hits": sum(bool(c) for c in table["cached"]),
-                    "computed": sum(not c and e is None for c, e in zip(table["cached"], table["error"], strict=True)),
-                    "other_code": sorted({f for f in table["code_fingerprint"] if f and f != fingerprint}),
-                    "wall_time_s": time.perf_counter() - start},
-        "table": table,
-    }
-    if out is not None:
-        write_csv_atomic(Path(out) / "sweep.csv", table)
-        write_json_atomic(Path(out) / "sweep.json", record)
+        done.update({i: error_rows(family, points[i], msg) for i, msg in invalid.items()})
+        record = {"schema": SCHEMA, "kind": "sweep", "family": family, "grid": {k: list(v) for k, v in grid.items()},
+                  "fixed": fixed, "seeds": [int(s) for s in seeds], "backend": backend, "ray_address": ray_address,
+                  "argv": argv, "cache_dir": cache_path,
+                  "environment": environment(env_device, str(fixed.get("dtype", "float32"))),
+                  **_outcome(_table(list(grid), points, done), len(points), len(invalid), start)}
+        table = record["table"]
+        if out is not None:  # still under the folder's lock
+            write_csv_atomic(Path(out) / "sweep.csv", table)
+            write_json_atomic(Path(out) / "sweep.json", record)
     return SweepResult(record)
 
 
-def run_study(spec: Mapping[str, Any], device: str, cache: Cache, progress: bool) -> dict[str, Any]:
+def _outcome(table: dict[str, list[Any]], points: int, invalid: int, start: float) -> dict[str, Any]:
+    """The code fingerprint, the summary (counts of points, rows, cache hits, failures; other code) and the table."""
+    fingerprint = Cache(None).fingerprint
+    cached, error = table["cached"], table["error"]
+    summary = {"points": points, "rows": len(table["point"]), "invalid_points": invalid,
+               "error_rows": sum(e is not None for e in error), "cache_hits": sum(bool(c) for c in cached),
+               "computed": sum(not c and e is None for c, e in zip(cached, error, strict=True)),
+               "other_code": sorted({f for f in table["code_fingerprint"] if f and f != fingerprint}),
+               "wall_time_s": time.perf_counter() - start}
+    return {"code_fingerprint": fingerprint, "summary": summary, "table": table}
+
+
+def run_study(spec: Mapping[str, Any], device: str, cache: Cache, progress: bool,
+              max_gb: float | None = None) -> dict[str, Any]:
     """A study of kind ``phase`` (:data:`earlylin.presets.STUDY_SPECS`): its grid run locally through
     :func:`run_point`; returns the study record's ``table`` and ``summary``."""
     result = sweep(spec["grid"], family=spec.get("family", "two_layer"), fixed={**spec["fixed"], "device": device},
-                   seeds=spec["seeds"], cache_dir=cache.directory, progress=progress)
+                   seeds=spec["seeds"], cache_dir=cache.directory, progress=progress, max_gb=max_gb)
     return {"table": result.table, "summary": result.summary}
 
 
@@ -225,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--backend", choices=BACKENDS, default="local", help="local: in this process; ray: one Ray task per point")
     a("--ray-address", default=None, help="a running Ray cluster (e.g. auto); unset: start a local Ray")
     a("--max-retries", type=int, default=2, help="Ray: retries of a task whose worker process died")
+    a("--max-points", type=int, default=MAX_POINTS, help="refuse a grid of more points than this")
+    a("--max-gb", type=float, default=None, help="refuse a grid with a point whose estimated memory (GiB) exceeds "
+      "this (default: the memory available now; with --backend ray only a limit given is checked)")
     a("--out", type=Path, default=Path("runs/sweep"), help="folder for sweep.csv and sweep.json")
     a("--cache-dir", type=Path, default=default_cache_dir(), help="per-(config, seed) cache (shared by verify)")
     a("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -266,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             cli.probe_dir(args.cache_dir, "--cache-dir")
         result = sweep(grid, family=args.family, fixed=fixed, seeds=args.seeds, backend=args.backend,
                        ray_address=args.ray_address, out=args.out, cache_dir=None if args.no_cache else args.cache_dir,
-                       progress=not args.quiet, max_retries=args.max_retries,
+                       progress=not args.quiet, max_retries=args.max_retries, max_points=args.max_points,
+                       max_gb=args.max_gb,
                        argv=sys.argv[1:] if argv is None else list(argv))
     except EarlylinError as err:
         return report(err)
@@ -287,4 +325,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from earlylin.sweep import main as _main  # the package's own module, not a second copy run as __main__
 
-    sys.exit(_main())
+    cli.exit(_main())

@@ -20,12 +20,12 @@ fingerprint of the worker that computed them).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from tqdm import tqdm
 
+from earlylin import progress
 from earlylin.errors import ConfigError
 
 Rows = list[dict[str, Any]]
@@ -35,9 +35,9 @@ BACKENDS = ("local", "ray")
 
 
 def progress_bar(total: int, enabled: bool) -> tqdm:
-    """A bar over points on stderr; off unless ``enabled`` and stderr is a terminal."""
-    return tqdm(total=total, unit="point", desc="sweep", file=sys.stderr, dynamic_ncols=True,
-                disable=not (enabled and sys.stderr.isatty()))
+    """A bar over points on stderr (:func:`earlylin.progress.bar`: lines every few seconds when stderr is not a
+    terminal); off unless ``enabled``."""
+    return progress.bar(total=total, unit="point", desc="sweep", enabled=enabled, leave=True)
 
 
 def run_local(family: str, points: dict[int, dict[str, Any]], fn: PointFn, cache_dir: str | None,

@@ -6,16 +6,16 @@ K seeds advance as one computation. ``on_record(t, f_train, params)`` runs at ea
 
 A :class:`Checkpoint` makes a long run survive a kill: every ``every_s`` seconds :func:`run_gd` saves
 the parameters, the step, the divergence state and the rows recorded so far (``checkpoint.rows``)
-atomically (``torch.save`` to a temporary file, then ``os.replace``). Given the same checkpoint,
+atomically (:func:`earlylin.records.write_bytes_atomic`). Given the same checkpoint,
 a rerun resumes there; GD is deterministic, so on a CPU the finished record is bit-identical to an
 uninterrupted run's.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin.errors import ConfigError, DivergenceError
+from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.progress import bar, say, warn
+from earlylin.records import write_bytes_atomic
 
 StepFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]]
 RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]
@@ -35,7 +36,7 @@ BLOWUP_FACTOR = 1e4
 CHECK_EVERY = 50
 
 CHECKPOINT_FORMAT = "earlylin.checkpoint/1"
-CHECKPOINT_EVERY_S = 60.0  # default interval between checkpoints (seconds of training)
+CHECKPOINT_EVERY_S = 2.0  # default seconds of training between checkpoints: a kill loses at most this much
 CHECKPOINT_ENV = "EARLYLIN_CHECKPOINT_EVERY_S"  # overrides the default (tests use a fraction of a second)
 
 
@@ -61,7 +62,7 @@ def checkpoint_interval(every_s: float | None = None) -> float:
         except ValueError:
             raise ConfigError(f"${CHECKPOINT_ENV}={raw!r}: must be a number of seconds > 0") from None
     if not (math.isfinite(every_s) and every_s > 0):
-        raise ConfigError(f"--checkpoint-every-s {every_s:g}: must be a finite number of seconds > 0")
+        raise ConfigError(f"{arg('checkpoint_every_s', every_s)}: must be a finite number of seconds > 0")
     return float(every_s)
 
 
@@ -105,17 +106,9 @@ class Checkpoint:
             "rows": _stack_rows(self.rows),
             "elapsed_s": elapsed_s,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(state, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        write_bytes_atomic(self.path, buf.getvalue())
         self.saves += 1
 
     def load(self, params: list[torch.Tensor], steps: int) -> dict[str, Any] | None:
@@ -187,6 +180,10 @@ def run_gd(
                 checkpoint.save(t, params, first_bad, limit, checkpoint.elapsed_s + time.perf_counter() - started)
                 last_save = time.monotonic()
             loss, f_train, grads = step_fn(params)
+            if t == 0 and not bool(torch.isfinite(loss).all()):  # before any update: not a learning-rate problem
+                bad = [s for s, ok in zip(seeds, torch.isfinite(loss).tolist(), strict=True) if not ok]
+                raise ConfigError(f"the loss at step 0, before any update, is NaN or inf for seed(s) {bad}: the "
+                                  "network's initial outputs or the targets are not finite")
             if first_bad is None or limit is None:
                 first_bad = torch.full_like(loss, -1, dtype=torch.long)
                 limit = torch.where(loss > 0, loss * BLOWUP_FACTOR, torch.full_like(loss, 1e6))
@@ -199,7 +196,7 @@ def run_gd(
                 raise DivergenceError(
                     f"gradient descent diverged for every seed (first bad step per seed: {worst}) at "
                     f"learning rate {lrs}: the loss became NaN/inf or grew {BLOWUP_FACTOR:g}× past its "
-                    "initial value. Use a smaller --lr."
+                    f"initial value. Use a smaller {arg('lr')}."
                 )
             if t == steps:
                 break

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from earlylin import cli, progress
+from earlylin import cli, memory, progress
 from earlylin.activations import ACTIVATION_NAMES
 from earlylin.analysis import sweep_summary
 from earlylin.compare import early_window
@@ -54,7 +54,7 @@ from earlylin.experiments import run as run_experiment
 from earlylin.linear.features import LAYERS
 from earlylin.nets.two_layer import check_step
 from earlylin.presets import CIFAR_QUICK_WIDTH, QUICK
-from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, write_json_atomic
+from earlylin.records import SCHEMA, Cache, default_cache_dir, environment, locked_dir, write_json_atomic
 from earlylin.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, checkpoint_interval
 from earlylin.verify_report import cache_line, format_table
 
@@ -66,6 +66,12 @@ SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "tar
 CIFAR_ONLY = {"depth": "--depth", "linear": "--linear", "ntk_model": "--ntk-model", "cifar_norm": "--cifar-norm",
               "n_fit": "--n-fit", "cifar_root": "--cifar-root", "npz": "--npz", "download": "--download",
               "data_dir": "--data-dir"}
+
+
+def _quick(key: str) -> str:
+    """The --quick value of a size flag for the two synthetic architectures (``2000, cnn1d 500``)."""
+    two, cnn = QUICK["two_layer"].get(key, getattr(DEFAULT, key)), QUICK["cnn1d"].get(key, getattr(DEFAULT, key))
+    return f"{two}" if two == cnn else f"{two}, cnn1d {cnn}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,16 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     a("--activation", default=None,
       help=f"φ: one of {', '.join(ACTIVATION_NAMES)} (default: {DEFAULT.activation}; CIFAR: erf or relu, "
       f"default {CifarConfig.activation})")
-    a("--width", type=int, default=None, help=f"hidden width m, even (default: {DEFAULT.width}; CIFAR "
-      f"{CifarConfig.width}; --quick: CIFAR {quick_width})")
-    a("--n", type=int, default=None, help=f"training points (default: {DEFAULT.n}, --quick "
-      f"{QUICK['two_layer']['n']}; CIFAR {CifarConfig.n}, --quick {QUICK['cifar']['n']})")
+    a("--width", type=int, default=None, help=f"hidden width m, even (default: {DEFAULT.width}, --quick "
+      f"{_quick('width')}; CIFAR {CifarConfig.width}, --quick {quick_width})")
+    a("--n", type=int, default=None, help=f"training points (default: {DEFAULT.n}, --quick {_quick('n')}; "
+      f"CIFAR {CifarConfig.n}, --quick {QUICK['cifar']['n']})")
     a("--n-test", type=int, default=None, help=f"test points (default: {DEFAULT.n_test}, --quick "
-      f"{QUICK['two_layer']['n_test']}; CIFAR {CifarConfig.n_test}, --quick {QUICK['cifar']['n_test']})")
+      f"{_quick('n_test')}; CIFAR {CifarConfig.n_test}, --quick {QUICK['cifar']['n_test']})")
     a("--lr", type=float, default=DEFAULT.lr, help="learning rate η (η₁ and/or η₂), below the linear model's "
       "stability bound 2n/λ_max")
-    a("--steps", type=int, default=None, help=f"GD steps (default: {DEFAULT.steps}, --quick "
-      f"{QUICK['two_layer']['steps']}; CIFAR {CifarConfig.steps}, --quick {QUICK['cifar']['steps']})")
+    a("--steps", type=int, default=None, help=f"GD steps (default: {DEFAULT.steps}, --quick {_quick('steps')}; "
+      f"CIFAR {CifarConfig.steps}, --quick {QUICK['cifar']['steps']})")
     a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, distinct, trained as one batch")
     a("--window-c", type=float, default=DEFAULT.window_c, help="early window T = c·d·log(d)/η steps")
     a("--escape-factor", type=float, default=DEFAULT.escape_factor,
@@ -172,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     g("--checkpoint-every-s", type=float, default=None,
       help=f"seconds of training between checkpoints (<cache-dir>/checkpoints/; deleted when the run finishes) "
       f"(default: ${CHECKPOINT_ENV}, else {CHECKPOINT_EVERY_S:g})")
+    g("--max-gb", type=float, default=None,
+      help="refuse a run whose estimated memory (GiB) exceeds this (default: the memory available now)")
     g("--no-plot", action="store_true", help="skip verify.png")
     g("--quiet", action="store_true", help="no progress bars or status lines on stderr")
     return p
@@ -322,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     for cfg in configs if kind == "two_layer" else ():
         check_step(cfg.step, cfg.activation, device, cfg.dtype)  # --step fused where it cannot run: exit 2
+    memory.check_fits(configs, device, args.max_gb)  # every d of a sweep, before the first starts
     out = cli.probe_dir(args.out, "--out")
     cache_dir = None if args.no_cache else cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
     if args.data_dir is not None or args.download:
@@ -334,7 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "auto" and device.type == "cpu":
         progress.say("note: --device auto found no CUDA device; running on CPU", not quiet)
 
-    cache = Cache(cache_dir)
+    with locked_dir(out, "--out"):
+        return _run(args, argv, configs, kind, sweep_info, device, out, Cache(cache_dir), every_s)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None, configs: list[Any], kind: str, sweep_info: dict[str, Any],
+         device: Any, out: Path, cache: Cache, every_s: float | None) -> int:
+    """The work of :func:`main`, once every input has been checked and ``out`` is locked."""
+    quiet = args.quiet
     start = time.perf_counter()
     runs = []
     with _data_setup(args.data_dir, args.download, quiet), progress.bar(total=len(configs), desc="d sweep", unit="d",
@@ -352,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"--n {cfg.n} --n-test {cfg.n_test}: the data hold {data.n_train} training "
                                       f"and {data.n_test} test images; give --n ≤ {data.n_train} and "
                                       f"--n-test ≤ {data.n_test}")
-            result = run_experiment(exp, cache, progress=not quiet, checkpoint_every_s=every_s)
+            result = run_experiment(exp, cache, progress=not quiet, checkpoint_every_s=every_s, max_gb=args.max_gb)
             runs.append(result.record)
             progress.say(cache_line(result.summary, len(cfg.seeds), cache.enabled), not quiet)
             sweep_bar.update(1)
@@ -381,4 +397,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

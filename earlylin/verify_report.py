@@ -66,7 +66,7 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"  max test MSE(net,lin) for t ≤ T: {_num(s['max_test_mse_early'], '.3g')}   "
             f"max rel MSE: {_num(s['max_rel_test_mse_early'], '.3g')}   "
             f"max MSE(net,stripped): {_num(s['max_test_mse_stripped_early'], '.3g')}   "
-            f"escape step: {s['escape_step']}   wall: {s['wall_time_s']:.1f}s"
+            f"escape step: {s['escape_step']}   {_wall(s, len(run['per_seed']))}"
         )
         if s["max_rel_test_mse_early"] is None:
             lines.append("  rel MSE n/a: the network's test output stayed at 0 up to rounding (mean f² ≤ 1e-12), "
@@ -93,6 +93,17 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"of the seed mean: {_num(sl['of_seed_mean'], '.3f')})"
         )
     return "\n".join(lines)
+
+
+def _wall(summary: dict[str, Any], n_seeds: int) -> str:
+    """``wall: 42.3s``, or for seeds from the cache how long their computation took when it ran."""
+    hits = summary.get("cache_hits") or 0
+    compute = summary.get("compute_wall_time_s")
+    wall = f"wall: {summary['wall_time_s']:.1f}s"
+    if not hits or compute is None:
+        return wall
+    which = "all seeds" if hits == n_seeds else f"{hits} of {n_seeds} seeds"
+    return f"{wall} ({which} from the cache; computing them took {compute:.1f}s)"
 
 
 def cache_line(summary: dict[str, Any], n_seeds: int, enabled: bool) -> str:

@@ -39,7 +39,7 @@ from earlylin.records import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from earlylin.studies import get_study, load_records
+from earlylin.studies import check_memory, get_study, load_records
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CheckResult
 from paper_checks.verdicts import ALL_FAIL, ALL_HOLD, SOME, UNDECIDED, claim_classes
 
@@ -179,6 +179,8 @@ def check_args(args: argparse.Namespace, names: list[str], report_path: Path, fi
             raise ConfigError(f"--figures {figures}: is a file, not a folder")
         return None
     resolve_device(args.device or "auto")
+    check_memory(list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n])), "quick" if args.quick else "paper",
+                 args.device or "auto")  # every run of every study fits, before the first starts
     cli.probe_dir(figures / "records", "--figures")
     return None if args.no_cache else cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
 
@@ -191,41 +193,42 @@ def main(argv: list[str] | None = None) -> int:
     report_path = args.report or Path(f"runs/paper_checks{'-quick' if args.quick else ''}/REPORT.md")
     figures = args.figures or Path("runs/figures-quick" if args.quick else "runs/figures")
     cache_dir = check_args(args, names, report_path, figures)
-    device = resolve_device(args.device or "auto")
-    studies = list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n]))
-    start = time.perf_counter()
-    missing: list[str] = []
-    if args.records is not None:
-        records, missing = load_records(studies, args.records, size)
-        names = [n for n in names if not set(CHECK_STUDIES[n]) & set(missing)]
-        if not names:
-            raise DataError(f"--records {args.records}: no record of {', '.join(missing)}; run python -m "
-                            f"earlylin.figures {'--quick ' if size == 'quick' else ''}first")
-    else:
-        cache = Cache(cache_dir)
-        records = {s: get_study(s, size, args.device or "auto", cache, progress=not args.quiet) for s in studies}
-        for s, rec in records.items():  # beside the figures' records, so that --records can judge them again
-            write_json_atomic(figures / "records" / f"{s}.json", rec)
-    results = [CHECKS[n](records) for n in names]
-    wall = time.perf_counter() - start
-    env = next(iter(records.values())).get("environment") or environment(device, "float32")
-    command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
-    not_run = [n for n in (args.only or list(CHECKS)) if n not in names]
-    text = render_report(results, records, size, command.strip(), env, figures, report_path, wall, tuple(not_run))
-    if not_run:  # checks whose records are missing from --records: named, never silently dropped
-        text += "\n## Not run\n\n" + "".join(
-            f"- `{n}`: no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)} in "
-            f"`{args.records}` (make it with `python -m earlylin.figures`; paper size may need a GPU)\n"
-            for n in not_run)
-    write_bytes_atomic(report_path, text.encode("utf-8"))
-    write_json_atomic(report_path.with_suffix(".json"), {"size": size, "claims": claim_classes(results),
-                                                         "results": [r.as_dict() for r in results]})
-    print(format_table(results))
-    for n in not_run:
-        print(f"{n:<24} {'not run':<13} no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)}")
-    print(f"report: {report_path}")
-    return 0
+    with cli.locked_dir(report_path.parent, "--report"):
+        device = resolve_device(args.device or "auto")
+        studies = list(dict.fromkeys(s for n in names for s in CHECK_STUDIES[n]))
+        start = time.perf_counter()
+        missing: list[str] = []
+        if args.records is not None:
+            records, missing = load_records(studies, args.records, size)
+            names = [n for n in names if not set(CHECK_STUDIES[n]) & set(missing)]
+            if not names:
+                raise DataError(f"--records {args.records}: no record of {', '.join(missing)}; run python -m "
+                                f"earlylin.figures {'--quick ' if size == 'quick' else ''}first")
+        else:
+            cache = Cache(cache_dir)
+            records = {s: get_study(s, size, args.device or "auto", cache, progress=not args.quiet) for s in studies}
+            for s, rec in records.items():  # beside the figures' records, so that --records can judge them again
+                write_json_atomic(figures / "records" / f"{s}.json", rec)
+        results = [CHECKS[n](records) for n in names]
+        wall = time.perf_counter() - start
+        env = next(iter(records.values())).get("environment") or environment(device, "float32")
+        command = "python -m paper_checks " + " ".join(sys.argv[1:] if argv is None else argv)
+        not_run = [n for n in (args.only or list(CHECKS)) if n not in names]
+        text = render_report(results, records, size, command.strip(), env, figures, report_path, wall, tuple(not_run))
+        if not_run:  # checks whose records are missing from --records: named, never silently dropped
+            text += "\n## Not run\n\n" + "".join(
+                f"- `{n}`: no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)} in "
+                f"`{args.records}` (make it with `python -m earlylin.figures`; paper size may need a GPU)\n"
+                for n in not_run)
+        write_bytes_atomic(report_path, text.encode("utf-8"))
+        write_json_atomic(report_path.with_suffix(".json"), {"size": size, "claims": claim_classes(results),
+                                                             "results": [r.as_dict() for r in results]})
+        print(format_table(results))
+        for n in not_run:
+            print(f"{n:<24} {'not run':<13} no record of {', '.join(s for s in CHECK_STUDIES[n] if s in missing)}")
+        print(f"report: {report_path}")
+        return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

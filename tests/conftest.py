@@ -1,6 +1,11 @@
-"""Shared test helpers: one tolerance helper and small float64 problems."""
+"""Shared test helpers: one tolerance helper, small float64 problems, and a training child process."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,3 +40,25 @@ def small_problem():
 
 SMOOTH = ("erf", "tanh", "gelu", "softplus")
 ALL_ACTIVATIONS = (*SMOOTH, "relu", "leaky_relu:0.2")
+
+
+def start_training(out: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m earlylin.verify`` training "forever" in a child process into ``out``, returned once its training
+    loop has started: the child's first progress line ("GD steps: 0/…", written when stderr is not a terminal)
+    is the readiness signal, so no test races a sleep against the set-up (which a loaded machine slows down).
+    Later progress lines are an hour apart, so the rest of stderr is what the test provokes. ``flags``: more
+    flags (the cache: ``--cache-dir DIR`` or ``--no-cache``); ``env``: more environment variables."""
+    from earlylin.progress import PROGRESS_ENV
+
+    full = {**os.environ, PROGRESS_ENV: "3600", **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "earlylin.verify", "--d", "8", "--n", "100", "--n-test", "20",
+                             "--width", "16", "--steps", "10000000", "--device", "cpu", "--out", str(out), *flags],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("GD steps: 0/"):
+            return proc
+    proc.kill()
+    raise AssertionError(f"the child ended before training started: {''.join(seen)}")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from earlylin.activations import Activation, gaussian_constants, get_activation
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, naming
 from earlylin.ntk.exact import fc_kernel_qr
 from earlylin.quadrature import gaussian_expectation
 from tests.conftest import ALL_ACTIVATIONS, SMOOTH, assert_close
@@ -109,7 +109,10 @@ def test_nu_scales_with_trace():
 
 @pytest.mark.parametrize("bad", ["sigmoidal", "", "leaky_relu:1.5", "leaky_relu:x", "leaky_relu:-0.1"])
 def test_unknown_activation(bad):
-    with pytest.raises(ConfigError, match="--activation"):
+    """Named as the caller names it: ``activation=`` from Python, ``--activation`` inside a command."""
+    with pytest.raises(ConfigError, match=f"^activation={bad!r}"):
+        get_activation(bad)
+    with naming("flag"), pytest.raises(ConfigError, match=f"^--activation {bad!r}"):
         get_activation(bad)
 
 

@@ -55,6 +55,20 @@ def a_file(tmp: Path) -> Path:
     return path
 
 
+_HELD: list = []
+
+
+def held(tmp: Path) -> Path:
+    """A folder another run is writing to now: its lock is held (by this process, on its own descriptor)."""
+    from earlylin.records import locked_dir
+
+    folder = tmp / "held"
+    lock = locked_dir(folder, "--out")
+    lock.__enter__()
+    _HELD.append(lock)
+    return folder
+
+
 Case = tuple[str, Callable[[Path], list[str]], str]
 OUT = "out"  # every case writes (if at all) under tmp/out
 
@@ -102,6 +116,13 @@ CASES: list[Case] = [
     ("verify", lambda t: [*CIFAR, "--arch", "cnn", "--filter", "0"], "--filter 0"),
     ("verify", lambda t: [*CIFAR, "--n", "20000"], "--n 20000"),
     ("verify", lambda t: [*CIFAR, "--download", "--data-dir", str(a_file(t))], "--data-dir"),
+    # verify: sizes inside the flags' ranges that do not fit in memory (the estimate of earlylin.memory)
+    ("verify", lambda t: ["--width", "10000000", "--device", "cpu"], "--width 10000000, --seeds 0 needs about"),
+    ("verify", lambda t: ["--n", "100000000", "--device", "cpu"], "--n 100000000, --n-test 2000"),
+    ("verify", lambda t: ["--d", "100000", "--quick", "--device", "cpu"], "the two-layer run --d 100000"),
+    ("verify", lambda t: [*SMALL, "--max-gb", "0.001"], "more than the limit --max-gb 0.001"),
+    ("verify", lambda t: [*SMALL, "--max-gb", "-1"], "--max-gb -1: must be a finite number of GiB > 0"),
+    ("verify", lambda t: [*SMALL, "--out", str(held(t))], "another earlylin run is writing there now"),
     # kernel
     ("kernel", lambda t: ["--quick", "--quiet", "--out", str(a_file(t))], "--out"),
     ("kernel", lambda t: ["--quick", "--quiet", "--out", str(unwritable(t))], "cannot write there"),
@@ -117,6 +138,9 @@ CASES: list[Case] = [
     ("figures", lambda t: ["--quick", "--records", str(t), "--replot"], "--replot with --records"),
     ("figures", lambda t: ["--quick", "--cache-dir", str(a_file(t))], "--cache-dir"),
     ("figures", lambda t: ["--quick", "--no-cache", "--cache-dir", str(t)], "--cache-dir with --no-cache"),
+    ("figures", lambda t: ["--quick", "--only", "fig1a", "--max-gb", "0.001"], "more than the limit --max-gb 0.001"),
+    ("figures", lambda t: ["--quick", "--replot", "--max-gb", "4"], "--max-gb with --replot: nothing is run"),
+    ("figures", lambda t: ["--quick", "--only", "fig1a", "--out", str(held(t))], "another earlylin run"),
     # paper_checks
     ("checks", lambda t: ["--quick", "--report", str(t / OUT / "r.json")], "--report"),
     ("checks", lambda t: ["--quick", "--report", str(t)], "is a directory"),
@@ -136,11 +160,26 @@ CASES: list[Case] = [
     # python -m earlylin.sweep (its own value checks: tests/test_sweep.py)
     ("sweep", lambda t: ["--grid", "d=6,8", "--out", str(a_file(t))], "--out"),
     ("sweep", lambda t: ["--grid", "d=6,8", "--cache-dir", str(unwritable(t))], "--cache-dir"),
+    ("sweep", lambda t: ["--grid", f"d={','.join(map(str, range(2, 1002)))}", "width=4,8"],
+     "the grid has 2,000 points (1000 d × 2 width), more than --max-points 1000"),
+    ("sweep", lambda t: ["--grid", "d=6,8", "--max-points", "1"], "more than --max-points 1"),
+    ("sweep", lambda t: ["--grid", "d=6,8", "--set", "width=10000000"], "the two-layer run --d 6"),
+    ("sweep", lambda t: ["--grid", "d=6,8", "--max-gb", "0.001"], "more than the limit --max-gb 0.001"),
+    ("sweep", lambda t: ["--grid", "d=6,8", "--set", "steps=5", "--out", str(held(t))], "another earlylin run"),
+    # paper_checks: memory of its studies, before any study runs
+    ("checks", lambda t: ["--quick", "--only", "fig1_window", "--report", str(held(t) / "R.md")], "another earlylin"),
 ]
 
 
 def _tripwire(*args, **kwargs):
     raise AssertionError("work started before the input was refused")
+
+
+@pytest.fixture(autouse=True)
+def _release_held():
+    yield
+    while _HELD:
+        _HELD.pop().__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -154,7 +193,8 @@ def guarded(monkeypatch, tmp_path):
     monkeypatch.setattr(checks_cli, "get_study", _tripwire)
     monkeypatch.setattr(checks_cli, "load_records", _tripwire)
     monkeypatch.setattr(bench, "measured_rates", _tripwire)
-    monkeypatch.setattr(sweep_cli, "sweep", _tripwire)
+    monkeypatch.setattr(sweep_cli, "run_local", _tripwire)  # the sweep's checks run, its points do not
+    monkeypatch.setattr(sweep_cli, "run_ray", _tripwire)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / OUT / "cache"))
     (tmp_path / OUT).mkdir()
     monkeypatch.chdir(tmp_path / OUT)

@@ -16,7 +16,7 @@ import torch
 
 from earlylin import verify
 from earlylin.errors import ConfigError
-from earlylin.train import CHECKPOINT_ENV, Checkpoint, checkpoint_interval, run_gd
+from earlylin.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, Checkpoint, checkpoint_interval, run_gd
 
 SIZE = ["--d", "8", "--n", "100", "--n-test", "20", "--width", "16", "--steps", "2000", "--n-log", "20",
         "--seeds", "0", "1", "--device", "cpu", "--no-plot"]
@@ -93,11 +93,11 @@ def test_checkpoint_that_does_not_fit_is_ignored(tmp_path, capsys):
 
 def test_interval_from_flag_or_environment(monkeypatch):
     monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
-    assert checkpoint_interval() == 60.0 and checkpoint_interval(2.5) == 2.5
+    assert checkpoint_interval() == CHECKPOINT_EVERY_S == 2.0 and checkpoint_interval(2.5) == 2.5
     monkeypatch.setenv(CHECKPOINT_ENV, "0.25")
     assert checkpoint_interval() == 0.25
     for bad in (0.0, -1.0, float("inf"), float("nan")):
-        with pytest.raises(ConfigError, match="--checkpoint-every-s"):
+        with pytest.raises(ConfigError, match="checkpoint_every_s="):
             checkpoint_interval(bad)
     monkeypatch.setenv(CHECKPOINT_ENV, "soon")
     with pytest.raises(ConfigError, match=CHECKPOINT_ENV):

@@ -164,10 +164,10 @@ def test_cifar_bad_input(tmp_path, capsys, args, needle):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         CifarConfig(width=0).validate()
-    with pytest.raises(ConfigError, match="--cifar-norm 'unit' is unknown; valid: coordinate, sphere"):
+    with pytest.raises(ConfigError, match="cifar_norm='unit' is unknown; valid: coordinate, sphere"):
         CifarConfig(cifar_norm="unit").validate()
-    CifarConfig(n=100).validate()  # --n-fit (default 256) only binds with --linear fitted
-    with pytest.raises(ConfigError, match=r"--n-fit 256: must be an integer in \[8, 100\] with --linear fitted"):
+    CifarConfig(n=100).validate()  # n_fit (default 256) only binds with --linear fitted
+    with pytest.raises(ConfigError, match=r"n_fit=256: must be an integer in \[8, 100\] with linear='fitted'"):
         CifarConfig(n=100, linear="fitted").validate()
 
 

@@ -11,13 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from earlylin import cli, verify
 from earlylin.errors import ConfigError, DataError
+from earlylin.progress import PROGRESS_ENV
+from tests.conftest import start_training
 
 SMALL = ["--n", "300", "--n-test", "100", "--width", "64", "--steps", "60", "--no-cache", "--quiet", "--device", "cpu"]
 SUMMARY_KEYS = {"early_window_steps", "max_test_mse_early", "max_rel_test_mse_early", "escape_step",
@@ -190,20 +191,13 @@ def test_command_turns_exceptions_into_one_line(capsys, raised, status, needle):
 @pytest.mark.parametrize(("sig", "status", "needle"), [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
                                                        (signal.SIGINT, 130, "interrupted (Ctrl-C)")])
 def test_signal_mid_training_exits_with_one_line_and_no_files(tmp_path, sig, status, needle):
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, "-m", "earlylin.verify", "--d", "8", "--n", "100", "--n-test", "20",
-                             "--width", "16", "--steps", "10000000", "--device", "cpu", "--cache-dir", str(cache),
-                             "--out", str(out)], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:  # wait until training is under way
-        if line.startswith("set-up:"):
-            break
-    time.sleep(0.5)
+    proc = start_training(tmp_path / "out", "--cache-dir", str(tmp_path / "cache"))
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == status, err
     assert "Traceback" not in err and len(lines) == 1 and needle in lines[0]
+    out, cache = tmp_path / "out", tmp_path / "cache"
     assert not out.exists() or [p for p in out.iterdir()] == []  # nothing written
     assert not [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".pt"]  # no half entry, no temp file
 
@@ -329,3 +323,61 @@ def test_probe_dir_checks_without_leaving_a_trace(tmp_path):
         cli.probe_dir(tmp_path / "f" / "sub", "--out")
     with pytest.raises(ConfigError, match=r"--report .*is a directory"):
         cli.probe_file(tmp_path, "--report")
+
+
+# ---------------------------------------------------------------------------------------------- what a user sees
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """A log (stderr not a terminal) gets a progress line when training starts and then every
+    $EARLYLIN_PROGRESS_EVERY_S seconds: a long run shows that it is alive and how far it is."""
+    env = {**os.environ, PROGRESS_ENV: "0.3"}
+    done = subprocess.run([sys.executable, "-m", "earlylin.verify", "--d", "8", "--n", "2000", "--n-test", "20",
+                           "--width", "64", "--steps", "3000", "--device", "cpu", "--no-cache", "--no-plot",
+                           "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("GD steps: ")]
+    assert lines[0].startswith("GD steps: 0/3,000 (0%)") or lines[0].startswith("GD steps: 0/3000 (0%)"), lines
+    counts = [int(line.split()[2].split("/")[0]) for line in lines]
+    assert len(lines) >= 3 and counts == sorted(counts) and len(set(counts)) == len(counts), lines
+    assert all("\r" not in line for line in lines) and "elapsed" in lines[1] and "left" in lines[1]
+
+
+def test_cached_rerun_says_so_and_how_long_the_computation_took(tmp_path, capsys):
+    args = [*SMALL[:8], "--d", "8", "--quiet", "--device", "cpu", "--no-plot", "--cache-dir", str(tmp_path / "c"),
+            "--out", str(tmp_path / "o")]
+    assert verify.main(args) == 0
+    first = capsys.readouterr().out
+    assert "from the cache" not in first
+    assert verify.main(args) == 0
+    again = capsys.readouterr().out
+    line = next(x for x in again.splitlines() if "wall:" in x)
+    assert "(all seeds from the cache; computing them took" in line, line
+    rec = json.loads((tmp_path / "o" / "record.json").read_text())
+    assert rec["runs"][0]["summary"]["compute_wall_time_s"] > 0 and rec["runs"][0]["summary"]["cache_hits"] == 1
+
+
+def test_one_version_string():
+    """The package, the installed distribution and every record carry the same version."""
+    from importlib.metadata import version
+
+    import earlylin
+    from earlylin.records import environment
+
+    assert version("earlylin") == earlylin.__version__
+    assert environment(__import__("torch").device("cpu"), "float32")["earlylin"] == earlylin.__version__
+
+
+@pytest.mark.parametrize("arch", ["two_layer", "cnn1d"])
+def test_help_states_the_quick_sizes_that_run(arch, capsys):
+    """--help's --quick numbers are the sizes --quick gives, for each synthetic architecture."""
+    import re
+
+    with pytest.raises(SystemExit):
+        verify.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split("options:")[1].split())
+    base = verify.config_from_args(verify.build_parser().parse_args(["--arch", arch, "--quick"])).base
+    for flag, key in (("--width", "width"), ("--n", "n"), ("--n-test", "n_test"), ("--steps", "steps")):
+        helped = re.search(rf" {flag} [A-Z_]+ [^(]*\(default: [^,]+, --quick ([^;]+);", text)
+        assert helped is not None, flag
+        quick = helped.group(1)  # "2000" or "2000, cnn1d 500"
+        shown = quick.split("cnn1d ")[1] if arch == "cnn1d" and "cnn1d" in quick else quick.split(",")[0]
+        assert int(shown) == getattr(base, key), (flag, quick)

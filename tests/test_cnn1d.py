@@ -180,10 +180,10 @@ def test_early_mse_to_linear_model_shrinks_with_filter_size() -> None:
 
 
 def test_config_validation_names_the_filter_flag() -> None:
-    with pytest.raises(ConfigError, match=r"--filter 65.*\[1, d = 64\]"):
+    with pytest.raises(ConfigError, match=r"filter_size=65.*\[1, d = 64\]"):
         Cnn1dConfig(d=64, filter_size=65).validate()
-    with pytest.raises(ConfigError, match="--filter 0"):
+    with pytest.raises(ConfigError, match="filter_size=0"):
         Cnn1dConfig(d=64, filter_size=0).validate()
-    with pytest.raises(ConfigError, match="--width"):
+    with pytest.raises(ConfigError, match="width="):
         Cnn1dConfig(d=64, width=5).validate()
     assert Cnn1dConfig(d=8, filter_size=8).validate().filter_size == 8

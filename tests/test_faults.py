@@ -41,7 +41,7 @@ def _quadratic(curvatures: list[float]):
 
 def test_divergence_of_every_seed_names_step_seed_and_lr():
     params = [torch.ones(2, dtype=torch.float64)]
-    with pytest.raises(DivergenceError, match=r"every seed.*\{7: \d+, 8: \d+\}.*learning rate.*smaller --lr"):
+    with pytest.raises(DivergenceError, match=r"every seed.*\{7: \d+, 8: \d+\}.*learning rate.*smaller lr="):
         run_gd(_quadratic([5.0, 6.0]), params, [1.0], 2000, record_schedule(2000), lambda *a: None, seeds=[7, 8])
 
 

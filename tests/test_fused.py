@@ -155,7 +155,7 @@ def test_refusals():
 def test_fused_refused_without_a_gpu(monkeypatch):
     """On a CPU without the interpreter, --step fused is refused before any work, naming the fix."""
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(ConfigError, match=r"--step fused: .*(CUDA|Triton)"):  # whichever is missing first
+    with pytest.raises(ConfigError, match=r"step='fused': .*(CUDA|Triton)"):  # whichever is missing first
         nets.check_step("fused", "erf", "cpu", "float32")
     with pytest.raises(ConfigError, match="float32 only"):
         nets.check_step("fused", "erf", "cpu", "float64")

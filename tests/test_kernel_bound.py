@@ -292,7 +292,7 @@ def test_cli_cuda_without_gpu(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     code = kernel.main(["--d", "6", "--device", "cuda", "--quiet", "--out", str(tmp_path)])
-    assert code == 2 and "--device cuda" in capsys.readouterr().err
+    assert code == 2 and "--device 'cuda': no CUDA device" in capsys.readouterr().err
 
 
 def test_config_memory_estimate_counts_the_krylov_basis():

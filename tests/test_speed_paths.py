@@ -78,6 +78,29 @@ def test_threads_do_not_change_the_result():
         assert torch.equal(a, b[1])
 
 
+def test_torch_thread_count_does_not_change_a_single_block_or_the_test_outputs():
+    """One seed and one block (n = 100 < B) and the fast path's test outputs (nets.forward_rows): the same
+    bits with torch at 1 and at 2 intra-op threads. Where a threaded product splits its sums by thread
+    (vᵀHᵀ at n = 100, m = 256 on an AVX-512 Xeon), the calling thread's ops would differ; the pool's
+    workers run every op single-threaded. forward_rows equals forward in float64 (same equations)."""
+    act = get_activation("erf")
+    X, y, W, v = _problem(1, 100, 20, 256)
+    main = torch.get_num_threads()
+    outs, tests = [], []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(nets.BlockedTwoLayerStep(act, X, y, True, True)(W, v))
+            tests.append(nets.forward_rows(act, W, v, X))
+    finally:
+        torch.set_num_threads(main)
+    for a, b in zip(*outs, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(tests[0], tests[1])
+    X64, _, W64, v64 = _problem(3, 103, 7, 12, torch.float64)
+    assert_close(nets.forward_rows(act, W64, v64, X64, block_rows=16), nets.forward(act, W64, v64, X64))
+
+
 def test_block_larger_than_n_and_bad_knobs():
     act = get_activation("erf")
     X, y, W, v = _problem(1, 10, 3, 4, torch.float64)
@@ -99,9 +122,9 @@ def test_step_selection():
     assert isinstance(nets.make_step("reference", act, X, y, True, True), nets.TwoLayerStep)
     assert nets.step_info("fused")["matmul_precision"] == "tf32x3"
     assert nets.step_info("fast")["matmul_precision"] == "ieee"
-    with pytest.raises(ConfigError, match="--step"):
+    with pytest.raises(ConfigError, match="step="):
         nets.resolve_step("quick", "cpu")
-    with pytest.raises(ConfigError, match="--step 'quick'"):
+    with pytest.raises(ConfigError, match="step='quick'"):
         TwoLayerConfig(step="quick").validate()
 
 

@@ -99,19 +99,19 @@ class KernelBoundConfig:
     def validate(self) -> KernelBoundConfig:
         """Check every field; raise :class:`ConfigError` naming the flag, value and valid range."""
         from earlylin.activations import get_activation
-        from earlylin.config import DEVICES, _choice, _int_range, _positive
+        from earlylin.config import DEVICES, _choice, int_range, positive
         from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES
 
         if not self.ds:
             raise ConfigError("--d: give at least one dimension (integers in [2, 100000])")
         for d in self.ds:
-            _int_range("--d", d, 2, MAX_DIM)
+            int_range("d", d, 2, MAX_DIM)
         _distinct("--d", self.ds)
         if self.ns is not None:
             if not self.ns:
                 raise ConfigError("--n: give at least one value (integers in [2, 100000000])")
             for n in self.ns:
-                _int_range("--n", n, 2, 10**8)
+                int_range("n", n, 2, 10**8)
             _distinct("--n", self.ns)
             if self.n_scale is not None:
                 raise ConfigError(f"--n {list(self.ns)} and --n-scale {self.n_scale}: give one or the other")
@@ -119,7 +119,7 @@ class KernelBoundConfig:
             if not self.widths:
                 raise ConfigError("--width: give at least one value (even integers in [2, 10000000])")
             for m in self.widths:
-                _int_range("--width", m, 2, 10**7)
+                int_range("width", m, 2, 10**7)
                 if m % 2:
                     raise ConfigError(
                         f"--width {m} is odd; symmetric initialisation pairs neurons, so the width must be an "
@@ -131,34 +131,34 @@ class KernelBoundConfig:
                     raise ConfigError(f"--width {list(self.widths)} and {flag} {val}: give one or the other")
         if self.ns is not None and self.widths is not None and self.alpha is not None:
             raise ConfigError(f"--alpha {self.alpha}: has no effect with fixed --n and --width; leave it out")
-        for flag, val in (("--n-scale", self.n_scale), ("--width-scale", self.width_scale)):
+        for field, val in (("n_scale", self.n_scale), ("width_scale", self.width_scale)):
             if val is not None:
-                _positive(flag, val)
+                positive(field, val)
         for flag, val in (("--alpha", self.alpha), ("--width-alpha", self.width_alpha)):
             if val is not None and (isinstance(val, bool) or not isinstance(val, int | float)
                                     or not math.isfinite(val) or not 0.0 <= val <= 2.0):
                 raise ConfigError(f"{flag} {val!r}: must be a number in [0, 2] (the theorem asks α ∈ (0, 1/4))")
         get_activation(self.activation)
-        _choice("--sigma", self.sigma, SIGMA_NAMES)
-        _choice("--inputs", self.inputs, INPUT_NAMES)
+        _choice("sigma", self.sigma, SIGMA_NAMES)
+        _choice("inputs", self.inputs, INPUT_NAMES)
         if not self.blocks:
             raise ConfigError(f"--blocks: give at least one of {', '.join(BLOCKS)}")
         for b in self.blocks:
-            _choice("--blocks", b, BLOCKS)
+            _choice("blocks", b, BLOCKS)
         _distinct("--blocks", self.blocks)
         if not self.seeds:
             raise ConfigError("--seeds: give at least one seed (integers ≥ 0)")
         for s in self.seeds:
-            _int_range("--seeds", s, 0, 2**63 - 1)
+            int_range("seeds", s, 0, 2**63 - 1)
         _distinct("--seeds", self.seeds)
-        _choice("--method", self.method, METHODS)
+        _choice("method", self.method, METHODS)
         if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or not 1e-14 <= self.tol <= 0.1:
             raise ConfigError(f"--tol {self.tol!r}: must be a number in [1e-14, 0.1]")
-        _int_range("--max-iter", self.max_iter, 2, 100_000)
+        int_range("max_iter", self.max_iter, 2, 100_000)
         if self.chunk is not None:
-            _int_range("--chunk", self.chunk, 1, 10**7)
-        _choice("--device", self.device, DEVICES)
-        _positive("--max-gb", self.max_gb)
+            int_range("chunk", self.chunk, 1, 10**7)
+        _choice("device", self.device, DEVICES)
+        positive("max_gb", self.max_gb)
         for d in self.ds:
             n_flag = "--n" if self.ns is not None else "--n-scale/--alpha"
             m_flag = "--width" if self.widths is not None else "--width-scale/--width-alpha"

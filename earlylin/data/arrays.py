@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, TypeVar
 
 import numpy as np
 
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.fingerprint import array_fingerprint
+
+C = TypeVar("C", bound=Any)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +56,17 @@ class Arrays:
     @property
     def n_test(self) -> int:
         return int(self.x_test.shape[0])
+
+    def sized(self, cfg: C) -> C:
+        """``cfg`` with d, n and n_test of these arrays. A config that set one of them (to a value other than
+        its class default) disagreeing with the data is refused: the data are not silently adopted."""
+        default = type(cfg)()
+        for name, have in (("d", self.d), ("n", self.n), ("n_test", self.n_test)):
+            given = getattr(cfg, name)
+            if given != have and given != getattr(default, name):
+                raise ConfigError(f"{arg(name, given)}: the data have {name} = {have}; leave {name} at its default "
+                                  "(it is taken from the data) or give data of that size")
+        return cfg.with_(d=self.d, n=self.n, n_test=self.n_test)  # type: ignore[attr-defined]
 
     @cached_property
     def fingerprint(self) -> str:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.rng import STREAM_TEACHER, STREAM_TEST, STREAM_TRAIN, stream
 
 SIGMA_NAMES = ("iso", "decay", "twolevel")
@@ -56,7 +56,7 @@ def sigma_spectrum(kind: str, d: int) -> np.ndarray:
     elif kind == "twolevel":
         lam = np.where(np.arange(d) < d // 2, 1.5, 0.5)
     else:
-        raise ConfigError(f"--sigma {kind!r} is unknown; valid: {', '.join(SIGMA_NAMES)}")
+        raise ConfigError(f"{arg('sigma', kind)} is unknown; valid: {', '.join(SIGMA_NAMES)}")
     return lam * (d / lam.sum())
 
 
@@ -140,7 +140,7 @@ def sample_inputs(
     elif inputs == "rademacher":
         xbar = rng.choice([-1.0, 1.0], size=(n, d))
     else:
-        raise ConfigError(f"--inputs {inputs!r} is unknown; valid: {', '.join(INPUT_NAMES)}")
+        raise ConfigError(f"{arg('inputs', inputs)} is unknown; valid: {', '.join(INPUT_NAMES)}")
     return xbar * np.sqrt(spectrum)
 
 
@@ -158,7 +158,7 @@ def target(x: np.ndarray, teacher: Teacher | ReluTeacher, kind: str, spectrum: n
         return sign
     if kind == "norm":
         return 0.5 * sign + 0.5 * np.tanh(standardised_sq_norm(x, spectrum))
-    raise ConfigError(f"--target {kind!r} is unknown; valid: {', '.join(TARGET_NAMES)}")
+    raise ConfigError(f"{arg('target', kind)} is unknown; valid: {', '.join(TARGET_NAMES)}")
 
 
 def user_target(fn: TargetFn, x: np.ndarray) -> np.ndarray:

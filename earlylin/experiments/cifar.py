@@ -31,11 +31,11 @@ from earlylin import compare
 from earlylin.activations import get_activation
 from earlylin.config import DTYPES, CifarConfig
 from earlylin.data.cifar import CatHorse, load_cat_horse
-from earlylin.errors import ConfigError
-from earlylin.experiments.pipeline import Prepared
+from earlylin.errors import ConfigError, arg
+from earlylin.experiments.pipeline import Prepared, check_lr
 from earlylin.fingerprint import array_fingerprint
 from earlylin.linear.fitted import fit_affine, fitted_features
-from earlylin.linear.trajectory import kernel_features
+from earlylin.linear.trajectory import kernel_features, stability_bound
 from earlylin.nets import deep
 from earlylin.ntk import exact, linearise
 from earlylin.ntk.empirical import empirical_ntk
@@ -115,8 +115,8 @@ class Cifar:
         kwargs = {} if self.data_cache_dir == "default" else {"cache_dir": self.data_cache_dir}
         data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download, **kwargs)
         if cfg.n > data.n_train or cfg.n_test > data.n_test:
-            raise ConfigError(f"--n {cfg.n}, --n-test {cfg.n_test}: the data ({data.source}) hold {data.n_train} "
-                              f"training and {data.n_test} test images; give at most those")
+            raise ConfigError(f"{arg('n', cfg.n)}, {arg('n_test', cfg.n_test)}: the data ({data.source}) hold "
+                              f"{data.n_train} training and {data.n_test} test images; give at most those")
         if cfg.n < data.n_train or cfg.n_test < data.n_test:
             data = data.subsample(cfg.n, cfg.n_test, seed=0)
         if cfg.cifar_norm == "sphere":
@@ -156,6 +156,8 @@ class Cifar:
             def feats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 return fitted_features(X.reshape(*X.shape[:-3], -1), fit, weights)
         (psi, psi_s), (psi_t, psi_st) = feats(X64), feats(Xt64)
+        context = f"CIFAR {cfg.arch}, {cfg.linear} linear model"
+        check_lr(cfg.lr, stability_bound(psi), context)  # before the exact NTK model's n×n kernel
         psi_inf = ntk_inf_features(cfg, data.x_train, data.x_test, K, device) if cfg.ntk_model else None
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_ntk_inf=psi_inf)
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
@@ -165,6 +167,6 @@ class Cifar:
             step=deep.make_step(spec, act, X, y),
             test_outputs=lambda ps: deep.forward(spec, act, ps, Xt),
             comparison=comparison,
-            lr_context=f"CIFAR {cfg.arch}, {cfg.linear} linear model",
+            lr_context=context,
             shared={"data_source": data.source, "linear_model": extra},
         )

@@ -18,7 +18,7 @@ from earlylin.activations import Activation, get_activation
 from earlylin.config import CUSTOM, TwoLayerConfig
 from earlylin.data.arrays import Arrays
 from earlylin.data.synthetic import TargetFn, make_dataset, tr_sigma2_over_d
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.fingerprint import Unhashable, callable_fingerprint
 
 
@@ -45,15 +45,18 @@ class SyntheticInputs:
         if target is not None and data is not None:
             raise ConfigError("give a target function or data arrays, not both")
         if cfg.target.startswith(CUSTOM) and target is None and data is None:
-            raise ConfigError(f"--target {cfg.target!r} names a user target: pass the function as target=")
+            raise ConfigError(f"{arg('target', cfg.target)} names a user target: pass the function as target=")
         self.target, self.data = target, data
 
     @staticmethod
     def configure(cfg: TwoLayerConfig, target: TargetFn | None, data: Arrays | None) -> TwoLayerConfig:
         """The config that records which pieces are the user's (their names, and d, n, n_test of arrays)."""
         if data is not None:
-            return cfg.with_(d=data.d, n=data.n, n_test=data.n_test, target=f"{CUSTOM}arrays",
-                             inputs=f"{CUSTOM}arrays", sigma=f"{CUSTOM}empirical")
+            if not isinstance(data, Arrays):
+                raise ConfigError(f"data: a {type(data).__name__}; give earlylin.Arrays(x_train, y_train, x_test, "
+                                  "y_test)")
+            return data.sized(cfg).with_(target=f"{CUSTOM}arrays", inputs=f"{CUSTOM}arrays",
+                                         sigma=f"{CUSTOM}empirical")
         if target is not None:
             return cfg.with_(target=f"{CUSTOM}{getattr(target, '__name__', 'target')}")
         return cfg
@@ -93,7 +96,7 @@ def resolve_activation(cfg_name: str, activation: ActivationLike | None) -> tupl
     """The activation object and its cache identity ({} for a built-in; a fingerprint or a reason)."""
     if activation is None:
         if cfg_name.startswith(CUSTOM):
-            raise ConfigError(f"--activation {cfg_name!r} names a user activation: pass it as activation=")
+            raise ConfigError(f"{arg('activation', cfg_name)} names a user activation: pass it as activation=")
         return get_activation(cfg_name), {}
     act = get_activation(activation)
     if isinstance(activation, str):

@@ -8,8 +8,16 @@ doubled copy of the paper's symmetric initialisation (docs/theory.md §1, §5.4)
 
 by full-batch GD on (1/2n) Σ (f − y)² with autograd gradients. Seed s initialises θ: a module is
 deep-copied and every submodule with ``reset_parameters()`` is re-initialised under a torch
-generator seeded from (s, init stream) — a module without any keeps its given weights for every
-seed; a function form calls ``init(s)``. Seeds and copies run as a loop of full-batch calls.
+generator seeded from (s, init stream); with ``init=`` (a function of the seed returning the
+parameters in ``named_parameters()`` order) that function gives them instead. A module whose
+parameters no ``reset_parameters()`` covers would train the same network for every seed: with
+several seeds it needs ``init=``. A function form always calls ``init(s)``. Seeds and copies run
+as a loop of full-batch calls.
+
+Before any work (:meth:`Network.check`) each seed's initial network is evaluated on a few training
+points: an input size it cannot take, outputs of another shape, or outputs that are NaN or inf are
+refused with a :class:`~earlylin.errors.ConfigError`. ``d``, ``n`` and ``n_test`` of the config come
+from the data; a config that sets one of them to another value is refused.
 
 The linear model is the affine-plus-norm model least-squares-fitted to the off-diagonal empirical
 NTK of f at initialisation on the first ``n_fit`` training points (:mod:`earlylin.linear.fitted`, fitted
@@ -30,7 +38,7 @@ from torch.func import functional_call
 from earlylin import compare
 from earlylin.config import DTYPES, NetworkConfig
 from earlylin.data.arrays import Arrays
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.experiments.pipeline import Prepared
 from earlylin.fingerprint import Unhashable, callable_fingerprint, module_fingerprint
 from earlylin.linear.fitted import fit_affine, fitted_features
@@ -51,9 +59,6 @@ class Network:
             raise ConfigError("data must be earlylin.Arrays(x_train, y_train, x_test, y_test), "
                               f"not {type(data).__name__}")
         if isinstance(network, torch.nn.Module):
-            if init is not None:
-                raise ConfigError("init= is for a network given as a function; a module is initialised by its "
-                                  "reset_parameters()")
             self.names = [name for name, _ in network.named_parameters()]
             if not self.names:
                 raise ConfigError(f"the module {type(network).__name__} has no parameters to train")
@@ -65,11 +70,44 @@ class Network:
             raise ConfigError("network must be a torch.nn.Module or a function fn(params, x), "
                               f"not {type(network).__name__}")
         self.network, self.init, self.data = network, init, data
-        name = (config.name if config else None) or "custom:network"
+        cfg = config or NetworkConfig()
+        if not isinstance(cfg, NetworkConfig):
+            raise ConfigError(f"config: a {type(cfg).__name__}; run_network takes an earlylin.NetworkConfig")
+        name = cfg.name or "custom:network"
         if name == "custom:network":
             name = f"custom:{type(network).__name__ if isinstance(network, torch.nn.Module) else network.__name__}"
-        self.config = (config or NetworkConfig()).with_(d=data.d, n=data.n, n_test=data.n_test, name=name,
-                                                        n_fit=min((config or NetworkConfig()).n_fit, data.n))
+        n_fit = min(cfg.n_fit, data.n) if cfg.n_fit == NetworkConfig.n_fit else cfg.n_fit  # the default fits any n
+        self.config = data.sized(cfg).with_(name=name, n_fit=n_fit)
+
+    def check(self) -> None:
+        """Refuse, before any work, what would train nothing useful: several seeds of a module whose parameters
+        no ``reset_parameters()`` re-initialises (every seed the same network), and initial networks that
+        cannot take the data's inputs, give outputs of another shape, or give NaN or inf."""
+        seeds = list(self.config.seeds)
+        if isinstance(self.network, torch.nn.Module) and self.init is None and len(seeds) > 1:
+            fixed = _not_reset(self.network)
+            if fixed:
+                shown = ", ".join(fixed[:4]) + (f" and {len(fixed) - 4} more" if len(fixed) > 4 else "")
+                raise ConfigError(
+                    f"{arg('seeds', seeds)}: the parameters {shown} of the module {type(self.network).__name__} are "
+                    "not re-initialised per seed (no reset_parameters() covers them), so every seed would train "
+                    "the same network; give init=, a function of the seed returning the initial parameters in "
+                    "named_parameters() order, or one seed")
+        probe = torch.from_numpy(self.data.x_train[: min(8, self.data.n)]).to(DTYPES[self.config.dtype])
+        for seed in seeds:
+            params = [p.to(probe.dtype) for p in self._initial(seed)]
+            try:
+                with torch.no_grad():
+                    out = self.g(params, probe)
+            except ConfigError:
+                raise
+            except Exception as exc:  # a user's module raises what it raises (RuntimeError, TypeError, …)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(f"the network cannot take the data's inputs: on x_train[:{len(probe)}] of shape "
+                                  f"{tuple(probe.shape)} it raised {type(exc).__name__}: {first}") from None
+            if not bool(torch.isfinite(out).all()):
+                raise ConfigError(f"the network's outputs at initialisation (seed {seed}, x_train[:{len(probe)}]) are "
+                                  "NaN or inf, before any gradient step: check the module, not the learning rate")
 
     def identity(self) -> dict[str, Any] | str:
         try:
@@ -83,6 +121,15 @@ class Network:
 
     # ------------------------------------------------------------------ parameters
     def _initial(self, seed: int) -> list[torch.Tensor]:
+        if self.init is not None:
+            params = [torch.as_tensor(np.asarray(p.detach().cpu() if isinstance(p, torch.Tensor) else p))
+                      for p in self.init(seed)]
+            if isinstance(self.network, torch.nn.Module):
+                want = [tuple(p.shape) for p in self.network.parameters()]
+                if [tuple(p.shape) for p in params] != want:
+                    raise ConfigError(f"init({seed}) gave parameters of shapes {[tuple(p.shape) for p in params]}; "
+                                      f"the module's named_parameters() have {want}")
+            return params
         if isinstance(self.network, torch.nn.Module):
             module = copy.deepcopy(self.network)
             with torch.random.fork_rng(devices=[]):
@@ -92,9 +139,7 @@ class Network:
                     if hasattr(sub, "reset_parameters"):
                         sub.reset_parameters()
             return [p.detach().clone() for _, p in module.named_parameters()]
-        assert self.init is not None
-        return [torch.as_tensor(np.asarray(p.detach().cpu() if isinstance(p, torch.Tensor) else p))
-                for p in self.init(seed)]
+        raise AssertionError("a network given as a function has init=")  # refused in __init__
 
     def g(self, params: Sequence[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
         """g(X; θ), shape (n,), for one network's parameters."""
@@ -160,3 +205,12 @@ class Network:
         """One seed's parameters as (1, 2, *shape) tensors (both copies equal)."""
         return [p.to(device=device, dtype=dtype).unsqueeze(0).unsqueeze(0).expand(1, 2, *p.shape).contiguous()
                 for p in self._initial(seed)]
+
+
+def _not_reset(module: torch.nn.Module) -> list[str]:
+    """Names of the parameters that no ``reset_parameters()`` of their module or an enclosing one re-initialises."""
+    covered: set[int] = set()
+    for sub in module.modules():
+        if callable(getattr(sub, "reset_parameters", None)):
+            covered.update(id(p) for p in sub.parameters())
+    return [name for name, p in module.named_parameters() if id(p) not in covered]

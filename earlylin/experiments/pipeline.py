@@ -4,7 +4,9 @@ An :class:`Experiment` holds exactly what differs between families — its confi
 network (initial parameters and GD step), its linear model(s) — and hands them over as a
 :class:`Prepared` batch. :func:`run` does everything else:
 
-1. validate the config, resolve the device, turn TF32 off (docs/theory.md §6);
+1. validate the config, resolve the device, check that the run fits in memory (:mod:`earlylin.memory`) and
+   that the cache dir can take its results, check a user's pieces on a few points, turn TF32 off
+   (docs/theory.md §6);
 2. look up each seed in the cache (key: family, config, seed, device, the experiment's data and
    callable fingerprints, and the package's code fingerprint — :class:`earlylin.records.Cache`);
 3. train the missing seeds as one batch: the learning-rate stability check against the linear
@@ -28,12 +30,13 @@ from typing import Any, Protocol
 
 import torch
 
+from earlylin import memory
 from earlylin.compare import LinearComparison, early_window
 from earlylin.config import resolve_device, set_exact_fp32
-from earlylin.errors import ConfigError, DivergenceError
+from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.experiments.result import Result, summarise
 from earlylin.progress import say
-from earlylin.records import Cache, to_jsonable
+from earlylin.records import Cache, probe_dir, to_jsonable
 from earlylin.train import Checkpoint, StepFn, record_schedule, run_gd
 
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
@@ -63,7 +66,10 @@ class Experiment(Protocol):
     ``lr``, ``steps``, ``n_log``, ``window_c``, ``escape_factor`` and ``device``.
 
     ``identity()`` is the plain data that, besides the config and the seed, determines a result
-    (fingerprints of user data and callables), or a string saying why the run cannot be cached."""
+    (fingerprints of user data and callables), or a string saying why the run cannot be cached.
+    An experiment may also have ``check()``: a quick test of its pieces on a few points, run before any
+    work (a user's network: :meth:`earlylin.experiments.network.Network.check`). ``prepare`` calls
+    :func:`check_lr` as soon as the linear model's features are known, before its costly parts."""
 
     family: str
     config: Any
@@ -73,16 +79,27 @@ class Experiment(Protocol):
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared: ...
 
 
+def _disk_bytes(cfg: Any) -> int:
+    """A generous bound on what a run writes into the cache dir: per seed its entry (metrics at every recorded
+    step, ≤ 1 MiB), two copies of the checkpoint (the file and its temporary twin: every parameter of both
+    network copies in float64 terms), and the pooled CIFAR arrays (≈ 18 MB) for a CIFAR run."""
+    K = len(cfg.seeds)
+    width, d = int(getattr(cfg, "width", 0)), int(getattr(cfg, "d", 0))
+    depth, k = int(getattr(cfg, "depth", 1)), int(getattr(cfg, "kernel_size", 1))
+    params = 2 * (width * d + depth * width * width * k * k + width)  # both copies of every layer, roughly
+    return K * 2**20 + 2 * K * 8 * params + (40 * 2**20 if hasattr(cfg, "cifar_norm") else 0)
+
+
 def check_lr(lr: float, bound: torch.Tensor, context: str) -> None:
     """Refuse η at or past the linear model's stability bound 2n/λ_max(ΨᵀΨ); warn within 10% of it."""
     limit = float(bound.min())
     if lr >= limit:
         raise ConfigError(
-            f"--lr {lr:g} is past the linear model's stability bound 2n/λ_max(ΨᵀΨ) = {limit:.4g} "
-            f"({context}); use --lr below {limit:.4g}"
+            f"{arg('lr', lr)} is past the linear model's stability bound 2n/λ_max(ΨᵀΨ) = {limit:.4g} "
+            f"({context}); use {arg('lr')} below {limit:.4g}"
         )
     if lr > STABILITY_WARN * limit:
-        warnings.warn(f"--lr {lr:g} is within 10% of the stability bound {limit:.4g}", stacklevel=3)
+        warnings.warn(f"{arg('lr', lr)} is within 10% of the stability bound {limit:.4g}", stacklevel=3)
 
 
 def train(exp: Experiment, seeds: list[int], device: torch.device, progress: bool,
@@ -94,7 +111,7 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
         cfg, "ntk_model", False) else ""
     say(f"set-up: data, network and linear model(s) of {len(seeds)} seed(s){ntk}…", progress)
     prep = exp.prepare(seeds, device, progress)
-    check_lr(cfg.lr, prep.comparison.bound, prep.lr_context)
+    check_lr(cfg.lr, prep.comparison.bound, prep.lr_context)  # every family; most checked it early already
     window = early_window(cfg.d, cfg.lr, cfg.window_c)
     steps = record_schedule(cfg.steps, cfg.n_log, extra=[window])
     rows: list[dict[str, torch.Tensor]] = [] if checkpoint is None else checkpoint.rows
@@ -114,14 +131,22 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
 
 
 def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
-        checkpoint_every_s: float | None = None) -> Result:
+        checkpoint_every_s: float | None = None, max_gb: float | None = None) -> Result:
     """Run (or load from ``cache``) every seed of ``exp``; the missing seeds train as one batch.
+    ``max_gb``: the memory limit in GiB (default: what the device has available; :mod:`earlylin.memory`).
     ``checkpoint_every_s``: seconds between checkpoints of that batch (default
     :func:`earlylin.train.checkpoint_interval`); none without the cache."""
     cfg = exp.config.validate()
     device = resolve_device(cfg.device)
-    set_exact_fp32()
+    if memory.covers(cfg):  # before any work: a run that cannot fit is refused with its estimate
+        memory.check_fits(cfg, device, max_gb)
     cache = cache or Cache(None)
+    if cache.directory is not None:
+        probe_dir(cache.directory, arg("cache_dir"), _disk_bytes(cfg))
+    check = getattr(exp, "check", None)
+    if check is not None:
+        check()
+    set_exact_fp32()
     ident = exp.identity()
     cacheable = cache.enabled and isinstance(ident, dict)
     not_cached = None if isinstance(ident, dict) else ident

@@ -42,7 +42,8 @@ def summarise(
     max_test_mse_ntk_lin_early (with --ntk-lin), max_rel_test_mse_ntk_inf_early (CIFAR with
     --ntk-model), escape_step (on the seed-mean test MSE curve; null if not reached),
     escape_step_per_seed, test_loss_net, test_loss_lin, test_loss_stripped (last step, seed mean),
-    diverged_seeds, wall_time_s, cache_hits (seeds loaded from the cache), code_fingerprint (of the
+    diverged_seeds, wall_time_s (of this call), compute_wall_time_s (the training time the seeds took when they were
+    computed, also for seeds from the cache), cache_hits (seeds loaded from the cache), code_fingerprint (of the
     code that computed them), not_cached (why a run could not be cached, or null).
     """
     cfg = record["config"]
@@ -84,6 +85,7 @@ def summarise(
         "test_loss_stripped": mean_last("test_loss_stripped"),
         "diverged_seeds": {s: m["diverged_at"] for s, m in record["per_seed"].items() if m["diverged_at"] is not None},
         "wall_time_s": wall_time_s,
+        "compute_wall_time_s": float(sum(m.get("wall_time_s") or 0.0 for m in record["per_seed"].values())),
         "cache_hits": int(cache_hits),
         "code_fingerprint": code_fingerprint,
         "not_cached": not_cached,

@@ -19,9 +19,10 @@ from earlylin import compare
 from earlylin.activations import gaussian_constants
 from earlylin.config import DTYPES, TwoLayerConfig
 from earlylin.experiments.inputs import SyntheticFamily
-from earlylin.experiments.pipeline import Prepared
+from earlylin.experiments.pipeline import Prepared, check_lr
 from earlylin.linear.features import ABLATIONS, ablation_is_lin, features
 from earlylin.linear.finite_width import finite_width_features
+from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import linearized
 from earlylin.nets import two_layer as nets
 
@@ -32,6 +33,10 @@ class TwoLayer(SyntheticFamily):
     family = "two_layer"
     default_config = TwoLayerConfig
 
+    @property
+    def lr_context(self) -> str:
+        return f"d={self.config.d}, layers={self.config.layers}"
+
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
         cfg, act = self.config, self.act
         dtype = DTYPES[cfg.dtype]
@@ -41,6 +46,7 @@ class TwoLayer(SyntheticFamily):
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
 
         psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
+        check_lr(cfg.lr, stability_bound(psi), self.lr_context)  # before the costly parts of the set-up
         psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
         inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
@@ -57,6 +63,8 @@ class TwoLayer(SyntheticFamily):
         train_v = cfg.layers in ("second", "both")
         H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
         net_step = nets.make_step(cfg.step, act, X, y, train_W, train_v)  # reference, fast or fused
+        # the fast step's test outputs too are computed on single-threaded workers (bits free of the threads)
+        test_forward = nets.forward_rows if nets.resolve_step(cfg.step, device) == "fast" else nets.forward
         # the θ-linearised network (Lee et al. 2019) trains its own copy of θ alongside; the network's
         # loss alone drives the divergence checks. For the second layer alone it equals the network.
         ntk_step = linearized.LinearizedStep(act, W, v, X, y, train_W, train_v) if cfg.ntk_lin else None
@@ -90,9 +98,9 @@ class TwoLayer(SyntheticFamily):
             params=params,
             lrs=lrs * (len(params) // 2),
             step=step_fn,
-            test_outputs=lambda ps: nets.forward(act, ps[0], ps[1], Xt),
+            test_outputs=lambda ps: test_forward(act, ps[0], ps[1], Xt),
             comparison=comparison,
-            lr_context=f"d={cfg.d}, layers={cfg.layers}",
+            lr_context=self.lr_context,
             shared={"constants": consts.as_dict(), "net_step": nets.step_info(nets.resolve_step(cfg.step, device))},
             extra_row=extra_row,
         )

@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from earlylin.activations import GaussianConstants, gaussian_constants, get_activation
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.linear.features import features, norm_feature
 from earlylin.linear.trajectory import LinearTrajectory
 
@@ -102,7 +102,7 @@ def finite_width_features(
         return psi2
     if layers == "both":
         return torch.cat([psi1, psi2], dim=-1)
-    raise ConfigError(f"--layers {layers!r} is unknown; valid: first, second, both")
+    raise ConfigError(f"{arg('layers', layers)} is unknown; valid: first, second, both")
 
 
 def svd_trajectory(psi_train: torch.Tensor, y: torch.Tensor, lr: float) -> LinearTrajectory:

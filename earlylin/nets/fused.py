@@ -58,7 +58,7 @@ import torch
 
 from earlylin.activations import Activation, get_activation
 from earlylin.config import CUSTOM
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.nets import seed_batched
 
 # Activation codes understood by the kernels; leaky ReLU (and ReLU, slope 0) share one code.
@@ -101,12 +101,12 @@ def unavailable_reason(activation: Activation | str, device: torch.device | str,
     is CUDA (or CPU under TRITON_INTERPRET=1)."""
     if isinstance(activation, str):
         if activation.startswith(CUSTOM):
-            return f"--activation {activation}: the fused step implements {', '.join(FUSED_ACTIVATIONS)}"
+            return f"{arg('activation', activation)}: the fused step implements {', '.join(FUSED_ACTIVATIONS)}"
         activation = get_activation(activation)
     if _act_code(activation) is None:
-        return f"--activation {activation.name}: the fused step implements {', '.join(FUSED_ACTIVATIONS)}"
+        return f"{arg('activation', activation.name)}: the fused step implements {', '.join(FUSED_ACTIVATIONS)}"
     if dtype != "float32":
-        return f"--dtype {dtype}: the fused step is float32 only"
+        return f"{arg('dtype', dtype)}: the fused step is float32 only"
     if not _triton_importable():
         return "the fused step needs Triton (pip install triton)"
     dev = torch.device(device)

@@ -39,7 +39,7 @@ import torch
 
 from earlylin.activations import Activation
 from earlylin.config import NET_STEPS
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, arg
 from earlylin.nets import seed_batched
 from earlylin.rng import STREAM_INIT, stream
 
@@ -154,8 +154,8 @@ class BlockedTwoLayerStep:
     process-wide pool each take every ``threads``-th block and run its ops single-threaded: one
     synchronisation per step instead of one per op, so that no op waits at a barrier for a core that
     another process holds (equal on a quiet 2-core machine; under other processes' load torch's own
-    threading of these small ops was 5–12× slower, BENCHMARKS.md). ``threads=1``, or a single block:
-    the blocks in turn in the calling thread, each op on torch's intra-op threads. X may be (n, d) or
+    threading of these small ops was 5–12× slower, BENCHMARKS.md). A single block, or ``threads=1``, runs
+    on a pool of one worker: whatever the thread count, every op is single-threaded. X may be (n, d) or
     batched (K, n, d).
     """
 
@@ -196,7 +196,7 @@ class BlockedTwoLayerStep:
         f, r = X.new_empty((K, n)), X.new_empty((K, n))
         inv_sqrt_m = 1.0 / math.sqrt(m)
         blocks = [(k, b) for k in range(K) for b in range(n_blocks)]
-        workers = min(self.threads, len(blocks))  # a single block runs in the calling thread
+        workers = min(self.threads, len(blocks))
 
         def work(worker: int) -> None:
             Zb, Hb, RXb = tiles[worker]
@@ -215,10 +215,8 @@ class BlockedTwoLayerStep:
                     rX = torch.mul(Xb, rb.unsqueeze(-1), out=RXb[: stop - start])
                     torch.mm(rX.transpose(0, 1), G, out=gw_parts[k, b])
 
-        if workers == 1:
-            work(0)
-        else:
-            list(_pool(workers).map(work, range(workers)))
+        # every block on a single-threaded worker (one block, one thread too): the bits never depend on the threads
+        list(_pool(workers).map(work, range(workers)))
         loss = 0.5 * torch.mean(r * r, dim=-1)
         scale = 1.0 / (n * math.sqrt(m))
         gv = _sum_in_order(gv_parts).mul_(scale) if self.grad_v else None
@@ -249,7 +247,7 @@ def resolve_step(step: str, device: torch.device | str) -> str:
         ConfigError: ``step`` not one of :data:`earlylin.config.NET_STEPS`.
     """
     if step not in NET_STEPS:
-        raise ConfigError(f"--step {step!r} is unknown; valid: {', '.join(NET_STEPS)}")
+        raise ConfigError(f"{arg('step', step)} is unknown; valid: {', '.join(NET_STEPS)}")
     if step == "auto":
         return "fast" if torch.device(device).type == "cpu" else "reference"
     return step
@@ -268,7 +266,7 @@ def check_step(step: str, activation: str, device: torch.device | str, dtype: st
 
     reason = fused.unavailable_reason(activation, device, dtype)
     if reason is not None:
-        raise ConfigError(f"--step fused: {reason}; use --step auto, fast or reference")
+        raise ConfigError(f"{arg('step', 'fused')}: {reason}; choose another step: auto, fast or reference")
 
 
 def step_info(step: str) -> dict[str, str]:
@@ -276,6 +274,28 @@ def step_info(step: str) -> dict[str, str]:
     (``ieee``: fp32 products; ``tf32x3``: three TF32 tensor-core products per fp32 product)."""
     return {"impl": step, "matmul_precision": "tf32x3" if step == "fused" else "ieee",
             "fused": str(step == "fused").lower()}
+
+
+def forward_rows(act: Activation, W: torch.Tensor, v: torch.Tensor, X: torch.Tensor, *,
+                 block_rows: int | None = None, threads: int | None = None) -> torch.Tensor:
+    """:func:`forward` over blocks of rows, each block's ops single-threaded on a worker of the pool (the
+    ``fast`` step's way, :class:`BlockedTwoLayerStep`): the same bits whatever torch's thread count. A CPU's
+    threaded matrix products may split their sums by thread (seen for vᵀHᵀ at n = 100, m = 256 on an
+    AVX-512 Xeon: 4e-6 apart with 1 and 2 threads), so the test outputs of the ``fast`` path are made this
+    way. W (K, m, d), v (K, m), X (K, n, d) → (K, n)."""
+    K, n, _ = X.shape
+    rows = min(n, block_rows or default_block_rows(W.shape[-2]))
+    blocks = [(k, b) for k in range(K) for b in range(-(-n // rows))]
+    out = X.new_empty((K, n))
+    threads = threads or torch.get_num_threads()
+
+    def work(block: tuple[int, int]) -> None:
+        k, b = block
+        start, stop = b * rows, min(n, (b + 1) * rows)
+        out[k, start:stop] = forward(act, W[k: k + 1], v[k: k + 1], X[k: k + 1, start:stop])[0]
+
+    list(_pool(min(threads, len(blocks))).map(work, blocks))
+    return out
 
 
 def make_step(step: str, act: Activation, X: torch.Tensor, y: torch.Tensor, grad_W: bool,
