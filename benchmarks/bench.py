@@ -51,11 +51,11 @@ import torch
 
 from earlylin import cli
 from earlylin.activations import get_activation
-from earlylin.config import DEVICES, resolve_device, set_exact_fp32
 from earlylin.errors import ConfigError
 from earlylin.nets import fused
 from earlylin.nets import two_layer as nets
-from earlylin.records import environment, write_json_atomic
+from earlylin.runtime.devices import DEVICES, resolve_device, set_exact_fp32
+from earlylin.runtime.records import environment, write_json_atomic
 
 
 def _sync(device: torch.device) -> None:

@@ -13,10 +13,11 @@ Python API (:mod:`earlylin.api`)::
   ``activation=``; :func:`run_network` a torch module of your own; both return a :class:`Result`.
 - Configs: :class:`TwoLayerConfig`, :class:`Cnn1dConfig`, :class:`CifarConfig`, :class:`NetworkConfig`.
 - :func:`get_activation` and :func:`gaussian_constants`: φ, φ′ and ζ, ν, ϑ₀, ϑ₁, ϑ₂.
-- ``sweep(grid, ...)``: a grid of configs, locally or on a Ray cluster (:mod:`earlylin.sweep`).
+- :func:`run_sweep` ``(grid, ...)``: a grid of configs, locally or on a Ray cluster (:mod:`earlylin.sweep`).
 
-Commands: ``python -m earlylin.verify`` (one run, or several d), ``python -m earlylin.kernel``
-(the kernel bound), ``python -m earlylin.figures`` (every figure), ``python -m paper_checks``.
+Commands: ``python -m earlylin verify|sweep|figures|kernel-bound|checks`` (:mod:`earlylin.cli.main`); the
+forms ``python -m earlylin.verify``, ``.sweep``, ``.figures``, ``.kernel`` and ``python -m paper_checks`` run
+the same commands.
 """
 
 from earlylin.activations import gaussian_constants, get_activation
@@ -36,8 +37,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``earlylin.run_sweep`` (:func:`earlylin.sweep.sweep`) is loaded on first use (PEP 562), so that
-    ``python -m earlylin.sweep`` does not find its module imported already by the package."""
+    """``earlylin.run_sweep`` (:func:`earlylin.sweep.sweep`) is loaded on first use (PEP 562): ``import
+    earlylin`` does not import the sweep machinery."""
     if name == "run_sweep":
         from earlylin.sweep import sweep
 

@@ -31,7 +31,7 @@ from earlylin.errors import ConfigError
 from earlylin.experiments import experiment_for, pipeline
 from earlylin.experiments.network import Network
 from earlylin.experiments.result import Result
-from earlylin.records import Cache
+from earlylin.runtime.records import Cache
 
 
 def run(
@@ -42,7 +42,7 @@ def run(
 
     ``target``, ``data`` and ``activation`` replace the config's built-in pieces (two-layer net and
     1D CNN). ``max_gb``: the memory limit in GiB (default: the memory available; a run estimated past it
-    is refused, :mod:`earlylin.memory`). Raises :class:`earlylin.errors.ConfigError` for bad input,
+    is refused, :mod:`earlylin.experiments.memory`). Raises :class:`earlylin.errors.ConfigError` for bad input,
     before any work."""
     pieces = {k: v for k, v in (("target", target), ("data", data), ("activation", activation)) if v is not None}
     _check_config(config, pieces)

@@ -7,7 +7,7 @@ and the start of the escape (after T the net's train loss keeps falling below th
 plateau, and its MSE to f^lin reaches its minimum near step 1,600), in ≈ 22 s on a quiet 2-core CPU.
 The MSE doubles from its value at T only near step 5,200 at d = 50: ``--steps 6000`` (≈ 2.5 min on
 a 2-core CPU) shows that escape.
-``--quick`` (:data:`earlylin.presets.QUICK`) shrinks n, n_test and the step count for a smoke run.
+``--quick`` (:data:`earlylin.studies.presets.QUICK`) shrinks n, n_test and the step count for a smoke run.
 
 A name starting with ``custom:`` (activation, target, inputs) labels a user's own piece, passed to
 the experiment beside the config (:mod:`earlylin.experiments`); the config only records its name.
@@ -24,28 +24,24 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypeVar
 
-import torch
-
 from earlylin.activations import get_activation
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
-from earlylin.errors import ConfigError, arg
+from earlylin.errors import CUSTOM, ConfigError, arg, choice, int_range, positive
 from earlylin.linear.features import LAYERS
+from earlylin.nets.two_layer import NET_STEPS
+from earlylin.runtime.devices import DEVICES, DTYPES
 
-CUSTOM = "custom:"  # prefix of the names of user pieces
 ARCHS = ("fc", "cnn")
 CIFAR_ACTIVATIONS = ("erf", "relu")
 LINEAR_KINDS = ("derived", "fitted")
 CIFAR_NORMS = ("coordinate", "sphere")
 CIFAR_D = 192
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-DEVICES = ("auto", "cpu", "cuda")
 WINDOW_C = 5.0  # T = c·d·log(d)/η: c = 5 gives ≈ 1,000 steps at d = 50, η = 1 (Fig 1a's window)
 MAX_DIM = 100_000
 MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
 # implementations of the two-layer step (earlylin.nets.two_layer.make_step): auto, the whole-matrix reference,
 # the row-blocked CPU path, the fused Triton kernel (CUDA, 3×TF32 products)
-NET_STEPS = ("auto", "reference", "fast", "fused")
 
 
 C = TypeVar("C")
@@ -122,11 +118,11 @@ class TwoLayerConfig(RunControls):
         int_range("teacher_width", self.teacher_width, 1, 10**6)
         int_range("steps", self.steps, 1, 10**9)
         _check_controls(self)
-        _choice("layers", self.layers, LAYERS)
-        _choice("sigma", self.sigma, SIGMA_NAMES, custom=True)
-        _choice("target", self.target, TARGET_NAMES, custom=True)
-        _choice("inputs", self.inputs, INPUT_NAMES, custom=True)
-        _choice("step", self.step, NET_STEPS)
+        choice("layers", self.layers, LAYERS)
+        choice("sigma", self.sigma, SIGMA_NAMES, custom=True)
+        choice("target", self.target, TARGET_NAMES, custom=True)
+        choice("inputs", self.inputs, INPUT_NAMES, custom=True)
+        choice("step", self.step, NET_STEPS)
         if not self.activation.startswith(CUSTOM):
             get_activation(self.activation)
         return self
@@ -194,17 +190,17 @@ class CifarConfig(RunControls):
         return replace(self, **changes)
 
     def validate(self) -> CifarConfig:
-        _choice("arch", self.arch, ARCHS)
+        choice("arch", self.arch, ARCHS)
         int_range("depth", self.depth, 1, 16)
         int_range("width", self.width, 1, 65536)
         if self.kernel_size not in (1, 3, 5, 7):
             raise ConfigError(f"{arg('kernel_size', self.kernel_size)}: must be one of 1, 3, 5, 7")
-        _choice("activation", self.activation, CIFAR_ACTIVATIONS)
+        choice("activation", self.activation, CIFAR_ACTIVATIONS)
         int_range("steps", self.steps, 1, 10**9)
         int_range("n", self.n, 2, 10_000)
         int_range("n_test", self.n_test, 2, 2_000)
-        _choice("linear", self.linear, LINEAR_KINDS)
-        _choice("cifar_norm", self.cifar_norm, CIFAR_NORMS)
+        choice("linear", self.linear, LINEAR_KINDS)
+        choice("cifar_norm", self.cifar_norm, CIFAR_NORMS)
         if self.linear == "fitted":
             int_range("n_fit", self.n_fit, 8, self.n,
                        f"must be an integer in [8, {self.n}] with {arg('linear', 'fitted')}")
@@ -271,27 +267,6 @@ class NetworkConfig(RunControls):
         return self
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    _choice("device", name, DEVICES)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{arg('device', 'cuda')}: no CUDA device is visible to torch; use "
-                          f"{arg('device', 'cpu')} or {arg('device', 'auto')}")
-    return torch.device(name)
-
-
-def set_exact_fp32() -> None:
-    """Turn TF32 off for matmul and cuDNN: fp32 means fp32 (docs/theory.md §6). cuDNN autotuning is on: it
-    picks the fastest exact-fp32 convolution algorithm for the CIFAR CNN (the choice can differ
-    between processes, so CUDA convolutions are not bit-reproducible; recorded in every record)."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
-    torch.set_float32_matmul_precision("highest")
-
-
 def _check_controls(cfg: Any) -> None:
     """The fields every run shares: lr, window, escape factor, record count, seeds, dtype, device."""
     int_range("n_log", cfg.n_log, 2, 10**5)
@@ -307,13 +282,23 @@ def _check_controls(cfg: Any) -> None:
         int_range("seeds", s, 0, 2**63 - 1)
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"{arg('seeds', list(cfg.seeds))}: seeds must be distinct")
-    _choice("dtype", cfg.dtype, tuple(DTYPES))
-    _choice("device", cfg.device, DEVICES)
+    choice("dtype", cfg.dtype, tuple(DTYPES))
+    choice("device", cfg.device, DEVICES)
+
+
+def window_scale(d: int, lr: float) -> float:
+    """d·log(d)/η: the theorem's time scale (docs/theory.md §4.5); the early window is T = c times it."""
+    return d * math.log(d) / lr
+
+
+def early_window(d: int, lr: float, c: float) -> int:
+    """The early window T = c·d·log(d)/η (docs/theory.md §4.5), rounded to a whole step (at least 1)."""
+    return max(1, round(c * window_scale(d, lr)))
 
 
 def _check_window(cfg: Any) -> None:
     """Refuse an early window T = c·d·log(d)/η (docs/theory.md §4.5) that overflows or that no run could reach."""
-    scale = cfg.d * math.log(cfg.d) / cfg.lr
+    scale = window_scale(cfg.d, cfg.lr)
     window = cfg.window_c * scale
     if not math.isfinite(window) or window > MAX_WINDOW:
         raise ConfigError(
@@ -321,20 +306,3 @@ def _check_window(cfg: Any) -> None:
             f"T = c·d·log(d)/η = {window:.3g} steps; valid: {arg('window_c')} in (0, {MAX_WINDOW / scale:.3g}] "
             f"(T ≤ {MAX_WINDOW:.0e} steps)"
         )
-
-
-def int_range(field: str, value: Any, lo: int, hi: int, valid: str | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{arg(field, value)}: {valid or f'must be an integer in [{lo}, {hi}]'}")
-
-
-def positive(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{arg(field, value)}: must be a finite number > 0")
-
-
-def _choice(field: str, value: Any, valid: tuple[str, ...], custom: bool = False) -> None:
-    if custom and isinstance(value, str) and value.startswith(CUSTOM):
-        return
-    if not isinstance(value, str) or value not in valid:
-        raise ConfigError(f"{arg(field, value)} is unknown; valid: {', '.join(valid)}")

@@ -8,6 +8,7 @@ command line. Checks shared by both write the name with :func:`arg`; the command
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 FLAG_OF = {"filter_size": "--filter", "kernel_size": "--filter", "npz_path": "--npz", "max_gb": "--max-gb"}
 _STYLE: contextvars.ContextVar[str] = contextvars.ContextVar("earlylin_naming", default="api")
 _UNSET = object()
+CUSTOM = "custom:"  # prefix of the names of user pieces (activation, target, inputs, network)
 
 
 def flag_of(field: str) -> str:
@@ -76,3 +78,24 @@ def report(err: EarlylinError) -> int:
     if isinstance(err, DivergenceError):
         return 4
     return 1
+
+
+# ------------------------------------------------------------------ checks shared by every config
+def int_range(field: str, value: Any, lo: int, hi: int, valid: str | None = None) -> None:
+    """Refuse ``value`` unless it is an integer (not a bool) in [lo, hi]; ``valid`` rewords the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{arg(field, value)}: {valid or f'must be an integer in [{lo}, {hi}]'}")
+
+
+def positive(field: str, value: Any) -> None:
+    """Refuse ``value`` unless it is a finite number > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{arg(field, value)}: must be a finite number > 0")
+
+
+def choice(field: str, value: Any, valid: tuple[str, ...], custom: bool = False) -> None:
+    """Refuse ``value`` unless it is one of ``valid`` (``custom``: or a user piece's ``custom:`` name)."""
+    if custom and isinstance(value, str) and value.startswith(CUSTOM):
+        return
+    if not isinstance(value, str) or value not in valid:
+        raise ConfigError(f"{arg(field, value)} is unknown; valid: {', '.join(valid)}")

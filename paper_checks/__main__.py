@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from earlylin import cli
-from earlylin.config import DEVICES, resolve_device
 from earlylin.errors import ConfigError, DataError
-from earlylin.records import (
+from earlylin.runtime.devices import DEVICES, resolve_device
+from earlylin.runtime.records import (
     Cache,
     default_cache_dir,
     device_label,

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from earlylin.analysis import escape_fit, fig1c_slopes, loglog_fit
-from earlylin.phase import ALPHA_BOUNDARY, ALPHA_FIXED_M, ALPHA_GROWN, FIG1, path_slopes, summarise_slopes
-from earlylin.presets import FIG2_TARGETS
-from earlylin.tables import table_escape, table_fig1c, table_phase, table_width_split
+from earlylin.experiments.analysis import escape_fit, fig1c_slopes, loglog_fit
+from earlylin.figures.tables import table_escape, table_fig1c, table_phase, table_width_split
+from earlylin.studies.phase import ALPHA_BOUNDARY, ALPHA_FIXED_M, ALPHA_GROWN, FIG1, path_slopes, summarise_slopes
+from earlylin.studies.presets import FIG2_TARGETS
 from paper_checks.fig3 import PERP_CHECKS, WINDOW_CHECKS
 from paper_checks.result import CLAIM_OF, UNKNOWNS, CheckResult, from_rows
 from paper_checks.rows import (  # the per-run rows and their thresholds, re-exported here

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from earlylin.analysis import FIG3_EARLY_STEPS
+from earlylin.experiments.analysis import FIG3_EARLY_STEPS
 from paper_checks.result import FIG3_GRIDS, FIG3_SINGLE, CheckResult, from_rows
 from paper_checks.rows import FIG3_CRITERION, PERP_CLAIM, PERP_CRITERION, fig3_row, perp_row, run_curve
 

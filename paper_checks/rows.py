@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from earlylin.analysis import FIG3_EARLY_STEPS, seed_mean
+from earlylin.experiments.analysis import FIG3_EARLY_STEPS, seed_mean
 from paper_checks.verdicts import FAILS, HOLDS, INCONCLUSIVE, Row
 
 NORM_RATIO = 2.0         # Fig 2: the stripped model's early MSE to the net ≥ 2× f^lin's

@@ -16,7 +16,11 @@ import pytest
 
 import earlylin.sweep as sweep_cli
 import paper_checks.__main__ as checks_cli
-from earlylin import figures, kernel, verify
+from earlylin import figures
+from earlylin.cli import figures as figures_cli
+from earlylin.cli import kernel_bound as kernel
+from earlylin.cli import sweep as sweep_command
+from earlylin.cli import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--d", "8", "--n", "50", "--n-test", "20", "--width", "8", "--steps", "5", "--device", "cpu", "--quiet"]
@@ -60,7 +64,7 @@ _HELD: list = []
 
 def held(tmp: Path) -> Path:
     """A folder another run is writing to now: its lock is held (by this process, on its own descriptor)."""
-    from earlylin.records import locked_dir
+    from earlylin.runtime.records import locked_dir
 
     folder = tmp / "held"
     lock = locked_dir(folder, "--out")
@@ -116,7 +120,7 @@ CASES: list[Case] = [
     ("verify", lambda t: [*CIFAR, "--arch", "cnn", "--filter", "0"], "--filter 0"),
     ("verify", lambda t: [*CIFAR, "--n", "20000"], "--n 20000"),
     ("verify", lambda t: [*CIFAR, "--download", "--data-dir", str(a_file(t))], "--data-dir"),
-    # verify: sizes inside the flags' ranges that do not fit in memory (the estimate of earlylin.memory)
+    # verify: sizes inside the flags' ranges that do not fit in memory (the estimate of earlylin.experiments.memory)
     ("verify", lambda t: ["--width", "10000000", "--device", "cpu"], "--width 10000000, --seeds 0 needs about"),
     ("verify", lambda t: ["--n", "100000000", "--device", "cpu"], "--n 100000000, --n-test 2000"),
     ("verify", lambda t: ["--d", "100000", "--quick", "--device", "cpu"], "the two-layer run --d 100000"),
@@ -198,8 +202,8 @@ def guarded(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / OUT / "cache"))
     (tmp_path / OUT).mkdir()
     monkeypatch.chdir(tmp_path / OUT)
-    return {"verify": verify.main, "kernel": kernel.main, "figures": figures.main, "checks": checks_cli.main,
-            "bench": bench.main, "sweep": sweep_cli.main}
+    return {"verify": verify.main, "kernel": kernel.main, "figures": figures_cli.main, "checks": checks_cli.main,
+            "bench": bench.main, "sweep": sweep_command.main}
 
 
 def _exit_status(main: Callable[[list[str]], int], argv: list[str]) -> int:
@@ -230,5 +234,5 @@ def test_at_least_thirty_inputs_and_every_command():
 
 def test_every_entry_point_is_wrapped():
     """Each main goes through earlylin.cli.command (errors, Ctrl-C and SIGTERM as one line)."""
-    for main in (verify.main, kernel.main, figures.main, checks_cli.main, bench.main, sweep_cli.main):
+    for main in (verify.main, kernel.main, figures_cli.main, checks_cli.main, bench.main, sweep_command.main):
         assert getattr(main, "__wrapped__", None) is not None, main.__module__

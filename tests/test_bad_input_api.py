@@ -25,7 +25,7 @@ from earlylin.errors import ConfigError, DataError
 from earlylin.experiments import network as network_module
 from earlylin.experiments import pipeline
 from earlylin.linear import trajectory
-from tests.conftest import start_training
+from tests.conftest import finish, start_training
 
 SMALL = {"d": 8, "n": 50, "n_test": 20, "width": 8, "steps": 5, "device": "cpu"}
 
@@ -212,7 +212,7 @@ def test_disk_that_fills_mid_run_gives_one_line_naming_the_path(small_disk, tmp_
     cache = small_disk / "cache"
     proc = start_training(tmp_path / "out", "--cache-dir", str(cache), env={"EARLYLIN_CHECKPOINT_EVERY_S": "0.2"})
     _fill(small_disk)
-    _, err = proc.communicate(timeout=120)
+    _, err = finish(proc)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 1, err
     assert len(lines) == 1 and "Traceback" not in err, err

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import earlylin
-from earlylin.fingerprint import PACKAGE_ROOT, Unhashable, callable_fingerprint, code_fingerprint
-from earlylin.records import Cache
+from earlylin.runtime.fingerprint import PACKAGE_ROOT, Unhashable, callable_fingerprint, code_fingerprint
+from earlylin.runtime.records import Cache
 
 SMALL = {"d": 8, "n": 200, "n_test": 100, "width": 16, "steps": 40, "n_log": 8}
 

@@ -1,4 +1,4 @@
-"""Checkpoints inside long runs (earlylin.train.Checkpoint): a run killed after a checkpoint resumes there,
+"""Checkpoints inside long runs (earlylin.experiments.train.Checkpoint): a run killed after a checkpoint resumes there,
 and its record is bit-identical (CPU) to an uninterrupted run's."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from earlylin import verify
+from earlylin.cli import verify
 from earlylin.errors import ConfigError
-from earlylin.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, Checkpoint, checkpoint_interval, run_gd
+from earlylin.experiments.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, Checkpoint, checkpoint_interval, run_gd
 
 SIZE = ["--d", "8", "--n", "100", "--n-test", "20", "--width", "16", "--steps", "2000", "--n-log", "20",
         "--seeds", "0", "1", "--device", "cpu", "--no-plot"]

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from earlylin import verify
 from earlylin.activations import get_activation
+from earlylin.cli import verify
 from earlylin.config import CifarConfig
 from earlylin.errors import ConfigError
 from earlylin.experiments import Cifar, pipeline
@@ -195,7 +195,7 @@ def test_infinite_width_ntk_model_is_recorded(tmp_path):
 
 def test_cifar_cache_is_per_seed(tmp_path, monkeypatch):
     """A cached CIFAR run extended by one seed trains only that seed; a corrupted entry is retrained."""
-    from earlylin.records import Cache
+    from earlylin.runtime.records import Cache
 
     cache = Cache(tmp_path)
     cfg = CifarConfig(arch="fc", width=16, n=60, n_test=40, steps=10, n_fit=16, seeds=(0, 1), device="cpu")

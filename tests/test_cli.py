@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from earlylin import cli, verify
+from earlylin import cli
+from earlylin.cli import verify
 from earlylin.errors import ConfigError, DataError
-from earlylin.progress import PROGRESS_ENV
-from tests.conftest import start_training
+from earlylin.runtime.progress import PROGRESS_ENV
+from tests.conftest import finish, start_training
 
 SMALL = ["--n", "300", "--n-test", "100", "--width", "64", "--steps", "60", "--no-cache", "--quiet", "--device", "cpu"]
 SUMMARY_KEYS = {"early_window_steps", "max_test_mse_early", "max_rel_test_mse_early", "escape_step",
@@ -150,7 +151,8 @@ def _help(main) -> str:
 def test_help_is_clean(name, capsys):
     """No "(default: None)" and no raw Python dict or list in any --help."""
     import paper_checks.__main__ as checks_cli
-    from earlylin import figures, kernel
+    from earlylin.cli import figures
+    from earlylin.cli import kernel_bound as kernel
     from tests.test_bad_input import bench
 
     main = {"verify": verify.main, "kernel": kernel.main, "figures": figures.main, "checks": checks_cli.main,
@@ -193,7 +195,7 @@ def test_command_turns_exceptions_into_one_line(capsys, raised, status, needle):
 def test_signal_mid_training_exits_with_one_line_and_no_files(tmp_path, sig, status, needle):
     proc = start_training(tmp_path / "out", "--cache-dir", str(tmp_path / "cache"))
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    _, err = finish(proc)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == status, err
     assert "Traceback" not in err and len(lines) == 1 and needle in lines[0]
@@ -288,7 +290,7 @@ def test_verify_figure_fits_the_run_and_names_it(tmp_path):
     an axis stretched to it), a legend for the five test points, a suptitle with data, net and sizes."""
     import matplotlib.pyplot as plt
 
-    from earlylin.plots import verify_figure
+    from earlylin.figures.plots import verify_figure
 
     assert verify.main([*SMALL, "--d", "10", "--window-c", "50", "--no-plot", "--out", str(tmp_path)]) == 0
     record = json.loads((tmp_path / "record.json").read_text())
@@ -360,7 +362,7 @@ def test_one_version_string():
     from importlib.metadata import version
 
     import earlylin
-    from earlylin.records import environment
+    from earlylin.runtime.records import environment
 
     assert version("earlylin") == earlylin.__version__
     assert environment(__import__("torch").device("cpu"), "float32")["earlylin"] == earlylin.__version__

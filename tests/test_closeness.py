@@ -19,8 +19,7 @@ import torch
 
 import earlylin
 from earlylin.activations import gaussian_constants, get_activation
-from earlylin.compare import early_window
-from earlylin.config import TwoLayerConfig
+from earlylin.config import TwoLayerConfig, early_window
 from earlylin.data.synthetic import make_dataset
 from earlylin.linear.features import features
 from earlylin.nets.two_layer import symmetric_init

@@ -17,8 +17,8 @@ from earlylin.config import TwoLayerConfig
 from earlylin.errors import DivergenceError
 from earlylin.experiments import TwoLayer
 from earlylin.experiments import run as run_experiment
-from earlylin.records import Cache, write_json_atomic
-from earlylin.train import record_schedule, run_gd
+from earlylin.experiments.train import record_schedule, run_gd
+from earlylin.runtime.records import Cache, write_json_atomic
 
 
 def run_two_layer(cfg: TwoLayerConfig, cache: Cache | None = None) -> dict:
@@ -69,7 +69,7 @@ def test_nan_loss_is_caught_at_its_step():
 
 WRITER = """
 import sys, itertools
-from earlylin.records import write_json_atomic
+from earlylin.runtime.records import write_json_atomic
 path = sys.argv[1]
 payload = list(range(200_000))
 print("ready", flush=True)
@@ -178,7 +178,9 @@ FIGURES_DRIVER = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from test_paper_figures import TINY
-from earlylin import presets, studies, figures
+from earlylin import studies
+from earlylin.cli import figures
+from earlylin.studies import presets
 presets.STUDY_SPECS["quick"] = TINY
 real = studies._run
 def logged(study, *a, **k):

@@ -18,11 +18,11 @@ import earlylin
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.config import TwoLayerConfig
 from earlylin.data.synthetic import make_dataset
+from earlylin.figures.plots import PLOTS
+from earlylin.figures.tables import TABLES
 from earlylin.linear.features import features
-from earlylin.plots import PLOTS
-from earlylin.presets import FIG2_TARGETS, STUDY_SPECS
 from earlylin.studies import study_configs
-from earlylin.tables import TABLES
+from earlylin.studies.presets import FIG2_TARGETS, STUDY_SPECS
 from paper_checks.checks import CHECKS, FIG2_STUDIES
 from paper_checks.verdicts import ALL_FAIL, ALL_HOLD, SOME, UNDECIDED, Row, claim_classes, class_of, summarise
 

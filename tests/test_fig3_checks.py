@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from earlylin.plots import PLOTS
-from earlylin.presets import FIG3_CNN_SETTINGS, STUDY_SPECS
-from earlylin.records import Cache
+from earlylin.figures.plots import PLOTS
+from earlylin.figures.tables import TABLES
+from earlylin.runtime.records import Cache
 from earlylin.studies import get_study, study_configs
-from earlylin.tables import TABLES
+from earlylin.studies.presets import FIG3_CNN_SETTINGS, STUDY_SPECS
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CLAIM_OF, UNKNOWNS
 from paper_checks.result import FIG3_GRIDS, FIG3_SINGLE, FIG3_WINDOW_CHECKS, VLIN_PERP_CHECKS
 

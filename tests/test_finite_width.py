@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from earlylin.activations import gaussian_constants, get_activation
+from earlylin.experiments.width_split import width_split
 from earlylin.linear.features import LAYERS, features
 from earlylin.linear.finite_width import (
     finite_width_features,
     svd_trajectory,
-    width_split,
 )
 from earlylin.linear.trajectory import LinearTrajectory
 from earlylin.nets.two_layer import symmetric_init

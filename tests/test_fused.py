@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from earlylin.activations import Activation, get_activation
-from earlylin.config import set_exact_fp32
 from earlylin.errors import ConfigError
 from earlylin.nets import two_layer as nets
+from earlylin.runtime.devices import set_exact_fp32
 
 # Triton's interpreter runs the kernels on CPU tensors; TRITON_INTERPRET must be set before triton is
 # first imported. TRITON_INTERPRET=0 on a GPU machine runs the same checks on the compiled kernels.

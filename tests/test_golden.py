@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from earlylin import verify
+from earlylin.cli import verify
 from earlylin.ntk import linearise
 from tests.golden.derive_tolerances import (
     FACTOR,
@@ -239,7 +239,7 @@ def _result(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 THREADS_SCRIPT = """
 import sys, torch
-from earlylin import verify
+from earlylin.cli import verify
 for threads, out in zip((1, 2), sys.argv[1:]):
     torch.set_num_threads(threads)
     assert verify.main(["--d", "20", "--n", "4200", "--n-test", "100", "--width", "256", "--steps", "10",
@@ -247,7 +247,7 @@ for threads, out in zip((1, 2), sys.argv[1:]):
 """
 
 
-# metrics of the network's outputs and the labels alone (earlylin.compare.LinearComparison.row)
+# metrics of the network's outputs and the labels alone (earlylin.experiments.comparison.LinearComparison.row)
 NETWORK_ONLY = ("train_loss_net", "test_loss_net", "train_err_net", "test_err_net", "logits_net")
 
 

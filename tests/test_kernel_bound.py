@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from earlylin import kernel
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.bound.config import KernelBoundConfig
 from earlylin.bound.lanczos import extreme_eig, lanczos_extreme
 from earlylin.bound.measure import fit_exponents, measure_blocks, run_kernel_bound
 from earlylin.bound.operator import BLOCKS, KernelDifference, TangentKernel, lin_norm, mirror_half
+from earlylin.cli import kernel_bound as kernel
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
 from earlylin.linear.features import features
 from earlylin.nets.two_layer import symmetric_init

@@ -74,18 +74,57 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+# The package's layers, lowest first: a module imports only its own layer and those below it. The
+# names are module prefixes (a wing and everything in it).
+LAYERS = (
+    ("earlylin.errors", "earlylin.version"),                       # the error type, value naming, checks
+    ("earlylin.runtime", "earlylin.quadrature"),                   # seeds, fingerprints, records, devices
+    ("earlylin.activations",),                                     # φ and its Gaussian constants
+    ("earlylin.data", "earlylin.nets", "earlylin.linear", "earlylin.ntk", "earlylin.bound"),  # the science
+    ("earlylin.config",),                                          # run configurations
+    ("earlylin.experiments",),                                     # one pipeline: train, compare, record
+    ("earlylin.sweep",),                                           # grids of runs
+    ("earlylin.studies",),                                         # the named studies of the paper
+    ("earlylin.figures",),                                         # tables and plots of the studies
+    ("earlylin.cli", "earlylin.api"),                              # the commands and the Python face
+)
+# entry points sit above every layer: the package's face and the `python -m` modules
+ENTRY_POINTS = ("earlylin", "earlylin.__main__", "earlylin.verify", "earlylin.kernel", "earlylin.sweep.__main__",
+                "earlylin.figures.__main__")
+MAX_TOP_MODULES = 12
+
+
+def layer_of(module: str) -> int | None:
+    for rank, group in enumerate(LAYERS):
+        if any(module == g or module.startswith(g + ".") for g in group):
+            return rank
+    return None
+
+
 def test_data_flows_one_way():
-    """Lower layers never import higher ones: no model, data or linear module imports the pipeline,
-    the analysis, tables, plots or a command."""
+    """Lower layers never import higher ones (LAYERS): no model, data or linear module imports a config,
+    the pipeline, a study, a figure or a command; every module has a layer."""
     graph = import_graph()
-    high = ("earlylin.experiments", "earlylin.analysis", "earlylin.tables", "earlylin.plots", "earlylin.studies",
-            "earlylin.verify", "earlylin.figures", "earlylin.sweep", "earlylin.cli")
-    for low in ("earlylin.data", "earlylin.nets", "earlylin.linear", "earlylin.ntk", "earlylin.bound",
-                "earlylin.activations", "earlylin.quadrature", "earlylin.compare", "earlylin.train"):
-        for mod, deps in graph.items():
-            if mod == low or mod.startswith(low + "."):
-                bad = sorted(d for d in deps if d.startswith(high))
-                assert not bad, f"{mod} imports {bad}"
+    for mod, deps in graph.items():
+        if mod in ENTRY_POINTS:
+            continue
+        rank = layer_of(mod)
+        assert rank is not None, f"{mod} is in no layer of LAYERS"
+        bad = sorted(d for d in deps if d not in ENTRY_POINTS and (layer_of(d) or 0) > rank)
+        assert not bad, f"{mod} (layer {rank}) imports higher layers: {bad}"
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert layer_of("earlylin.nets.two_layer") < layer_of("earlylin.config") < layer_of("earlylin.cli.verify")
+    assert layer_of("earlylin.runtime.records") < layer_of("earlylin.activations")
+    assert layer_of("earlylin.somewhere_new") is None
+
+
+def test_few_modules_at_the_top():
+    """At most 12 modules directly in earlylin/: the rest live in the wings (runtime, data, nets, linear, ntk,
+    bound, experiments, sweep, studies, figures, cli)."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, top
 
 
 def test_modules_stay_small():

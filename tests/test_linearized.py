@@ -11,9 +11,9 @@ import torch
 from torch.func import grad
 
 from earlylin.activations import get_activation
+from earlylin.experiments.train import run_gd
 from earlylin.nets import linearized as lz
 from earlylin.nets import two_layer as nets
-from earlylin.train import run_gd
 from tests.conftest import ALL_ACTIVATIONS, assert_close
 from tests.oracles import empirical_ntk, loss_and_grads, ntk_blocks
 

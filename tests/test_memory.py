@@ -1,4 +1,5 @@
-"""The memory estimate (earlylin.memory) against the peak RSS of real runs, and the refusal it makes possible.
+"""The memory estimate (earlylin.experiments.memory) against the peak RSS of real runs, and the refusal it
+makes possible.
 
 How a run's memory is measured, independently of the estimate: a ``python -c`` subprocess imports earlylin and
 then, for each config, forks a child that calls ``earlylin.run(cfg)`` (``device="cpu"``, no result cache) and
@@ -28,7 +29,7 @@ from earlylin.config import CifarConfig, Cnn1dConfig, NetworkConfig, TwoLayerCon
 from earlylin.data import cifar_files
 from earlylin.errors import ConfigError, DataError, naming
 from earlylin.experiments import config_from_dict, family_of
-from earlylin.memory import GIB, OVERHEAD, available_bytes, check_fits, estimate_bytes
+from earlylin.experiments.memory import GIB, OVERHEAD, available_bytes, check_fits, estimate_bytes
 
 MB = 2**20
 RUN = dict(steps=1, n_log=2, device="cpu")  # memory does not depend on the step count

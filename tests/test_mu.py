@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from earlylin import mu
+from earlylin.experiments import mu
 from tests.conftest import assert_close
 
 LOG2 = math.log(2.0)

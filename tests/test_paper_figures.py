@@ -9,12 +9,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from earlylin import figures, presets, studies
-from earlylin.analysis import col
+from earlylin import figures, studies
+from earlylin.cli import figures as figures_cli
 from earlylin.errors import ConfigError
-from earlylin.plots import PLOTS
-from earlylin.records import Cache, read_csv, write_csv_atomic
-from earlylin.tables import TABLES
+from earlylin.experiments.analysis import col
+from earlylin.figures.plots import PLOTS
+from earlylin.figures.tables import TABLES
+from earlylin.runtime.records import Cache, read_csv, write_csv_atomic
+from earlylin.studies import presets
 
 FIGURES = list(TABLES)
 
@@ -160,15 +162,15 @@ def test_figures_from_saved_records_run_nothing(tiny, tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(studies, "get_study", refuse)
     ids = ["fig1a", "fig3_grid", "kernel_ratio"]
-    assert figures.main(["--quick", "--records", str(tiny["out"] / "records"), "--out", str(tmp_path), "--only", *ids,
-                         "--quiet"]) == 0
+    assert figures_cli.main(["--quick", "--records", str(tiny["out"] / "records"), "--out", str(tmp_path),
+                             "--only", *ids, "--quiet"]) == 0
     for fid in ids:
         assert (tmp_path / f"{fid}.csv").read_bytes() == (tiny["out"] / f"{fid}.csv").read_bytes()
         assert (tmp_path / f"{fid}.png").stat().st_size > 1000
     capsys.readouterr()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "fig1.json").write_text(json.dumps({"study": "fig1", "size": "paper"}))
-    assert figures.main(["--quick", "--records", str(tmp_path / "bad"), "--out", str(tmp_path / "o"), "--only",
+    assert figures_cli.main(["--quick", "--records", str(tmp_path / "bad"), "--out", str(tmp_path / "o"), "--only",
                          "fig1a"]) == 1
     assert "expected 'fig1' at 'quick'" in capsys.readouterr().err
 
@@ -191,9 +193,9 @@ def test_corrupted_study_entry_is_recomputed(tiny, monkeypatch):
 def test_bad_inputs_fail_before_work(tmp_path, capsys):
     with pytest.raises(ConfigError, match="fig9"):
         figures.regenerate(["fig9"], "quick", "cpu", tmp_path, None)
-    assert figures.main(["--only", "nope", "--out", str(tmp_path)]) == 2
+    assert figures_cli.main(["--only", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown figure id" in capsys.readouterr().err
-    assert figures.main(["--replot", "--only", "fig1a", "--out", str(tmp_path / "empty")]) == 2
+    assert figures_cli.main(["--replot", "--only", "fig1a", "--out", str(tmp_path / "empty")]) == 2
     with pytest.raises(ConfigError, match="study 'nope'"):
         studies.spec_of("nope", "paper")
     with pytest.raises(ConfigError, match="size 'huge'"):
@@ -217,7 +219,7 @@ def test_every_table_has_one_plot_in_order():
 def test_default_out_is_not_the_committed_figures(tmp_path, monkeypatch, capsys):
     """Without --out the command reads and writes runs/figures/ (--quick: runs/figures-quick/), never figures/."""
     monkeypatch.chdir(tmp_path)
-    assert figures.main(["--replot", "--only", "fig1a"]) == 2
+    assert figures_cli.main(["--replot", "--only", "fig1a"]) == 2
     assert "runs/figures/fig1a.csv" in capsys.readouterr().err
-    assert figures.main(["--replot", "--quick", "--only", "fig1a"]) == 2
+    assert figures_cli.main(["--replot", "--quick", "--only", "fig1a"]) == 2
     assert "runs/figures-quick/fig1a.csv" in capsys.readouterr().err

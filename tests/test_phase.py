@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from earlylin import figures, studies
-from earlylin.analysis import col
-from earlylin.phase import ALPHA_FIXED_M, ALPHA_GROWN, grid_of, path_slopes
-from earlylin.plots import PLOTS
-from earlylin.presets import STUDY_SPECS
-from earlylin.records import Cache, read_csv
-from earlylin.tables import table_phase
+from earlylin.experiments.analysis import col
+from earlylin.figures.plots import PLOTS
+from earlylin.figures.tables import table_phase
+from earlylin.runtime.records import Cache, read_csv
+from earlylin.studies.phase import ALPHA_FIXED_M, ALPHA_GROWN, grid_of, path_slopes
+from earlylin.studies.presets import STUDY_SPECS
 from paper_checks.checks import phase_diagram
 
 DS, RS = (8, 16, 32, 64), (1, 2, 4, 8, 16)

@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 import earlylin
-from earlylin import verify
-from earlylin.compare import early_window
-from earlylin.config import TwoLayerConfig
+from earlylin.cli import verify
+from earlylin.cli.sweep import main as sweep_main
+from earlylin.config import TwoLayerConfig, early_window
 from earlylin.errors import ConfigError
-from earlylin.records import read_csv
-from earlylin.sweep import main as sweep_main
+from earlylin.runtime.records import read_csv
 from earlylin.sweep import run_point
-from earlylin.sweep_spec import parse_assignments, resolve_fields
+from earlylin.sweep.spec import parse_assignments, resolve_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = {"d": [6, 8], "width": [8, 16]}  # 4 points

@@ -33,9 +33,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from earlylin import tables
-from earlylin.records import write_csv_atomic
-from earlylin.tables import TABLES
+from earlylin import config
+from earlylin.figures.tables import TABLES
+from earlylin.runtime.records import write_csv_atomic
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 TOL = 1e-12
@@ -123,10 +123,10 @@ def test_a_last_bit_change_of_log_passes(records, tmp_path, monkeypatch):
 
         return SimpleNamespace(**{**{k: getattr(math, k) for k in dir(math) if not k.startswith("_")}, "log": log})
 
-    monkeypatch.setattr(tables, "math", log_off(4))
+    monkeypatch.setattr(config, "math", log_off(4))  # the one d·log(d)/η: config.window_scale
     new = _rebuilt(records, "escape", tmp_path)
     assert new != committed and 0 < assert_same_table(new, committed, "escape") < 1
-    monkeypatch.setattr(tables, "math", log_off(0, rel=1e-9))
+    monkeypatch.setattr(config, "math", log_off(0, rel=1e-9))
     with pytest.raises(AssertionError, match="d_log_d_over_lr"):
         assert_same_table(_rebuilt(records, "escape", tmp_path), committed, "escape")
 

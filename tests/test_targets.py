@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from earlylin.activations import gaussian_constants, get_activation
+from earlylin.cli.verify import build_parser
 from earlylin.data.synthetic import (
     TARGET_NAMES,
     make_dataset,
@@ -17,8 +18,7 @@ from earlylin.data.synthetic import (
     target,
 )
 from earlylin.linear.features import ABLATIONS, ablation_is_lin, features, norm_feature
-from earlylin.rng import stream
-from earlylin.verify import build_parser
+from earlylin.runtime.rng import stream
 
 
 @pytest.mark.parametrize("kind", TARGET_NAMES)

@@ -99,8 +99,9 @@ class KernelBoundConfig:
     def validate(self) -> KernelBoundConfig:
         """Check every field; raise :class:`ConfigError` naming the flag, value and valid range."""
         from earlylin.activations import get_activation
-        from earlylin.config import DEVICES, _choice, int_range, positive
         from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES
+        from earlylin.errors import choice, int_range, positive
+        from earlylin.runtime.devices import DEVICES
 
         if not self.ds:
             raise ConfigError("--d: give at least one dimension (integers in [2, 100000])")
@@ -139,25 +140,25 @@ class KernelBoundConfig:
                                     or not math.isfinite(val) or not 0.0 <= val <= 2.0):
                 raise ConfigError(f"{flag} {val!r}: must be a number in [0, 2] (the theorem asks α ∈ (0, 1/4))")
         get_activation(self.activation)
-        _choice("sigma", self.sigma, SIGMA_NAMES)
-        _choice("inputs", self.inputs, INPUT_NAMES)
+        choice("sigma", self.sigma, SIGMA_NAMES)
+        choice("inputs", self.inputs, INPUT_NAMES)
         if not self.blocks:
             raise ConfigError(f"--blocks: give at least one of {', '.join(BLOCKS)}")
         for b in self.blocks:
-            _choice("blocks", b, BLOCKS)
+            choice("blocks", b, BLOCKS)
         _distinct("--blocks", self.blocks)
         if not self.seeds:
             raise ConfigError("--seeds: give at least one seed (integers ≥ 0)")
         for s in self.seeds:
             int_range("seeds", s, 0, 2**63 - 1)
         _distinct("--seeds", self.seeds)
-        _choice("method", self.method, METHODS)
+        choice("method", self.method, METHODS)
         if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or not 1e-14 <= self.tol <= 0.1:
             raise ConfigError(f"--tol {self.tol!r}: must be a number in [1e-14, 0.1]")
         int_range("max_iter", self.max_iter, 2, 100_000)
         if self.chunk is not None:
             int_range("chunk", self.chunk, 1, 10**7)
-        _choice("device", self.device, DEVICES)
+        choice("device", self.device, DEVICES)
         positive("max_gb", self.max_gb)
         for d in self.ds:
             n_flag = "--n" if self.ns is not None else "--n-scale/--alpha"

@@ -167,8 +167,8 @@ def run_kernel_bound(cfg: KernelBoundConfig, progress: Callable[[str], None] | N
     import time
 
     from earlylin.activations import gaussian_constants, get_activation
-    from earlylin.config import resolve_device
-    from earlylin.records import SCHEMA, environment
+    from earlylin.runtime.devices import resolve_device
+    from earlylin.runtime.records import SCHEMA, environment
 
     cfg.validate()
     device = resolve_device(cfg.device)

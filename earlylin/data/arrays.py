@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from earlylin.errors import ConfigError, arg
-from earlylin.fingerprint import array_fingerprint
+from earlylin.runtime.fingerprint import array_fingerprint
 
 C = TypeVar("C", bound=Any)
 

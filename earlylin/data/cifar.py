@@ -77,7 +77,7 @@ from earlylin.data.cifar_files import (
     Source,
 )
 from earlylin.errors import ConfigError, DataError
-from earlylin.records import default_cache_dir, write_bytes_atomic
+from earlylin.runtime.records import default_cache_dir, write_bytes_atomic
 
 POOL: Final = 4  # 4×4 average pooling → 8×8×3
 POOLED_SIDE: Final = SIDE // POOL
@@ -92,7 +92,7 @@ class _Default(enum.Enum):
 
 
 DEFAULT: Final = _Default.TOKEN
-"""Sentinel for ``cache_dir``: :func:`earlylin.records.default_cache_dir` at call time."""
+"""Sentinel for ``cache_dir``: :func:`earlylin.runtime.records.default_cache_dir` at call time."""
 
 CacheDir = str | os.PathLike[str] | None | Literal[_Default.TOKEN]
 PathArg = str | os.PathLike[str]
@@ -363,7 +363,7 @@ def load_cat_horse(
             torchvision's (``--cifar-root``); the only place looked at when given (never downloaded into).
         download: ``--download``: when neither is given and nothing is found (the npz search, then the
             data dir), fetch the official archive into the data dir. Never implicit.
-        cache_dir: where the pooled arrays are cached; default :func:`earlylin.records.default_cache_dir`
+        cache_dir: where the pooled arrays are cached; default :func:`earlylin.runtime.records.default_cache_dir`
             (at call time); None neither reads nor writes any cache.
         data_dir: where the archive is looked for and downloaded (``cifar_files.resolve_data_dir``:
             else ``$EARLYLIN_DATA_DIR``, else ``pooch.os_cache("earlylin")``).

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earlylin.errors import ConfigError, arg
-from earlylin.rng import STREAM_TEACHER, STREAM_TEST, STREAM_TRAIN, stream
+from earlylin.runtime.rng import STREAM_TEACHER, STREAM_TEST, STREAM_TRAIN, stream
 
 SIGMA_NAMES = ("iso", "decay", "twolevel")
 TARGET_NAMES = ("teacher", "norm", "relu_teacher", "radial")

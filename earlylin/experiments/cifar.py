@@ -27,18 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin import compare
 from earlylin.activations import get_activation
-from earlylin.config import DTYPES, CifarConfig
+from earlylin.config import CifarConfig
 from earlylin.data.cifar import CatHorse, load_cat_horse
 from earlylin.errors import ConfigError, arg
+from earlylin.experiments import comparison as compare
 from earlylin.experiments.pipeline import Prepared, check_lr
-from earlylin.fingerprint import array_fingerprint
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.linear.trajectory import kernel_features, stability_bound
 from earlylin.nets import deep
 from earlylin.ntk import exact, linearise
 from earlylin.ntk.empirical import empirical_ntk
+from earlylin.runtime.devices import DTYPES
+from earlylin.runtime.fingerprint import array_fingerprint
 
 
 def spec_of(cfg: CifarConfig) -> deep.DeepSpec:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from earlylin import compare
 from earlylin.activations import gaussian_constants
-from earlylin.config import DTYPES, Cnn1dConfig
+from earlylin.config import Cnn1dConfig
+from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared
 from earlylin.linear import cnn1d as cnn1d_linear
 from earlylin.linear.features import ABLATIONS, ablation_is_lin
 from earlylin.nets import cnn1d
+from earlylin.runtime.devices import DTYPES
 
 
 class Cnn1d(SyntheticFamily):

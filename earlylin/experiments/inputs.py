@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from earlylin.activations import Activation, get_activation
-from earlylin.config import CUSTOM, TwoLayerConfig
+from earlylin.config import TwoLayerConfig
 from earlylin.data.arrays import Arrays
 from earlylin.data.synthetic import TargetFn, make_dataset, tr_sigma2_over_d
-from earlylin.errors import ConfigError, arg
-from earlylin.fingerprint import Unhashable, callable_fingerprint
+from earlylin.errors import CUSTOM, ConfigError, arg
+from earlylin.runtime.fingerprint import Unhashable, callable_fingerprint
 
 
 @dataclass

@@ -35,15 +35,16 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from earlylin import compare
-from earlylin.config import DTYPES, NetworkConfig
+from earlylin.config import NetworkConfig
 from earlylin.data.arrays import Arrays
 from earlylin.errors import ConfigError, arg
+from earlylin.experiments import comparison as compare
 from earlylin.experiments.pipeline import Prepared
-from earlylin.fingerprint import Unhashable, callable_fingerprint, module_fingerprint
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.ntk.empirical import empirical_ntk
-from earlylin.rng import STREAM_INIT, SUBSTREAM_NETWORK
+from earlylin.runtime.devices import DTYPES
+from earlylin.runtime.fingerprint import Unhashable, callable_fingerprint, module_fingerprint
+from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_NETWORK
 
 NetworkFn = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 

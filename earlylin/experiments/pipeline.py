@@ -4,16 +4,16 @@ An :class:`Experiment` holds exactly what differs between families — its confi
 network (initial parameters and GD step), its linear model(s) — and hands them over as a
 :class:`Prepared` batch. :func:`run` does everything else:
 
-1. validate the config, resolve the device, check that the run fits in memory (:mod:`earlylin.memory`) and
+1. validate the config, resolve the device, check that the run fits in memory (:mod:`earlylin.experiments.memory`) and
    that the cache dir can take its results, check a user's pieces on a few points, turn TF32 off
    (docs/theory.md §6);
 2. look up each seed in the cache (key: family, config, seed, device, the experiment's data and
-   callable fingerprints, and the package's code fingerprint — :class:`earlylin.records.Cache`);
+   callable fingerprints, and the package's code fingerprint — :class:`earlylin.runtime.records.Cache`);
 3. train the missing seeds as one batch: the learning-rate stability check against the linear
    model (η < 2n/λ_max(ΨᵀΨ)), the record schedule (log-spaced steps plus the early window
-   T = c·d·log(d)/η, docs/theory.md §4), full-batch GD (:func:`earlylin.train.run_gd`) with the
-   comparison of :class:`earlylin.compare.LinearComparison` at every recorded step; with the cache
-   on, a :class:`earlylin.train.Checkpoint` of the batch (``<cache>/checkpoints/<key>.pt``, the key
+   T = c·d·log(d)/η, docs/theory.md §4), full-batch GD (:func:`earlylin.experiments.train.run_gd`) with the
+   comparison of :class:`earlylin.experiments.comparison.LinearComparison` at every recorded step; with the cache
+   on, a :class:`earlylin.experiments.train.Checkpoint` of the batch (``<cache>/checkpoints/<key>.pt``, the key
    of the batch of missing seeds) is saved every ``checkpoint_every_s`` seconds, resumed by a rerun
    and deleted when the batch is done;
 4. store each finished, non-diverged seed, and return a :class:`~earlylin.experiments.result.Result`
@@ -30,14 +30,15 @@ from typing import Any, Protocol
 
 import torch
 
-from earlylin import memory
-from earlylin.compare import LinearComparison, early_window
-from earlylin.config import resolve_device, set_exact_fp32
+from earlylin.config import early_window
 from earlylin.errors import ConfigError, DivergenceError, arg
+from earlylin.experiments import memory
+from earlylin.experiments.comparison import LinearComparison
 from earlylin.experiments.result import Result, summarise
-from earlylin.progress import say
-from earlylin.records import Cache, probe_dir, to_jsonable
-from earlylin.train import Checkpoint, StepFn, record_schedule, run_gd
+from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
+from earlylin.runtime.devices import resolve_device, set_exact_fp32
+from earlylin.runtime.progress import say
+from earlylin.runtime.records import Cache, probe_dir, to_jsonable
 
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
 
@@ -105,7 +106,7 @@ def check_lr(lr: float, bound: torch.Tensor, context: str) -> None:
 def train(exp: Experiment, seeds: list[int], device: torch.device, progress: bool,
           checkpoint: Checkpoint | None = None) -> tuple[dict[int, dict], dict]:
     """Train ``seeds`` of ``exp`` as one batch: ({seed: metrics per recorded step}, shared data).
-    ``checkpoint``: resume from it and save to it (:func:`earlylin.train.run_gd`)."""
+    ``checkpoint``: resume from it and save to it (:func:`earlylin.experiments.train.run_gd`)."""
     cfg = exp.config
     ntk = f"; exact NTK model: the {cfg.n}×{cfg.n} kernel and its eigendecomposition" if getattr(
         cfg, "ntk_model", False) else ""
@@ -133,9 +134,9 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
 def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
         checkpoint_every_s: float | None = None, max_gb: float | None = None) -> Result:
     """Run (or load from ``cache``) every seed of ``exp``; the missing seeds train as one batch.
-    ``max_gb``: the memory limit in GiB (default: what the device has available; :mod:`earlylin.memory`).
+    ``max_gb``: the memory limit in GiB (default: what the device has available; :mod:`earlylin.experiments.memory`).
     ``checkpoint_every_s``: seconds between checkpoints of that batch (default
-    :func:`earlylin.train.checkpoint_interval`); none without the cache."""
+    :func:`earlylin.experiments.train.checkpoint_interval`); none without the cache."""
     cfg = exp.config.validate()
     device = resolve_device(cfg.device)
     if memory.covers(cfg):  # before any work: a run that cannot fit is refused with its estimate

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin import records
-from earlylin.analysis import sweep_summary
-from earlylin.compare import early_window, escape_step
-from earlylin.records import SCHEMA, to_jsonable, write_json_atomic
+from earlylin.config import early_window
+from earlylin.experiments.analysis import sweep_summary
+from earlylin.experiments.comparison import escape_step
+from earlylin.runtime import records
+from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic
 
 PER_STEP_EXCLUDED = ("logits_net", "logits_lin")  # (steps, 5) per seed: in per_seed, not in the tidy table
 

@@ -15,9 +15,9 @@ import math
 import numpy as np
 import torch
 
-from earlylin import compare
 from earlylin.activations import gaussian_constants
-from earlylin.config import DTYPES, TwoLayerConfig
+from earlylin.config import TwoLayerConfig
+from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared, check_lr
 from earlylin.linear.features import ABLATIONS, ablation_is_lin, features
@@ -25,6 +25,7 @@ from earlylin.linear.finite_width import finite_width_features
 from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import linearized
 from earlylin.nets import two_layer as nets
+from earlylin.runtime.devices import DTYPES
 
 
 class TwoLayer(SyntheticFamily):

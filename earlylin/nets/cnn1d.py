@@ -27,7 +27,7 @@ import torch
 
 from earlylin.activations import Activation
 from earlylin.nets.two_layer import symmetric_init
-from earlylin.rng import STREAM_CNN1D_SIGNS, stream
+from earlylin.runtime.rng import STREAM_CNN1D_SIGNS, stream
 
 
 def patch_index(d: int, q: int, device: torch.device | None = None) -> torch.Tensor:

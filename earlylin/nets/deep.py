@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from earlylin.activations import Activation
-from earlylin.rng import STREAM_INIT, SUBSTREAM_DEEP, stream
+from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_DEEP, stream
 
 ARCHS = ("fc", "cnn")
 

@@ -57,8 +57,7 @@ from typing import Any
 import torch
 
 from earlylin.activations import Activation, get_activation
-from earlylin.config import CUSTOM
-from earlylin.errors import ConfigError, arg
+from earlylin.errors import CUSTOM, ConfigError, arg
 from earlylin.nets import seed_batched
 
 # Activation codes understood by the kernels; leaky ReLU (and ReLU, slope 0) share one code.

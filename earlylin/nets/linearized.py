@@ -71,7 +71,7 @@ def forward_jvp(
 
 class LinearizedStep:
     """Loss, training outputs and gradients of f^ntk on a fixed batch: a ``step_fn`` for
-    :func:`earlylin.train.run_gd`.
+    :func:`earlylin.experiments.train.run_gd`.
 
     ``step(params)`` with params = [W, v] (the linearised model's own tensors, starting from copies
     of θ₀: :meth:`init_params`) returns (loss (K,), f^ntk(X) (K, n), [∇_W L or None, ∇_v L or None]),

@@ -38,10 +38,11 @@ import numpy as np
 import torch
 
 from earlylin.activations import Activation
-from earlylin.config import NET_STEPS
 from earlylin.errors import ConfigError, arg
 from earlylin.nets import seed_batched
-from earlylin.rng import STREAM_INIT, stream
+from earlylin.runtime.rng import STREAM_INIT, stream
+
+NET_STEPS = ("auto", "reference", "fast", "fused")  # the network step's implementations (resolve_step)
 
 
 def symmetric_init(seed: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -244,7 +245,7 @@ def resolve_step(step: str, device: torch.device | str) -> str:
     measured faster there); any other name is itself.
 
     Raises:
-        ConfigError: ``step`` not one of :data:`earlylin.config.NET_STEPS`.
+        ConfigError: ``step`` not one of :data:`NET_STEPS`.
     """
     if step not in NET_STEPS:
         raise ConfigError(f"{arg('step', step)} is unknown; valid: {', '.join(NET_STEPS)}")

@@ -96,7 +96,8 @@ NOT_REPRODUCIBLE = {
         "metrics": ["per_seed.vlin_rank", "per_seed.test_res_par_net", "per_seed.test_res_perp_net",
                     "per_seed.test_res_par_lin", "per_seed.test_res_perp_lin"],
         "reason": "V_lin = span(Ψ_test) keeps the singular directions above 1e-10 of the largest "
-        "(earlylin.compare.VlinSplit). For the CNN with erf (odd: E φ = 0) the norm coefficients A, c, D, E of "
+        "(earlylin.experiments.comparison.VlinSplit). For the CNN with erf (odd: E φ = 0) the norm coefficients "
+        "A, c, D, E of "
         "the linear model are zero, computed as round-off (|A| ≈ 6e-20, |E| ≈ 1e-21), and "
         "earlylin.ntk.linearise._norm_block keeps the square roots of E's round-off eigenvalues: 64 feature "
         "columns of size ≈ 3e-11, whose singular values (2e-10 to 7e-11 of the largest) straddle the threshold. "
@@ -179,9 +180,9 @@ def quantum(name: str, config: dict[str, Any]) -> float:
 
 
 def _mu(p: Any) -> Any:
-    from earlylin.mu import cmi_from_table, mi_from_table
+    from earlylin.experiments.mu import cmi_from_table, mi_from_table
 
-    return mi_from_table(p.sum(-1)) - cmi_from_table(p)  # p: (..., F, Y, L), as in earlylin.mu.mu_terms
+    return mi_from_table(p.sum(-1)) - cmi_from_table(p)  # p: (..., F, Y, L), as in earlylin.experiments.mu.mu_terms
 
 
 def mu_step(f_net: Any, f_lin: Any, y: Any) -> np.ndarray:
@@ -189,7 +190,7 @@ def mu_step(f_net: Any, f_lin: Any, y: Any) -> np.ndarray:
     output flips: 1/n of the 2×2×2 table moves to the cell across the F axis (0 for a non-finite seed)."""
     import torch
 
-    from earlylin.mu import joint_table
+    from earlylin.experiments.mu import joint_table
 
     tf, tl, ty = (torch.as_tensor(v).double().reshape(-1, torch.as_tensor(v).shape[-1]) for v in (f_net, f_lin, y))
     p = joint_table(tf, ty, tl)
@@ -310,7 +311,8 @@ def machine(record: dict[str, Any]) -> dict[str, Any]:
 def run_record(argv: list[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The record of ``python -m earlylin.verify argv``, run here, and its trace: the network's train and
     test outputs (steps, seeds, points) and :func:`mu_step` (steps, seeds) at every recorded step."""
-    from earlylin import compare, verify
+    from earlylin.cli import verify
+    from earlylin.experiments import comparison as compare
 
     out = Path(argv[argv.index("--out") + 1])
     trace: dict[str, list[np.ndarray]] = {"f_train": [], "f_test": [], "mu_step": []}

@@ -1,4 +1,4 @@
-"""The figures command: regenerate every figure (PNG + CSV table) from cached or saved study records.
+"""``python -m earlylin.figures``: regenerate every figure (PNG + CSV table) from cached or saved study records.
 
 Usage:
     python -m earlylin.figures --quick                  # every figure at CPU size, into runs/figures-quick/
@@ -10,9 +10,9 @@ Usage:
                                                         # tables and figures from saved study records, run nothing
 
 The defaults never overwrite the committed ``figures/``: pass ``--out figures`` to do so. For each
-figure id of :data:`earlylin.tables.TABLES`: the studies it needs (:mod:`earlylin.studies`, cached
+figure id of :data:`earlylin.figures.tables.TABLES`: the studies it needs (:mod:`earlylin.studies`, cached
 per (config, seed) and per study) are loaded or run and saved as ``<out>/records/<study>.json``; its
-table is written as ``<out>/<id>.csv``, read back from disk and drawn by :data:`earlylin.plots.PLOTS`
+table is written as ``<out>/<id>.csv``, read back from disk and drawn by :data:`earlylin.figures.plots.PLOTS`
 into ``<out>/<id>.png``, so a figure shows only what its table holds. ``<out>/index.json`` lists the
 figures, the size, the device and the wall time of each study. Exit status: 0 success, 2 invalid
 input (checked before any work: figure ids, flags --replot or --records would ignore, missing records,
@@ -23,28 +23,15 @@ malformed record), 130 Ctrl-C, 143 SIGTERM.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from earlylin import cli, studies
-from earlylin.config import DEVICES, resolve_device
+from earlylin import cli, figures, studies
 from earlylin.errors import ConfigError
-from earlylin.plots import PLOTS, save_figure
-from earlylin.records import (
-    Cache,
-    default_cache_dir,
-    device_label,
-    environment,
-    read_csv,
-    write_csv_atomic,
-    write_json_atomic,
-)
-from earlylin.tables import TABLES
-
-FIGURES = tuple(TABLES)  # every figure id, in order
+from earlylin.figures import FIGURES
+from earlylin.figures.tables import TABLES
+from earlylin.runtime.devices import DEVICES, resolve_device
+from earlylin.runtime.records import default_cache_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,70 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "(GiB) exceeds this (default: the memory available now)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
-
-
-def regenerate(
-    ids: list[str], size: str, device: str, out: Path, cache_dir: Path | None, replot: bool = False,
-    progress: bool = True, saved: dict[str, dict[str, Any]] | None = None, max_gb: float | None = None,
-) -> dict[str, Any]:
-    """Load or run the studies of ``ids`` (``saved``: the study records to use instead, nothing is run), write
-    records and tables, draw every PNG from its CSV."""
-    bad = [i for i in ids if i not in FIGURES]
-    if bad:
-        raise ConfigError(f"--only {' '.join(bad)}: unknown figure id(s); valid: {', '.join(FIGURES)}")
-    dev = resolve_device(device)
-    start = time.perf_counter()
-    records: dict[str, dict[str, Any]] = {}
-    study_walls: dict[str, float] = {}
-    if not replot:
-        cache = Cache(cache_dir)
-        for study in dict.fromkeys(s for i in ids for s in TABLES[i].studies):
-            t0 = time.perf_counter()
-            records[study] = (saved[study] if saved is not None
-                              else studies.get_study(study, size, device, cache, progress=progress, max_gb=max_gb))
-            study_walls[study] = time.perf_counter() - t0
-            write_json_atomic(out / "records" / f"{study}.json", records[study])
-            if progress:
-                print(f"[{study}] done in {study_walls[study]:.1f}s", file=sys.stderr, flush=True)
-    drawn = []
-    for fid in ids:
-        csv_path = out / f"{fid}.csv"
-        if not replot:
-            write_csv_atomic(csv_path, TABLES[fid].table(records))
-        elif not csv_path.is_file():
-            raise ConfigError(f"--replot: {csv_path} does not exist; run without --replot first")
-        drawn.append(str(save_figure(PLOTS[fid](read_csv(csv_path)), out / f"{fid}.png")))
-    index = {
-        "size": size, "figures": ids, "pngs": drawn, "replot": replot,
-        "environment": environment(dev, "float32"),
-        "study_wall_time_s": study_walls,
-        "study_compute_time_s": {k: r.get("wall_time_s") for k, r in records.items()},
-        "total_wall_time_s": time.perf_counter() - start,
-        "study_device": {k: device_label(r.get("environment")) for k, r in records.items()},  # may mix machines
-        "diverged": {k: [r2["summary"]["diverged_seeds"] for r2 in r.get("runs", []) if r2["summary"].get(
-            "diverged_seeds")] for k, r in records.items()},
-    }
-    index_path = out / "index.json"
-    if index_path.exists() and not replot:
-        index = _merge_index(json.loads(index_path.read_text(encoding="utf-8")), index, list(FIGURES))
-    if not replot or not index_path.exists():
-        write_json_atomic(index_path, index)
-    return index
-
-
-def _merge_index(prev: dict[str, Any], new: dict[str, Any], order: list[str]) -> dict[str, Any]:
-    """``new`` plus the figures and studies of ``prev`` that ``new`` did not redraw (same size only):
-    ``--only`` updates its entries of an index instead of dropping the rest."""
-    if prev.get("size") != new["size"]:
-        return new
-    figs = [f for f in order if f in new["figures"] or f in prev.get("figures", [])]
-    pngs = {Path(p).stem: p for p in [*prev.get("pngs", []), *new["pngs"]]}
-    out = {**new, "figures": figs, "pngs": [pngs[f] for f in figs if f in pngs]}
-    for key in ("study_wall_time_s", "study_compute_time_s", "diverged", "study_device"):
-        out[key] = {**prev.get(key, {}), **new[key]}
-    if "note" in prev:
-        out["note"] = prev["note"]
-    return out
 
 
 def check_args(args: argparse.Namespace, ids: list[str], out: Path) -> Path | None:
@@ -183,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--records {args.records}: no record of {', '.join(missing)} ({size} size); "
                               "make it with python -m earlylin.figures, or leave those figures out of --only")
     with cli.locked_dir(out, "--out"):
-        index = regenerate(ids, size, args.device or "auto", out, cache_dir, args.replot, progress=not args.quiet,
-                           saved=saved, max_gb=args.max_gb)
+        index = figures.regenerate(ids, size, args.device or "auto", out, cache_dir, args.replot,
+                                   progress=not args.quiet, saved=saved, max_gb=args.max_gb)
     for fid in ids:
         print(out / f"{fid}.png")
     listed = "" if args.replot else f"; {out / 'index.json'} lists {len(index['pngs'])}"
@@ -193,7 +116,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"earlylin: some seeds diverged: {index['diverged']}", file=sys.stderr)
         return 3
     return 0
-
-
-if __name__ == "__main__":
-    cli.exit(main())

@@ -1,23 +1,23 @@
-"""The phase diagram's figure, drawn from its table alone (registered as ``phase`` in :data:`earlylin.plots.PLOTS`).
+"""The phase diagram's figure, drawn from its table alone (registered as ``phase`` in
+:data:`earlylin.figures.plots.PLOTS`).
 
 (a) the seed-mean max over t ≤ T of the relative test MSE(net, f^lin) over d × m/d, log colour scale;
 (b) the escape step in units of T (seed mean over the seeds that escaped; "—" where none did within
 the steps run); both with the theorem's boundary m = d^{1+α} (α = 1/4) and the paper's Fig 1 point
 (d = 50, m = 256, n = 20,000) marked; (c) the same error against d, one line per m/d, with the paths
-of :mod:`earlylin.phase` (m ∝ d^{3/2} and fixed m) read from the grid.
+of :mod:`earlylin.studies.phase` (m ∝ d^{3/2} and fixed m) read from the grid.
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-from earlylin.analysis import Table, col, loglog_fit
-from earlylin.phase import ALPHA_BOUNDARY, ALPHA_FIXED_M, ALPHA_GROWN, FIG1, grid_of, path_values
+from earlylin.experiments.analysis import Table, col, loglog_fit
+from earlylin.figures.canvas import subplots
+from earlylin.studies.phase import ALPHA_BOUNDARY, ALPHA_FIXED_M, ALPHA_GROWN, FIG1, grid_of, path_values
 
 
 def _edges(values: np.ndarray) -> np.ndarray:
@@ -28,7 +28,7 @@ def _edges(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[values[0] ** 2 / mid[0]], mid, [values[-1] ** 2 / mid[-1]]])
 
 
-def _map(ax: plt.Axes, ds: np.ndarray, rs: np.ndarray, grid: np.ndarray, labels: list[list[str]], log: bool,
+def _map(ax: Axes, ds: np.ndarray, rs: np.ndarray, grid: np.ndarray, labels: list[list[str]], log: bool,
          title: str, bar: str) -> None:
     xe, ye = _edges(ds), _edges(rs)
     finite = grid[np.isfinite(grid) & (grid > 0)]
@@ -53,8 +53,8 @@ def _map(ax: plt.Axes, ds: np.ndarray, rs: np.ndarray, grid: np.ndarray, labels:
     ax.legend(fontsize=7, loc="upper left")
 
 
-def plot_phase(table: Table) -> plt.Figure:
-    fig, axes = plt.subplots(1, 3, figsize=(19, 5), layout="constrained")
+def plot_phase(table: Table) -> Figure:
+    fig, axes = subplots(1, 3, figsize=(19, 5), layout="constrained")
     ds, rs, rel = grid_of(table, "max_rel_mse_early")
     n_exp, _ = loglog_fit(col(table, "d"), col(table, "n"))
     _map(axes[0], ds, rs, rel, [[f"{v:.3g}" if np.isfinite(v) else "failed" for v in row] for row in rel], True,

@@ -9,7 +9,7 @@
 - :func:`environment` is what every record carries: versions, device, dtype, TF32 flags, threads.
 - :class:`Cache` stores one entry per (config, seed) under ``sha256(payload, code fingerprint)``:
   the payload names the family, the full config, the seed, the device and the fingerprints of any
-  user data or callables; the code fingerprint (:func:`earlylin.fingerprint.code_fingerprint`)
+  user data or callables; the code fingerprint (:func:`earlylin.runtime.fingerprint.code_fingerprint`)
   hashes the package's source, so an entry is never served to other code. An entry whose JSON does
   not parse or whose checksum does not match is ignored and recomputed.
 """
@@ -41,7 +41,7 @@ except ImportError:  # Windows: no advisory locks (locked_dir locks nothing)
     fcntl = None  # type: ignore[assignment]
 
 from earlylin.errors import ConfigError, DataError
-from earlylin.fingerprint import code_fingerprint
+from earlylin.runtime.fingerprint import code_fingerprint
 from earlylin.version import __version__
 
 SCHEMA = "earlylin.record/1"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the package: earlylin/
 _LIBRARIES = ("torch", "numpy", "scipy", "math", "builtins", "earlylin")
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 

@@ -1,7 +1,7 @@
 """Pure computations on records and tables (numpy only): seed means, log-log fits, slopes, escape fits.
 
-Data flows one way: study records → :mod:`earlylin.analysis` → :mod:`earlylin.tables` → plots
-(:mod:`earlylin.plots`), paper checks (:mod:`paper_checks`) and the CLIs. Nothing here imports a
+Data flows one way: study records → :mod:`earlylin.experiments.analysis` → :mod:`earlylin.figures.tables` → plots
+(:mod:`earlylin.figures.plots`), paper checks (:mod:`paper_checks`) and the CLIs. Nothing here imports a
 plotting library or another earlylin module, so every consumer can use it.
 
 - :func:`seed_mean`: the seed-mean curve of one metric of one run;
@@ -18,6 +18,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+
+from earlylin.config import window_scale
 
 Table = dict[str, list[Any]]  # column name → list, all columns of equal length (written as CSV)
 Records = dict[str, dict[str, Any]]  # study name → study record
@@ -87,7 +89,7 @@ def escape_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
     c* = t*·η/(d log d) — constant in d if the prediction T ∝ d·log d/η holds — and the log-log slope
     of t* against d·log(d)/η over the d that escaped (1 if the prediction holds)."""
     d = [r["config"]["d"] for r in runs]
-    scale = [r["config"]["d"] * math.log(r["config"]["d"]) / r["config"]["lr"] for r in runs]
+    scale = [window_scale(r["config"]["d"], r["config"]["lr"]) for r in runs]
     t_star = [r["summary"]["escape_step"] for r in runs]
     ratio = [None if t is None else t / sc for t, sc in zip(t_star, scale, strict=True)]
     hit = [(sc, t) for sc, t in zip(scale, t_star, strict=True) if t is not None]

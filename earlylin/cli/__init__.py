@@ -6,9 +6,9 @@
   its exit status (:func:`earlylin.errors.report`: 2 invalid input, 1 other), an ``OSError`` exit 1,
   Ctrl-C exit 130 and SIGTERM exit 143 — each one line on stderr, never a traceback. SIGTERM raises
   :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so the atomic writers
-  (:mod:`earlylin.records`) delete their temporary files on the way out: nothing is left half-written.
+  (:mod:`earlylin.runtime.records`) delete their temporary files on the way out: nothing is left half-written.
   Warnings print as one line each (``earlylin: warning: …``).
-- :func:`probe_dir` / :func:`probe_file` (:mod:`earlylin.records`) check before any work that an output can
+- :func:`probe_dir` / :func:`probe_file` (:mod:`earlylin.runtime.records`) check before any work that an output can
   be written and that its disk has room.
 - :func:`say` prints one status line; :func:`bar` is a tqdm progress bar on stderr, off with
   ``enabled=False`` (``--quiet``) and whenever stderr is not a terminal.
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 from earlylin.errors import EarlylinError, naming, report
-from earlylin.records import locked_dir, probe_dir, probe_file
+from earlylin.runtime.records import locked_dir, probe_dir, probe_file
 
 T = TypeVar("T")
 EXIT_SIGINT = 130  # 128 + SIGINT, the shell's convention

@@ -6,7 +6,7 @@ K seeds advance as one computation. ``on_record(t, f_train, params)`` runs at ea
 
 A :class:`Checkpoint` makes a long run survive a kill: every ``every_s`` seconds :func:`run_gd` saves
 the parameters, the step, the divergence state and the rows recorded so far (``checkpoint.rows``)
-atomically (:func:`earlylin.records.write_bytes_atomic`). Given the same checkpoint,
+atomically (:func:`earlylin.runtime.records.write_bytes_atomic`). Given the same checkpoint,
 a rerun resumes there; GD is deterministic, so on a CPU the finished record is bit-identical to an
 uninterrupted run's.
 """
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from earlylin.errors import ConfigError, DivergenceError, arg
-from earlylin.progress import bar, say, warn
-from earlylin.records import write_bytes_atomic
+from earlylin.runtime.progress import bar, say, warn
+from earlylin.runtime.records import write_bytes_atomic
 
 StepFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]]
 RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]

@@ -1,5 +1,7 @@
 """Sweeps: a grid over any config fields, each point one task, the same command on a laptop or a Ray cluster.
 
+This is the library; the command is :mod:`earlylin.cli.sweep`.
+
 Usage:
     python -m earlylin.sweep --grid d=25,50,100 width=256,1024 lr=0.5,1 --set steps=1000
     python -m earlylin.sweep --grid d=8,16,32 m_over_d=1,4,16 --n-exponent 1.5 --n-scale 8 \\
@@ -17,8 +19,8 @@ values are parsed by the config field's type. Derived fields, per point: ``m_ove
 m = m/d·d (even); ``n_exponent`` with ``n_scale`` (default 1) set n = round(scale·d^exponent);
 ``steps_per_window`` sets steps = ⌈k·T⌉ with T = c·d·log(d)/η the early window (docs/theory.md §4.5).
 
-The grid's fields are parsed and checked by :mod:`earlylin.sweep_spec`. Backends
-(:mod:`earlylin.sweep_backends`): ``local`` (default; in this process) and ``ray`` (one Ray
+The grid's fields are parsed and checked by :mod:`earlylin.sweep.spec`. Backends
+(:mod:`earlylin.sweep.backends`): ``local`` (default; in this process) and ``ray`` (one Ray
 task per point; a task whose worker dies is retried). A point that fails for a reason of its own
 (an invalid config, the learning rate past the stability bound, divergence) is reported in the
 table's ``error`` column; the others still run. Writes ``<out>/sweep.csv`` (one row per point and
@@ -28,12 +30,10 @@ Exit status: 0 success, 2 invalid input (before any work), 3 some rows failed, 4
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,29 +41,13 @@ from typing import Any
 
 import torch
 
-from earlylin import cli, memory
-from earlylin.config import int_range, resolve_device
-from earlylin.errors import ConfigError, EarlylinError, arg, report
-from earlylin.experiments import FAMILIES, config_from_dict, experiment_for, run
-from earlylin.progress import say
-from earlylin.records import (
-    SCHEMA,
-    Cache,
-    default_cache_dir,
-    environment,
-    locked_dir,
-    write_csv_atomic,
-    write_json_atomic,
-)
-from earlylin.sweep_backends import BACKENDS, PointFn, Rows, progress_bar, run_local, run_ray
-from earlylin.sweep_spec import (
-    SWEEP_FAMILIES,
-    check_spec,
-    grid_points,
-    parse_assignments,
-    plain_value,
-    resolve_fields,
-)
+from earlylin.errors import ConfigError, EarlylinError, arg, int_range
+from earlylin.experiments import FAMILIES, config_from_dict, experiment_for, memory, run
+from earlylin.runtime.devices import resolve_device
+from earlylin.runtime.progress import say
+from earlylin.runtime.records import SCHEMA, Cache, environment, locked_dir, write_csv_atomic, write_json_atomic
+from earlylin.sweep.backends import BACKENDS, PointFn, Rows, progress_bar, run_local, run_ray
+from earlylin.sweep.spec import check_spec, grid_points, plain_value, resolve_fields
 
 MAX_POINTS = 1_000  # a larger grid needs max_points= / --max-points: one typo in an axis can make 10⁶ points
 KEY_FIELDS = ("d", "width", "n", "lr", "steps", "layers", "activation", "target", "arch", "depth")
@@ -237,92 +221,8 @@ def _outcome(table: dict[str, list[Any]], points: int, invalid: int, start: floa
 
 def run_study(spec: Mapping[str, Any], device: str, cache: Cache, progress: bool,
               max_gb: float | None = None) -> dict[str, Any]:
-    """A study of kind ``phase`` (:data:`earlylin.presets.STUDY_SPECS`): its grid run locally through
+    """A study of kind ``phase`` (:data:`earlylin.studies.presets.STUDY_SPECS`): its grid run locally through
     :func:`run_point`; returns the study record's ``table`` and ``summary``."""
     result = sweep(spec["grid"], family=spec.get("family", "two_layer"), fixed={**spec["fixed"], "device": device},
                    seeds=spec["seeds"], cache_dir=cache.directory, progress=progress, max_gb=max_gb)
     return {"table": result.table, "summary": result.summary}
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    p = cli.ArgumentParser(prog="python -m earlylin.sweep", description="Run a grid of configs, locally or "
-                                "on a Ray cluster; one row per point and seed.")
-    a = p.add_argument
-    a("--family", choices=SWEEP_FAMILIES, default="two_layer", help="experiment family [two_layer]")
-    a("--grid", nargs="+", required=True, metavar="FIELD=V1,V2", help="axes of the grid: any config field, or "
-      "m_over_d (width = m/d·d), n_exponent / n_scale, steps_per_window (steps = ⌈k·T⌉)")
-    a("--set", nargs="+", default=[], dest="fixed", metavar="FIELD=VALUE", help="fields fixed at every point")
-    a("--n-exponent", type=float, default=None, help="n = round(n_scale·d^exponent) at every point")
-    a("--n-scale", type=float, default=None, help="the scale of --n-exponent [1]")
-    a("--seeds", type=int, nargs="+", default=[0], help="seeds of every point, trained as one batch")
-    a("--backend", choices=BACKENDS, default="local", help="local: in this process; ray: one Ray task per point")
-    a("--ray-address", default=None, help="a running Ray cluster (e.g. auto); unset: start a local Ray")
-    a("--max-retries", type=int, default=2, help="Ray: retries of a task whose worker process died")
-    a("--max-points", type=int, default=MAX_POINTS, help="refuse a grid of more points than this")
-    a("--max-gb", type=float, default=None, help="refuse a grid with a point whose estimated memory (GiB) exceeds "
-      "this (default: the memory available now; with --backend ray only a limit given is checked)")
-    a("--out", type=Path, default=Path("runs/sweep"), help="folder for sweep.csv and sweep.json")
-    a("--cache-dir", type=Path, default=default_cache_dir(), help="per-(config, seed) cache (shared by verify)")
-    a("--no-cache", action="store_true", help="neither read nor write the cache")
-    a("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def format_table(result: SweepResult) -> str:
-    """Per point: its grid values, seed-mean early maxima, escape steps, cache hits and error."""
-    t, axes = result.table, list(result.record["grid"])
-    lines = [" ".join(f"{a:>10}" for a in axes) + f" {'max MSE t≤T':>12} {'max rel MSE':>12} {'escape':>12} cached"]
-    for i in sorted(set(t["point"])):
-        idx = [j for j, p in enumerate(t["point"]) if p == i]
-        ok = [j for j in idx if t["error"][j] is None]
-        head = " ".join(f"{t[a][idx[0]]!s:>10}" for a in axes)
-        if not ok:
-            lines.append(f"{head}  error: {t['error'][idx[0]]}")
-            continue
-        mse, rel = (sum(t[k][j] for j in ok) / len(ok) for k in ("max_mse_early", "max_rel_mse_early"))
-        esc = ",".join(str(t["escape_step"][j]) for j in ok)
-        lines.append(f"{head} {mse:>12.4g} {rel:>12.4g} {esc:>12} {sum(bool(t['cached'][j]) for j in idx)}/{len(idx)}"
-                     + (f"  ({len(idx) - len(ok)} seed(s) failed)" if len(ok) < len(idx) else ""))
-    return "\n".join(lines)
-
-
-@cli.command
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        grid = parse_assignments(args.grid, args.family, "--grid", many=True)
-        fixed = parse_assignments(args.fixed, args.family, "--set", many=False)
-        for name, value in (("n_exponent", args.n_exponent), ("n_scale", args.n_scale)):
-            if value is not None:
-                if name in fixed or name in grid:
-                    raise ConfigError(f"--{name.replace('_', '-')}: {name} is also given in --grid/--set")
-                fixed[name] = value
-        cli.probe_dir(args.out, "--out")  # before any work: outputs that cannot be written are refused
-        if not args.no_cache:
-            cli.probe_dir(args.cache_dir, "--cache-dir")
-        result = sweep(grid, family=args.family, fixed=fixed, seeds=args.seeds, backend=args.backend,
-                       ray_address=args.ray_address, out=args.out, cache_dir=None if args.no_cache else args.cache_dir,
-                       progress=not args.quiet, max_retries=args.max_retries, max_points=args.max_points,
-                       max_gb=args.max_gb,
-                       argv=sys.argv[1:] if argv is None else list(argv))
-    except EarlylinError as err:
-        return report(err)
-    s = result.summary
-    print(format_table(result))
-    print(f"{s['points']} point(s) × {len(result.record['seeds'])} seed(s): {s['cache_hits']} row(s) from the "
-          f"cache, {s['computed']} computed, {s['error_rows']} failed; {s['wall_time_s']:.1f}s wall ({args.backend})")
-    print(f"table: {args.out / 'sweep.csv'}\nrecord: {args.out / 'sweep.json'}")
-    if s["other_code"]:
-        print(f"earlylin: note: some rows were computed by other code ({', '.join(s['other_code'])})", file=sys.stderr)
-    if s["error_rows"]:
-        print("earlylin: some points failed (see the error column)", file=sys.stderr)
-        return 4 if s["error_rows"] == s["rows"] else 3
-    return 0
-
-
-
-if __name__ == "__main__":
-    from earlylin.sweep import main as _main  # the package's own module, not a second copy run as __main__
-
-    cli.exit(_main())

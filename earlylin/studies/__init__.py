@@ -9,8 +9,8 @@ record*::
 
 The specs of every study at both sizes (``paper``: the paper's setting, docs/theory.md §5, or our
 documented choice; ``quick``: a CPU size for smoke runs whose verdicts may be inconclusive), and the
-reasons for the paper-size choices, are :data:`earlylin.presets.STUDY_SPECS`. Every (config, seed)
-result is cached by :class:`earlylin.records.Cache` (key: full config, device and code fingerprint), and
+reasons for the paper-size choices, are :data:`earlylin.studies.presets.STUDY_SPECS`. Every (config, seed)
+result is cached by :class:`earlylin.runtime.records.Cache` (key: full config, device and code fingerprint), and
 so is every whole study record: a killed ``figures`` or ``paper_checks`` run started again
 recomputes only what is missing.
 """
@@ -24,17 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from earlylin import memory
-from earlylin.analysis import sweep_summary
 from earlylin.bound.config import KernelBoundConfig
 from earlylin.bound.measure import run_kernel_bound
-from earlylin.config import CifarConfig, Cnn1dConfig, Sweep, TwoLayerConfig, resolve_device
+from earlylin.config import CifarConfig, Cnn1dConfig, Sweep, TwoLayerConfig
 from earlylin.errors import ConfigError, DataError
-from earlylin.experiments import experiment_for, family_of, run
-from earlylin.presets import SIZES, STUDY_SPECS
-from earlylin.records import SCHEMA, Cache, environment
+from earlylin.experiments import experiment_for, family_of, memory, run
+from earlylin.experiments.analysis import sweep_summary
+from earlylin.runtime.devices import resolve_device
+from earlylin.runtime.records import SCHEMA, Cache, environment
+from earlylin.studies.presets import SIZES, STUDY_SPECS
 from earlylin.sweep import run_study
-from earlylin.sweep_spec import grid_configs
+from earlylin.sweep.spec import grid_configs
 
 STUDIES = tuple(STUDY_SPECS["paper"])
 
@@ -88,8 +88,8 @@ def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def check_memory(studies: list[str], size: str, device: str, max_gb: float | None = None) -> None:
     """Refuse, before any work, studies with a run whose estimated memory exceeds ``max_gb`` GiB (default: what
-    ``device`` has available; :mod:`earlylin.memory`). The kernel-bound study checks its own (``max_gb`` of its
-    config)."""
+    ``device`` has available; :mod:`earlylin.experiments.memory`). The kernel-bound study checks its own
+    (``max_gb`` of its config)."""
     dev = resolve_device(device)
     for study in studies:
         spec = spec_of(study, size)

@@ -1,9 +1,9 @@
 """Every figure drawn with matplotlib from its table alone, and the verifier's figure from its record.
 
 ``plot_<id>(table) -> Figure`` draws one figure of :data:`PLOTS` (figure id → plotter, the ids of
-:data:`earlylin.tables.TABLES`) from its table **alone**: the figures command
+:data:`earlylin.figures.tables.TABLES`) from its table **alone**: the figures command
 (:mod:`earlylin.figures`) reads the CSV back from disk and passes it here, so a figure can never use
-anything the table lacks. Fits shown in legends (slopes, escape fit) come from :mod:`earlylin.analysis`.
+anything the table lacks. Fits shown in legends (slopes, escape fit) come from :mod:`earlylin.experiments.analysis`.
 
 :func:`plot_verify` draws the verifier's figure from a ``record.json`` dict, four panels titled in
 words: the train/test loss of the net, f^lin and the stripped model over steps (log axis, Fig 1a);
@@ -21,13 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
-from earlylin.analysis import (
+from earlylin.experiments.analysis import (
     FIG3_EARLY_STEPS,
     Table,
     col,
@@ -37,18 +36,18 @@ from earlylin.analysis import (
     loglog_fit,
     seed_mean,
 )
-from earlylin.choices_plot import plot_fig2_targets, plot_fig3_grid
-from earlylin.phase_plot import plot_phase
-from earlylin.records import write_bytes_atomic
-from earlylin.tables import FIG3_VARIANTS, TABLES
+from earlylin.figures.canvas import subplots
+from earlylin.figures.choices import plot_fig2_targets, plot_fig3_grid
+from earlylin.figures.phase import plot_phase
+from earlylin.figures.tables import FIG3_VARIANTS, TABLES
+from earlylin.runtime.records import write_bytes_atomic
 
 
 # ---------------------------------------------------------------------------------------------- verifier
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """PNG written atomically, figure closed."""
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return write_bytes_atomic(path, buf.getvalue())
 
 
@@ -57,7 +56,7 @@ def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
     return save_figure(verify_figure(record), path)
 
 
-def verify_figure(record: dict[str, Any]) -> plt.Figure:
+def verify_figure(record: dict[str, Any]) -> Figure:
     """The verifier's four panels (module docstring) of one ``record.json`` dict.
 
     Axes span the recorded steps; the early window T is marked where the run reaches it (else a
@@ -69,7 +68,7 @@ def verify_figure(record: dict[str, Any]) -> plt.Figure:
     x = np.maximum(steps, 0.5)  # step 0 drawn at 0.5 on the log axis
     s = run["summary"]
     lin = "linear model" if run["config"].get("family") == "cifar" else "f_lin"
-    fig, axes = plt.subplots(1, 4, figsize=(22, 5.0))
+    fig, axes = subplots(1, 4, figsize=(22, 5.0))
 
     ax = axes[0]
     for key, label, style in (
@@ -110,7 +109,7 @@ def verify_figure(record: dict[str, Any]) -> plt.Figure:
         _verify_log(ax, "x", ds)
         _verify_log(ax, "y", per_seed)
         ax.set_xticks(ds, [f"{d:g}" for d in ds])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # the d values only
+        ax.xaxis.set_minor_locator(NullLocator())  # the d values only
         ax.legend(fontsize=8)
     else:
         net, lin_out = np.array(seed0["logits_net"], float), np.array(seed0["logits_lin"], float)
@@ -138,7 +137,7 @@ def verify_figure(record: dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def _verify_window(ax: plt.Axes, summary: dict[str, Any], last: float) -> None:
+def _verify_window(ax: Axes, summary: dict[str, Any], last: float) -> None:
     """A grey line at T when the run reaches it, else a note under the step axis that T lies beyond it."""
     window = summary["early_window_steps"]
     if window <= last:
@@ -148,14 +147,14 @@ def _verify_window(ax: plt.Axes, summary: dict[str, Any], last: float) -> None:
         ax.set_xlabel(f"GD step\n(early window T = {window:,} is beyond the run: last step {int(last):,})")
 
 
-def _verify_log(ax: plt.Axes, which: str, values: Any) -> None:
+def _verify_log(ax: Axes, which: str, values: Any) -> None:
     """Log scale on ``which`` axis when the data have a positive finite value (else linear)."""
     v = np.asarray(values, dtype=float)
     if (np.isfinite(v) & (v > 0)).any():
         (ax.set_xscale if which == "x" else ax.set_yscale)("log")
 
 
-def _verify_axes(ax: plt.Axes, last: float, ylog: bool) -> None:
+def _verify_axes(ax: Axes, last: float, ylog: bool) -> None:
     """Log step axis over the recorded steps only (step 0 at 0.5), optional log y, legend."""
     ax.set_xscale("log")
     ax.set_xlim(0.4, max(last, 1.0) * 1.15)
@@ -190,14 +189,14 @@ def _steps_axis(table: Table) -> np.ndarray:
     return np.maximum(col(table, "step"), 0.5)  # step 0 drawn at 0.5 on the log axis
 
 
-def _band(ax: plt.Axes, x: np.ndarray, table: Table, key: str, style: str, label: str) -> None:
+def _band(ax: Axes, x: np.ndarray, table: Table, key: str, style: str, label: str) -> None:
     y, s = col(table, key), col(table, f"{key}_std")
     line = ax.plot(x, y, style, label=label)[0]
     if np.isfinite(s).any() and np.nanmax(s) > 0:
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15, lw=0)
 
 
-def _points_and_means(ax: plt.Axes, x: np.ndarray, y: np.ndarray, sel: np.ndarray, i: int,
+def _points_and_means(ax: Axes, x: np.ndarray, y: np.ndarray, sel: np.ndarray, i: int,
                       label: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed points (faint) and the seed-mean line of y against x over the rows ``sel``."""
     xs = np.unique(x[sel])
@@ -207,13 +206,13 @@ def _points_and_means(ax: plt.Axes, x: np.ndarray, y: np.ndarray, sel: np.ndarra
     return xs, means
 
 
-def _window_line(ax: plt.Axes, table: Table) -> None:
+def _window_line(ax: Axes, table: Table) -> None:
     if table.get("T"):
         ax.axvline(float(table["T"][0]), color="gray", lw=0.8, ls=":", label=f"T = {int(float(table['T'][0]))}")
 
 
-def _plot_logits(table: Table, title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def _plot_logits(table: Table, title: str) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     x = _steps_axis(table)
     j = 0
     while f"net_{j}" in table:
@@ -228,8 +227,8 @@ def _plot_logits(table: Table, title: str) -> plt.Figure:
 
 
 # ---------------------------------------------------------------------------------------------- Fig 1, Fig 2
-def plot_fig1a(table: Table) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_fig1a(table: Table) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     x = _steps_axis(table)
     for key, label, style in (("train_loss_net", "net (train)", "C0-"), ("test_loss_net", "net (test)", "C0--"),
                               ("train_loss_lin", "f_lin (train)", "C1-"), ("test_loss_lin", "f_lin (test)", "C1--")):
@@ -240,12 +239,12 @@ def plot_fig1a(table: Table) -> plt.Figure:
     return fig
 
 
-def plot_fig1b(table: Table) -> plt.Figure:
+def plot_fig1b(table: Table) -> Figure:
     return _plot_logits(table, "Fig 1b: outputs of 5 test points")
 
 
-def plot_fig1c(table: Table) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_fig1c(table: Table) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     series, d, y, m = np.array(table["series"]), col(table, "d"), col(table, "max_rel_mse_early"), col(table, "m")
     slopes = fig1c_slopes(table)
     for i, name in enumerate(slopes):
@@ -259,14 +258,14 @@ def plot_fig1c(table: Table) -> plt.Figure:
     return fig
 
 
-def plot_first_layer(table: Table) -> plt.Figure:
+def plot_first_layer(table: Table) -> Figure:
     fig = plot_fig1c(table)
     fig.axes[0].set_title("First layer only: closeness vs d (n, m ∝ d^{1+α})")
     return fig
 
 
-def plot_fig2(table: Table) -> plt.Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+def plot_fig2(table: Table) -> Figure:
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
     x = _steps_axis(table)
     ax = axes[0]
     for key, label, style in (("test_loss_net", "net", "C0-"), ("test_loss_lin", "f_lin", "C1--"),
@@ -286,8 +285,8 @@ def plot_fig2(table: Table) -> plt.Figure:
 
 
 # ---------------------------------------------------------------------------------------------- Fig 3
-def plot_fig3a(table: Table, variant: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_fig3a(table: Table, variant: str) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     x = _steps_axis(table)
     for key, label, style in (("test_loss_net", "net: test loss", "C0-"), ("test_loss_lin", "linear: test loss", "C1-"),
                               ("test_res_perp_net", "net: V_lin⊥ part", "C0--"),
@@ -301,12 +300,12 @@ def plot_fig3a(table: Table, variant: str) -> plt.Figure:
     return fig
 
 
-def plot_fig3b(table: Table, variant: str) -> plt.Figure:
+def plot_fig3b(table: Table, variant: str) -> Figure:
     return _plot_logits(table, f"Fig 3b: outputs of 3 test points, {FIG3_VARIANTS[variant][1]}")
 
 
-def plot_fig3c(table: Table, variant: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_fig3c(table: Table, variant: str) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     x = _steps_axis(table)
     later = col(table, "step") >= 1
     ax.plot(x[later], col(table, "train_rel_mse")[later], "C0-", label="train")
@@ -319,8 +318,8 @@ def plot_fig3c(table: Table, variant: str) -> plt.Figure:
     return fig
 
 
-def plot_fig3_width(table: Table) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_fig3_width(table: Table) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     arch, width, rel = np.array(table["arch"]), col(table, "width"), col(table, "max_rel_mse_early")
     for i, name in enumerate(dict.fromkeys(arch.tolist())):
         sel = arch == name
@@ -333,8 +332,8 @@ def plot_fig3_width(table: Table) -> plt.Figure:
 
 
 # ---------------------------------------------------------------------------------------------- ours
-def plot_kernel_ratio(table: Table) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_kernel_ratio(table: Table) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     block, d, ratio = np.array(table["block"]), col(table, "d"), col(table, "ratio")
     for i, name in enumerate(dict.fromkeys(block.tolist())):
         sel = block == name
@@ -347,8 +346,8 @@ def plot_kernel_ratio(table: Table) -> plt.Figure:
     return fig
 
 
-def plot_width_split(table: Table) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_width_split(table: Table) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     m = col(table, "m")
     ms = np.unique(m)
     for i, (key, label) in enumerate((("total", "net vs f_lin"), ("nonlinear", "net vs finite-width model"),
@@ -364,8 +363,8 @@ def plot_width_split(table: Table) -> plt.Figure:
     return fig
 
 
-def plot_escape(table: Table) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def plot_escape(table: Table) -> Figure:
+    fig, ax = subplots(figsize=(6, 4.2))
     ax.plot(col(table, "d"), col(table, "escape_step"), "o", color="C0", alpha=0.35, ms=4)
     ds, t_mean, scale = escape_means(table)
     fit = escape_fit(table)
@@ -378,12 +377,12 @@ def plot_escape(table: Table) -> plt.Figure:
 
 
 # ---------------------------------------------------------------------------------------------- registry
-def _variant(fn: Callable[..., plt.Figure], variant: str) -> Callable[[Table], plt.Figure]:
+def _variant(fn: Callable[..., Figure], variant: str) -> Callable[[Table], Figure]:
     return lambda table: fn(table, variant)
 
 
-# figure id → its plotter, in the order of earlylin.tables.TABLES
-PLOTS: dict[str, Callable[[Table], plt.Figure]] = {
+# figure id → its plotter, in the order of earlylin.figures.tables.TABLES
+PLOTS: dict[str, Callable[[Table], Figure]] = {
     "fig1a": plot_fig1a,
     "fig1b": plot_fig1b,
     "fig1c": plot_fig1c,

@@ -1,8 +1,8 @@
 """The phase diagram of the early-time linear regime (numpy only): a (d, m/d) grid of runs read as a map.
 
 The theorem (docs/theory.md §4) keeps the net within d^{−Ω(α)} of f^lin for t ≤ T = c·d·log(d)/η
-when n, m ≳ d^{1+α}, α ∈ (0, 1/4). The ``phase`` study (:data:`earlylin.presets.STUDY_SPECS`) runs
-both layers (erf) over a grid of d × m/d with n ∝ d^{3/2}; its table (:func:`earlylin.tables.table_phase`)
+when n, m ≳ d^{1+α}, α ∈ (0, 1/4). The ``phase`` study (:data:`earlylin.studies.presets.STUDY_SPECS`) runs
+both layers (erf) over a grid of d × m/d with n ∝ d^{3/2}; its table (:func:`earlylin.figures.tables.table_phase`)
 has one row per (d, m/d, seed). Here:
 
 - :func:`grid_of`: one metric as a (rows = m/d, columns = d) array, seed mean or one seed;
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from earlylin.analysis import Table, col, loglog_fit
+from earlylin.experiments.analysis import Table, col, loglog_fit
 
 ALPHA_GROWN = 0.5        # m ∝ d^{3/2} (like n): the error should fall with d along it
 ALPHA_FIXED_M = -1.0     # m/d ∝ 1/d: fixed width m, where the error should rise with d

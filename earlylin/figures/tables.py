@@ -2,7 +2,7 @@
 
 ``table_<id>(records) -> Table`` turns study records (:mod:`earlylin.studies`) into a flat table
 (column name → list, all columns of equal length). :data:`TABLES` maps each figure id to the studies
-it needs and its table builder; :mod:`earlylin.plots` draws each figure from its table **alone** and
+it needs and its table builder; :mod:`earlylin.figures.plots` draws each figure from its table **alone** and
 :mod:`paper_checks` reads some of these tables too. Curves are seed means with the seed standard
 deviation in ``*_std`` columns. Figure ids:
 
@@ -39,7 +39,6 @@ phase          phase           max relative MSE and escape step over d × m/d (n
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,8 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from earlylin.analysis import FIG3_EARLY_STEPS, Records, Table, seed_mean
-from earlylin.presets import FIG2_TARGETS, STUDY_SPECS
+from earlylin.config import window_scale
+from earlylin.experiments.analysis import FIG3_EARLY_STEPS, Records, Table, seed_mean
+from earlylin.studies.presets import FIG2_TARGETS, STUDY_SPECS
 
 N_FIG1B = 5
 N_FIG3B = 3
@@ -261,7 +261,7 @@ def table_escape(records: Records) -> Table:
         c, s = run["config"], run["summary"]
         for k, seed in enumerate(c["seeds"]):
             for key, val in (("d", c["d"]), ("seed", seed), ("escape_step", s["escape_step_per_seed"][k]),
-                             ("d_log_d_over_lr", c["d"] * math.log(c["d"]) / c["lr"]), ("steps_run", c["steps"])):
+                             ("d_log_d_over_lr", window_scale(c["d"], c["lr"])), ("steps_run", c["steps"])):
                 out[key].append(val)
     return out
 

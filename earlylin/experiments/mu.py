@@ -13,7 +13,7 @@ information, negative when F and L are synergistic (Y = F·L with F, L independe
 μ = −log 2).
 
 Here F = sign(f_net(x)), L = sign(f_lin(x)), Y = sign(y) (labels ±1; for continuous targets the sign
-of y), with sign(0) = +1 as in :func:`earlylin.compare.class_error`. So at step 0 of a symmetric
+of y), with sign(0) = +1 as in :func:`earlylin.experiments.comparison.class_error`. So at step 0 of a symmetric
 initialisation (f_net ≡ 0) F is constant and every quantity is 0.
 
 Estimator and unit: **plug-in** (maximum-likelihood) mutual information from the empirical frequencies

@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from earlylin.config import CIFAR_D, DTYPES, CifarConfig, Cnn1dConfig, TwoLayerConfig
+from earlylin.config import CIFAR_D, CifarConfig, Cnn1dConfig, TwoLayerConfig
 from earlylin.errors import ConfigError, arg
+from earlylin.runtime.devices import DTYPES
 
 F64 = 8  # bytes of a float64: data and linear models are float64 whatever the network's dtype
 GIB = 2**30
@@ -50,8 +51,8 @@ def _device_type(config: Any, device: torch.device | str | None) -> str:
 
 
 def _linear(K: int, n: int, nt: int, kept: list[int], fits: list[int]) -> tuple[int, int]:
-    """(kept, temporary) bytes of :class:`earlylin.compare.LinearComparison`: train and test feature matrices of
-    the widths ``kept``, one closed-form trajectory per width in ``fits`` (f^lin first)."""
+    """(kept, temporary) bytes of :class:`earlylin.experiments.comparison.LinearComparison`: train and test
+    feature matrices of the widths ``kept``, one closed-form trajectory per width in ``fits`` (f^lin first)."""
     p = fits[0]
     keep = F64 * K * ((n + nt) * sum(kept)  # Ψ and Ψ_test of every model
                       + sum(q * q for q in fits)  # eigenvectors U (p×p) of each trajectory

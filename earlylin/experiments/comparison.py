@@ -9,7 +9,7 @@ All functions take tensors with the seed axis first and return one value per see
   a residual r = f − y splits as ‖Pr‖²/n + ‖(I − P)r‖²/n (docs/theory.md §5, Fig 3a). A linear model's
   V_lin⊥ part is −(I − P)y at every step; the network's falls only once it goes beyond linear.
 - μ_Y(F; L) = I(F; Y) − I(F; Y | L) of the sign predictions (Kalimeris et al. 2019,
-  :mod:`earlylin.mu`): how much of what the network's predictions say about the labels the linear
+  :mod:`earlylin.experiments.mu`): how much of what the network's predictions say about the labels the linear
   model's predictions already explain.
 - early window T = c·d·log(d)/η (docs/theory.md §4) and the escape step: the first recorded step after T
   at which the test MSE(net, f_lin) exceeds ``escape_factor`` × its value at T.
@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 import torch
 
+from earlylin.experiments.mu import mu_metric
 from earlylin.linear.trajectory import LinearTrajectory, stability_bound
-from earlylin.mu import mu_metric
-from earlylin.records import to_jsonable
+from earlylin.runtime.records import to_jsonable
 
 ZERO_OUTPUT = 1e-12  # mean f² at or below this is an all-zero output up to fp32 rounding
 
@@ -68,11 +68,6 @@ class VlinSplit:
         coef = (self.Q.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1)
         par = (self.Q @ coef.unsqueeze(-1)).squeeze(-1)
         return torch.sum(par**2, -1) / n, torch.sum((r - par) ** 2, -1) / n
-
-
-def early_window(d: int, lr: float, c: float) -> int:
-    """T = c·d·log(d)/η, rounded to a whole step (at least 1)."""
-    return max(1, round(c * d * math.log(d) / lr))
 
 
 def escape_step(steps: Sequence[int], test_mse: Sequence[float], window: int, factor: float) -> int | None:

@@ -2,7 +2,7 @@
 
 Both backends call the same point function ``fn(family, fields, cache_dir) -> rows``
 (:func:`earlylin.sweep.run_point`): a pure function of plain data whose results go to the
-content-addressed cache (:class:`earlylin.records.Cache`) wherever it runs, so a sweep resumes
+content-addressed cache (:class:`earlylin.runtime.records.Cache`) wherever it runs, so a sweep resumes
 where it stopped, whichever backend ran it before.
 
 - ``local``: the points one after another in this process (the seeds of a point as one batch).
@@ -25,8 +25,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from earlylin import progress
 from earlylin.errors import ConfigError
+from earlylin.runtime import progress
 
 Rows = list[dict[str, Any]]
 PointFn = Callable[[str, dict[str, Any], "str | None"], Rows]
@@ -35,7 +35,7 @@ BACKENDS = ("local", "ray")
 
 
 def progress_bar(total: int, enabled: bool) -> tqdm:
-    """A bar over points on stderr (:func:`earlylin.progress.bar`: lines every few seconds when stderr is not a
+    """A bar over points on stderr (:func:`earlylin.runtime.progress.bar`: lines every few seconds when stderr is not a
     terminal); off unless ``enabled``."""
     return progress.bar(total=total, unit="point", desc="sweep", enabled=enabled, leave=True)
 

@@ -1,4 +1,5 @@
-"""Figures of the checks' choice tables, drawn from their tables alone (registered in :data:`earlylin.plots.PLOTS`).
+"""Figures of the checks' choice tables, drawn from their tables alone (registered in
+:data:`earlylin.figures.plots.PLOTS`).
 
 - ``fig2_targets``: one column per Fig 2 target (norm, relu_teacher, radial); top, the test loss of the net,
   f^lin, the stripped model (x only) and the ablations f^lin without q and without the constant columns;
@@ -11,22 +12,20 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from earlylin.analysis import Table, col
+from earlylin.experiments.analysis import Table, col
+from earlylin.figures.canvas import subplots
 
 FIG2_MODELS = (("net", "net", "C0-"), ("lin", "f_lin", "C1--"), ("stripped", "x only (stripped)", "C2:"),
                ("no_norm", "f_lin without q", "C3-."), ("no_const", "f_lin without ν columns", "C4:"))
 
 
-def plot_fig2_targets(table: Table) -> plt.Figure:
+def plot_fig2_targets(table: Table) -> Figure:
     targets = list(dict.fromkeys(table["target"]))
-    fig, axes = plt.subplots(2, len(targets), figsize=(5 * len(targets), 8), squeeze=False)
+    fig, axes = subplots(2, len(targets), figsize=(5 * len(targets), 8), squeeze=False)
     tcol = np.array(table["target"])
     for j, target in enumerate(targets):
         sel = tcol == target
@@ -50,8 +49,8 @@ def plot_fig2_targets(table: Table) -> plt.Figure:
     return fig
 
 
-def plot_fig3_grid(table: Table) -> plt.Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+def plot_fig3_grid(table: Table) -> Figure:
+    fig, axes = subplots(1, 2, figsize=(12, 4.5))
     arch, act, norm = (np.array(table[k]) for k in ("arch", "activation", "cifar_norm"))
     width = col(table, "width")
     settings = list(dict.fromkeys(zip(arch, act, norm, strict=True)))

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from earlylin.compare import early_window
+from earlylin.config import early_window
 from earlylin.errors import ConfigError
 from earlylin.experiments import FAMILIES, config_from_dict
 
