@@ -1,9 +1,11 @@
 # Two commands on a fresh clone (Python >= 3.11 and make):
 #   make verify   set up .venv with the core, then run the main job: python -m earlylin.verify --layers both --d 50
 #   make test     set up .venv with the test extras, then ruff check . and python -m pytest (what CI runs: .ci/run)
+#   make docs     the documentation site into docs/_build/html (Sphinx, warnings as errors; CI builds it too)
 # Set-up creates .venv if it is missing and installs into it with pip, pinned by the lock (-c requirements/lock.txt):
 #   make setup / make verify   pip install -e .                  (the core: numpy, scipy, torch, matplotlib, pooch, tqdm)
-#   make test                  pip install -e ".[test,nt,ray]"   (the core, pytest/hypothesis/ruff, the nt oracle, ray)
+#   make test / make docs      pip install -e ".[test,nt,ray,docs]"   (the core, pytest/hypothesis/ruff, the nt oracle,
+#                              ray, sphinx)
 # Each install runs only when pyproject.toml or the lock changed since it last ran (the stamps .venv/.installed-core
 # and .venv/.installed-test); otherwise it does nothing. The test install also contains the core, so it renews both
 # stamps: a `make verify` after `make test` installs nothing.
@@ -14,7 +16,7 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= test,nt,ray
+EXTRAS ?= test,nt,ray,docs
 PYTEST_ARGS ?=
 LOCK := requirements/lock.txt
 BIN := $(VENV)/bin
@@ -23,7 +25,7 @@ CORE_STAMP := $(VENV)/.installed-core
 TEST_STAMP := $(VENV)/.installed-test
 CHECK_PYTHON = @$(PYTHON) -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else \"earlylin needs Python >= 3.11, $(PYTHON) is \" + sys.version.split()[0] + \": run make PYTHON=python3.11 ...\")"
 
-.PHONY: setup setup-test verify test lock
+.PHONY: setup setup-test verify test docs lock
 
 setup: $(CORE_STAMP)
 
@@ -47,6 +49,10 @@ verify: setup
 test: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The documentation site into docs/_build/html, warnings as errors (-W), every page rebuilt (-E).
+docs: setup-test
+	$(BIN)/python -m sphinx -W --keep-going -E -q -b html docs docs/_build/html
 
 # A fresh venv in a temporary directory (removed afterwards), the test extras resolved without the lock,
 # then the header and the frozen versions replace requirements/lock.txt: --all keeps setuptools and wheel (torch and

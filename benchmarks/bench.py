@@ -54,7 +54,7 @@ from earlylin.activations import get_activation
 from earlylin.errors import ConfigError
 from earlylin.nets import fused
 from earlylin.nets import two_layer as nets
-from earlylin.runtime.devices import DEVICES, resolve_device, set_exact_fp32
+from earlylin.runtime.devices import DEVICES, exact_fp32, resolve_device
 from earlylin.runtime.records import environment, write_json_atomic
 
 
@@ -354,70 +354,72 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     check_args(args)
     device = resolve_device(args.device)
-    set_exact_fp32()
-    dtype = getattr(torch, args.dtype)
-    rates = measured_rates(device, dtype)
-    flops = 4 * args.n * args.width * args.d
-    bytes_moved = 3 * args.n * args.width * torch.finfo(dtype).bits // 8
-    floor = max(flops / rates["flops_per_s"], bytes_moved / rates["bytes_per_s"])
-    impls = list(args.only) if args.only is not None else [i for i in IMPLS if i not in DEFAULT_SKIP]
-    impls = [i for i in impls if i not in args.skip]
-    if dtype != torch.float32 or not fused.fused_available(get_activation("erf"), device):  # CPU: TRITON_INTERPRET=1
-        impls = [i for i in impls if not i.startswith("fused")]
-    if device.type != "cpu":
-        impls = [i for i in impls if i != "fast_omp"]
-    rows: list[dict[str, Any]] = []
-    extras: dict[str, Any] = {"fused_check": {}, "fused_sweep": {}}
-    for K in args.ks:
-        if "fused" in impls:
-            try:  # a kernel that fails to compile here is recorded, not fatal to the other rows
-                knobs = {"autotune": True} if args.fused_autotune else {}
-                check = extras["fused_check"][str(K)] = check_fused(K, args.n, args.d, args.width, device, dtype,
-                                                                    **knobs)
-                if not check["ok"]:
-                    print(f"warning: fused step differs from reference at K={K}: {check['rel_err']}")
-            except Exception as err:
-                extras["fused_check"][str(K)] = {"error": f"{type(err).__name__}: {err}"}
-                print(f"warning: fused step failed at K={K}: {extras['fused_check'][str(K)]['error']}")
-        runners = build_all(K, args, device, dtype, impls, extras)
-        times = time_interleaved(runners, device, args.repeats)
-        if args.fused_sweep and "fused" in runners:
-            extras["fused_sweep"][str(K)] = sweep_fused(K, args, device, dtype)
-        med = {impl: float(np.median(t)) / (args.steps * K) for impl, t in times.items()}
-        for impl, sec in med.items():
-            rows.append({"impl": impl, "K": K, "us_per_model_step": sec * 1e6, "ratio_to_floor": sec / floor,
-                         "ratio_to_reference": sec / med["reference"] if "reference" in med else None,
-                         "ratio_to_jax": sec / med["jax"] if "jax" in med else None,
-                         "us_per_model_step_rounds": [1e6 * t / (args.steps * K) for t in times[impl]]})
-    shipped_impl = nets.resolve_step("auto", device)
-    print(f"device {device}, {args.dtype}, n={args.n} d={args.d} m={args.width}, {torch.get_num_threads()} threads; "
-          f"measured {rates['flops_per_s'] / 1e9:.1f} GFLOP/s, {rates['bytes_per_s'] / 1e9:.1f} GB/s; floor "
-          f"{floor * 1e6:.1f} µs/model-step; medians of {args.repeats} interleaved rounds of {args.steps} steps; "
-          f"shipped = {shipped_impl}")
-    print(f"{'impl':>12} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× reference':>12} {'× jax':>7}")
-    for r in rows:
-        ratios = [("" if r[k] is None else f"{r[k]:.2f}") for k in ("ratio_to_reference", "ratio_to_jax")]
-        print(f"{r['impl']:>12} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} "
-              f"{ratios[0]:>12} {ratios[1]:>7}")
-    for K, check in extras["fused_check"].items():
-        if "error" in check:
-            continue
-        errs = " ".join(f"{k} {e:.1e}" for k, e in check["rel_err"].items())
-        verdict = "ok" if check["ok"] else "FAILED"
-        print(f"fused vs reference, K={K}: relative error {errs} ({verdict}); {check['kernel']}")
-    for K, info in extras.get("compiled", {}).items():
-        if "compile_s" in info:
-            print(f"compiled, K={K}: first call (compilation) {info['compile_s']:.1f} s")
-    for K, sweep in extras["fused_sweep"].items():
-        for entry in sweep:
-            result = entry.get("error") or f"{entry['us_per_model_step']:.1f} µs/model-step"
-            print(f"fused sweep K={K}: tiles {entry['tiles']}: {result}")
-    env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl))
-    record = {"config": vars(args) | {"out": str(args.out)}, "environment": env, "shipped_impl": shipped_impl,
-              "rates": rates, "floor_s": floor, "rows": rows, **extras}
-    write_json_atomic(args.out, record)
-    print(f"wrote {args.out}")
-    return 0
+    with exact_fp32():  # fp32 means fp32, as in every run; torch's settings restored after
+        dtype = getattr(torch, args.dtype)
+        rates = measured_rates(device, dtype)
+        flops = 4 * args.n * args.width * args.d
+        bytes_moved = 3 * args.n * args.width * torch.finfo(dtype).bits // 8
+        floor = max(flops / rates["flops_per_s"], bytes_moved / rates["bytes_per_s"])
+        impls = list(args.only) if args.only is not None else [i for i in IMPLS if i not in DEFAULT_SKIP]
+        impls = [i for i in impls if i not in args.skip]
+        # on a CPU the fused step needs TRITON_INTERPRET=1
+        if dtype != torch.float32 or not fused.fused_available(get_activation("erf"), device):
+            impls = [i for i in impls if not i.startswith("fused")]
+        if device.type != "cpu":
+            impls = [i for i in impls if i != "fast_omp"]
+        rows: list[dict[str, Any]] = []
+        extras: dict[str, Any] = {"fused_check": {}, "fused_sweep": {}}
+        for K in args.ks:
+            if "fused" in impls:
+                try:  # a kernel that fails to compile here is recorded, not fatal to the other rows
+                    knobs = {"autotune": True} if args.fused_autotune else {}
+                    check = extras["fused_check"][str(K)] = check_fused(K, args.n, args.d, args.width, device, dtype,
+                                                                        **knobs)
+                    if not check["ok"]:
+                        print(f"warning: fused step differs from reference at K={K}: {check['rel_err']}")
+                except Exception as err:
+                    extras["fused_check"][str(K)] = {"error": f"{type(err).__name__}: {err}"}
+                    print(f"warning: fused step failed at K={K}: {extras['fused_check'][str(K)]['error']}")
+            runners = build_all(K, args, device, dtype, impls, extras)
+            times = time_interleaved(runners, device, args.repeats)
+            if args.fused_sweep and "fused" in runners:
+                extras["fused_sweep"][str(K)] = sweep_fused(K, args, device, dtype)
+            med = {impl: float(np.median(t)) / (args.steps * K) for impl, t in times.items()}
+            for impl, sec in med.items():
+                rows.append({"impl": impl, "K": K, "us_per_model_step": sec * 1e6, "ratio_to_floor": sec / floor,
+                             "ratio_to_reference": sec / med["reference"] if "reference" in med else None,
+                             "ratio_to_jax": sec / med["jax"] if "jax" in med else None,
+                             "us_per_model_step_rounds": [1e6 * t / (args.steps * K) for t in times[impl]]})
+        shipped_impl = nets.resolve_step("auto", device)
+        print(f"device {device}, {args.dtype}, n={args.n} d={args.d} m={args.width}, "
+              f"{torch.get_num_threads()} threads; "
+              f"measured {rates['flops_per_s'] / 1e9:.1f} GFLOP/s, {rates['bytes_per_s'] / 1e9:.1f} GB/s; floor "
+              f"{floor * 1e6:.1f} µs/model-step; medians of {args.repeats} interleaved rounds of {args.steps} steps; "
+              f"shipped = {shipped_impl}")
+        print(f"{'impl':>12} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× reference':>12} {'× jax':>7}")
+        for r in rows:
+            ratios = [("" if r[k] is None else f"{r[k]:.2f}") for k in ("ratio_to_reference", "ratio_to_jax")]
+            print(f"{r['impl']:>12} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} "
+                  f"{ratios[0]:>12} {ratios[1]:>7}")
+        for K, check in extras["fused_check"].items():
+            if "error" in check:
+                continue
+            errs = " ".join(f"{k} {e:.1e}" for k, e in check["rel_err"].items())
+            verdict = "ok" if check["ok"] else "FAILED"
+            print(f"fused vs reference, K={K}: relative error {errs} ({verdict}); {check['kernel']}")
+        for K, info in extras.get("compiled", {}).items():
+            if "compile_s" in info:
+                print(f"compiled, K={K}: first call (compilation) {info['compile_s']:.1f} s")
+        for K, sweep in extras["fused_sweep"].items():
+            for entry in sweep:
+                result = entry.get("error") or f"{entry['us_per_model_step']:.1f} µs/model-step"
+                print(f"fused sweep K={K}: tiles {entry['tiles']}: {result}")
+        env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl))
+        record = {"config": vars(args) | {"out": str(args.out)}, "environment": env, "shipped_impl": shipped_impl,
+                  "rates": rates, "floor_s": floor, "rows": rows, **extras}
+        write_json_atomic(args.out, record)
+        print(f"wrote {args.out}")
+        return 0
 
 
 def sweep_fused(K: int, args: argparse.Namespace, device, dtype) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@
 #     log.txt                  device, timing and the verdicts
 # To commit the result: copy figures/fig3?_cnn_erf_sphere.* to figures/ and the record to figures/records/.
 #
-# The study (earlylin/presets.py, STUDY_SPECS["paper"]["fig3_cnn_erf_sphere"]): 4 conv layers of 3×3, 32
+# The study (earlylin/studies/presets.py, STUDY_SPECS["paper"]["fig3_cnn_erf_sphere"]): 4 conv layers of 3×3, 32
 # channels, erf, inputs rescaled to ‖x‖ = √d, the 10k/2k pooled CIFAR set, η = 1, 3,000 steps — the setting
 # of fig3_cnn (ReLU per coordinate, 62 s on one H100) with the other activation and normalisation.
 set -euo pipefail

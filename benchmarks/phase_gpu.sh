@@ -12,7 +12,7 @@
 # To commit the result: copy phase/phase.png, phase/phase.csv to figures/ and phase/records/phase.json to
 # figures/records/ (the tests then also run the phase_diagram check on the committed paper-size record).
 #
-# The paper-size study (earlylin/presets.py, STUDY_SPECS["paper"]["phase"]): both layers, erf, d ∈ {16, 32,
+# The paper-size study (earlylin/studies/presets.py, STUDY_SPECS["paper"]["phase"]): both layers, erf, d ∈ {16, 32,
 # 64, 128} × m/d ∈ {1, 2, 4, 8}, n = 56.57·d^{3/2} (n = 20,000 at d = 50, the Fig 1 point; n = 81,920 at
 # d = 128), n_test = 2,000, 5·T steps per point (T = 5·d·log d: 15,525 steps at d = 128), seeds 0 and 1
 # batched. Estimated time, from the measured H100 rate of benchmarks/h100.json (≈ 5× the matmul floor per

@@ -151,7 +151,7 @@ def render_report(results: list[CheckResult], records: dict[str, dict[str, Any]]
             rel = Path(os.path.relpath(png.resolve(), report_path.resolve().parent))
             lines.append(f"- [{png.stem}]({rel.as_posix()})")
     lines += ["", "Criteria and thresholds: `paper_checks/checks.py`, `paper_checks/rows.py` (Fig 2, Fig 3). Studies: "
-              "`earlylin/studies.py`, their sizes: `earlylin/presets.py`.", ""]
+              "`earlylin/studies/__init__.py`, their sizes: `earlylin/studies/presets.py`.", ""]
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ import torch
 from earlylin.activations import Activation, get_activation
 from earlylin.errors import ConfigError
 from earlylin.nets import two_layer as nets
-from earlylin.runtime.devices import set_exact_fp32
+from earlylin.runtime.devices import exact_fp32
 
 # Triton's interpreter runs the kernels on CPU tensors; TRITON_INTERPRET must be set before triton is
 # first imported. TRITON_INTERPRET=0 on a GPU machine runs the same checks on the compiled kernels.
@@ -65,8 +65,13 @@ def test_in_fresh_process():
 DEVICE = "cpu" if fused._interpreting() else "cuda"
 if DEVICE == "cuda" and not torch.cuda.is_available():
     pytest.skip("TRITON_INTERPRET is off and no CUDA device is visible", allow_module_level=True)
-if DEVICE == "cuda":
-    set_exact_fp32()  # the reference's matmuls in true fp32, as in every run
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _true_fp32():
+    """The reference's matmuls in true fp32 on CUDA, as in every run (runtime.devices.exact_fp32)."""
+    with exact_fp32():
+        yield
 
 # Relative to each tensor's scale: fp32 results summed in another order (3×TF32 on a GPU: ≈ 2⁻²² more).
 RTOL = 2e-5

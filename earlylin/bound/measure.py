@@ -158,12 +158,20 @@ def _point_data(
 
 
 def run_kernel_bound(cfg: KernelBoundConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure every grid point of ``cfg``; return the plain-data record (``kind`` "kernel_bound").
+    """Measure every grid point of ``cfg`` under exact fp32 (:func:`earlylin.runtime.devices.exact_fp32`);
+    return the plain-data record (``kind`` "kernel_bound").
 
     Keys: schema, kind, config, environment, constants (ζ, …, ν), rows (one dict per (d, n, m,
     seed, block) with every metric of :func:`measure_blocks`), points (per (d, n, m): wall time,
     mirrored, neurons summed) and summary (:func:`summarise`).
     """
+    from earlylin.runtime.devices import exact_fp32
+
+    with exact_fp32():
+        return _run_kernel_bound(cfg, progress)
+
+
+def _run_kernel_bound(cfg: KernelBoundConfig, progress: Callable[[str], None] | None) -> dict[str, Any]:
     import time
 
     from earlylin.activations import gaussian_constants, get_activation

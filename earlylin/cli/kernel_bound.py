@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
       help=f"spectral-norm solver: {', '.join(METHODS)} (lanczos: batched torch Lanczos; eigsh: scipy "
       f"ARPACK, one problem at a time) [default {DEFAULT.method}]")
     a("--tol", type=float, default=None,
-      help=f"relative Lanczos residual |β_k s_k|/|θ| to stop at [default {DEFAULT.tol:g}; --quick {QUICK['tol']:g}]")
+      help=f"relative Lanczos residual abs(β_k s_k)/abs(θ) to stop at [default {DEFAULT.tol:g}; "
+      f"--quick {QUICK['tol']:g}]")
     a("--max-iter", type=int, default=DEFAULT.max_iter,
       help=f"most Lanczos steps per spectral norm [default {DEFAULT.max_iter}]")
     a("--chunk", type=int, default=None, help="neurons per chunk of the matvec [default: auto, ≈ 64 MB buffers]")

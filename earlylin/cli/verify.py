@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -78,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m earlylin.verify",
         description="Check that early gradient descent on a network follows its linear model (Hu et al. 2020).",
         epilog="exit status: 0 success, 2 invalid input (nothing run), 3 some seeds diverged, 4 every seed "
-        "diverged,\n  1 other errors (data, I/O), 130 Ctrl-C, 143 SIGTERM\n"
+        "diverged,\n1 other errors (data, I/O), 130 Ctrl-C, 143 SIGTERM\n"
         f"environment: ${DATA_DIR_ENV} (CIFAR data dir), ${CHECKPOINT_ENV} (default of --checkpoint-every-s)\n"
-        "data: README.md, section Data",
+        "data: docs/howto.md, section Data",
     )
     a = p.add_argument
     a("--d", type=int, nargs="+", default=None,
@@ -289,13 +288,10 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
 
 # ---------------------------------------------------------------------------------------------- main
 @contextmanager
-def _data_setup(path: Path | None, download: bool, quiet: bool) -> Iterator[None]:
-    """For the duration of the run: ``--data-dir`` as the loader's ``$EARLYLIN_DATA_DIR``; with
-    ``--download --quiet``, the downloader's log line silenced (its errors still raise)."""
-    before = os.environ.get(DATA_DIR_ENV)
+def _data_setup(download: bool, quiet: bool) -> Iterator[None]:
+    """For the duration of the run, with ``--download --quiet``: the downloader's log line silenced (its errors
+    still raise)."""
     logger, level = None, 0
-    if path is not None:
-        os.environ[DATA_DIR_ENV] = str(path)
     if download and quiet:
         import pooch
 
@@ -307,10 +303,6 @@ def _data_setup(path: Path | None, download: bool, quiet: bool) -> Iterator[None
     finally:
         if logger is not None:
             logger.setLevel(level)
-        if path is not None and before is None:
-            os.environ.pop(DATA_DIR_ENV, None)
-        elif path is not None and before is not None:
-            os.environ[DATA_DIR_ENV] = before
 
 
 @cli.command
@@ -351,12 +343,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None, configs: list[Any], k
     quiet = args.quiet
     start = time.perf_counter()
     runs = []
-    with _data_setup(args.data_dir, args.download, quiet), progress.bar(total=len(configs), desc="d sweep", unit="d",
+    with _data_setup(args.download, quiet), progress.bar(total=len(configs), desc="d sweep", unit="d",
                                            enabled=not quiet and len(configs) > 1, leave=True) as sweep_bar:
         for cfg in configs:
             progress.say(f"running d={cfg.d} (n={cfg.n}, width={cfg.width}, {cfg.steps} steps, "
                     f"{len(cfg.seeds)} seed(s)) on {device}", not quiet)
-            exp = experiment_for(cfg, data_cache_dir=cache.directory)
+            exp = experiment_for(cfg, data_cache_dir=cache.directory, data_dir=args.data_dir)
             if kind == "cifar":
                 progress.say("loading CIFAR-10 cats vs horses (4×4-pooled, standardised)…", not quiet)
                 data = exp.data  # loaded once here (a cached property), so that the wait is announced

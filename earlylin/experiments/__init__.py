@@ -56,14 +56,15 @@ def config_from_dict(family: str, fields: dict[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
-def experiment_for(config: Any, *, data_cache_dir: Any = "default", **pieces: Any) -> Experiment:
+def experiment_for(config: Any, *, data_cache_dir: Any = "default", data_dir: Any = None, **pieces: Any) -> Experiment:
     """The experiment of a built-in config. ``pieces``: a user's target, data or activation (two-layer
-    net, 1D CNN); ``data_cache_dir``: the CIFAR loader's pooled-array cache (None: none)."""
+    net, 1D CNN); ``data_cache_dir``: the CIFAR loader's pooled-array cache (None: none); ``data_dir``: where
+    the CIFAR archive is looked for and downloaded (None: ``$EARLYLIN_DATA_DIR`` or the per-user data dir)."""
     if hasattr(config, "prepare"):
         return config
     family = family_of(config)
     if family == "cifar":
-        return Cifar(config, data_cache_dir=data_cache_dir, **pieces)
+        return Cifar(config, data_cache_dir=data_cache_dir, data_dir=data_dir, **pieces)
     return FAMILIES[family][1](config, **pieces)
 
 

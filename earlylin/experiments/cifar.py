@@ -101,20 +101,25 @@ def _coeff_summary(coeffs: Any) -> dict[str, Any]:
 
 
 class Cifar:
-    """The CIFAR experiment: ``Cifar(CifarConfig(arch="cnn", ...), cache_dir=...)``. ``cache_dir`` is
-    the pooled-array cache of the data loader (None: none)."""
+    """The CIFAR experiment: ``Cifar(CifarConfig(arch="cnn", ...), data_cache_dir=..., data_dir=...)``.
+    ``data_cache_dir`` is the pooled-array cache of the data loader (None: none); ``data_dir`` where the
+    archive is looked for and downloaded (default: ``$EARLYLIN_DATA_DIR``, else the per-user data dir;
+    :func:`earlylin.data.cifar_files.resolve_data_dir`)."""
 
     family = "cifar"
 
-    def __init__(self, config: CifarConfig | None = None, *, data_cache_dir: Any = "default") -> None:
+    def __init__(self, config: CifarConfig | None = None, *, data_cache_dir: Any = "default",
+                 data_dir: Any = None) -> None:
         self.config = config or CifarConfig()
         self.data_cache_dir = data_cache_dir
+        self.data_dir = data_dir
 
     @cached_property
     def data(self) -> CatHorse:
         cfg = self.config
         kwargs = {} if self.data_cache_dir == "default" else {"cache_dir": self.data_cache_dir}
-        data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download, **kwargs)
+        data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download,
+                              data_dir=self.data_dir, **kwargs)
         if cfg.n > data.n_train or cfg.n_test > data.n_test:
             raise ConfigError(f"{arg('n', cfg.n)}, {arg('n_test', cfg.n_test)}: the data ({data.source}) hold "
                               f"{data.n_train} training and {data.n_test} test images; give at most those")

@@ -36,7 +36,7 @@ from earlylin.experiments import memory
 from earlylin.experiments.comparison import LinearComparison
 from earlylin.experiments.result import Result, summarise
 from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
-from earlylin.runtime.devices import resolve_device, set_exact_fp32
+from earlylin.runtime.devices import exact_fp32, resolve_device
 from earlylin.runtime.progress import say
 from earlylin.runtime.records import Cache, probe_dir, to_jsonable
 
@@ -147,7 +147,6 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
     check = getattr(exp, "check", None)
     if check is not None:
         check()
-    set_exact_fp32()
     ident = exp.identity()
     cacheable = cache.enabled and isinstance(ident, dict)
     not_cached = None if isinstance(ident, dict) else ident
@@ -170,7 +169,8 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
             key = cache.key({**base, "seed": None, "batch": missing, "checkpoint": True})
             checkpoint = Checkpoint(cache.directory / "checkpoints" / f"{key}.pt", checkpoint_every_s)
         try:
-            per_seed, shared = train(exp, missing, device, progress, checkpoint)
+            with exact_fp32():  # fp32 means fp32 for the run, torch's settings restored after it
+                per_seed, shared = train(exp, missing, device, progress, checkpoint)
         except DivergenceError:
             if checkpoint is not None:
                 checkpoint.delete()

@@ -387,17 +387,17 @@ PLOTS: dict[str, Callable[[Table], Figure]] = {
     "fig1b": plot_fig1b,
     "fig1c": plot_fig1c,
     "fig2": plot_fig2,
-    "fig2_targets": plot_fig2_targets,  # earlylin/choices_plot.py
+    "fig2_targets": plot_fig2_targets,  # earlylin/figures/choices.py
     "first_layer": plot_first_layer,
     **{f"fig3{p}_{v}": _variant(pl, v) for v in FIG3_VARIANTS
        for p, pl in (("a", plot_fig3a), ("b", plot_fig3b), ("c", plot_fig3c))},
     "fig3_width": plot_fig3_width,
-    "fig3_grid": plot_fig3_grid,  # earlylin/choices_plot.py
+    "fig3_grid": plot_fig3_grid,  # earlylin/figures/choices.py
     "fig3_grid_widths": plot_fig3_grid,
     "fig3_cnn_cpu": plot_fig3_grid,
     "kernel_ratio": plot_kernel_ratio,
     "width_split": plot_width_split,
     "escape": plot_escape,
-    "phase": plot_phase,  # earlylin/phase_plot.py
+    "phase": plot_phase,  # earlylin/figures/phase.py
 }
 assert list(PLOTS) == list(TABLES), "every table has exactly one plot, in the same order"

@@ -272,7 +272,7 @@ PHASE_COLUMNS = {"d": "d", "m_over_d": "m_over_d", "m": "width", "n": "n", "seed
 
 
 def table_phase(records: Records) -> Table:
-    """Phase diagram (earlylin/phase.py): per (d, m/d, seed) the max over t ≤ T of the relative and plain
+    """Phase diagram (earlylin/studies/phase.py): per (d, m/d, seed) the max over t ≤ T of the relative and plain
     test MSE(net, f^lin), the escape step (empty if not reached or failed), T and the steps run."""
     t = records["phase"]["table"]
     return {out: list(t[src]) for out, src in PHASE_COLUMNS.items()}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from earlylin.errors import ConfigError, arg, choice
@@ -21,11 +24,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def set_exact_fp32() -> None:
-    """Turn TF32 off for matmul and cuDNN: fp32 means fp32 (docs/theory.md §6). cuDNN autotuning is on: it
-    picks the fastest exact-fp32 convolution algorithm for the CIFAR CNN (the choice can differ
-    between processes, so CUDA convolutions are not bit-reproducible; recorded in every record)."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
-    torch.set_float32_matmul_precision("highest")
+# what fp32 means in every run (docs/theory.md §6): the settings exact_fp32() applies, and what records record
+EXACT_FP32 = {"tf32_matmul": False, "tf32_cudnn": False, "float32_matmul_precision": "highest",
+              "cudnn_benchmark": True}
+
+
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """Inside the block, :data:`EXACT_FP32`: TF32 off for matmul and cuDNN, so that fp32 means fp32
+    (docs/theory.md §6), and cuDNN autotuning on, which picks the fastest exact-fp32 convolution algorithm
+    for the CIFAR CNN (the choice can differ between processes, so CUDA convolutions are not
+    bit-reproducible; recorded in every record). torch's previous settings are restored after the block."""
+    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (cuda.allow_tf32, cudnn.allow_tf32, cudnn.benchmark, torch.get_float32_matmul_precision())
+    cuda.allow_tf32 = EXACT_FP32["tf32_matmul"]
+    cudnn.allow_tf32 = EXACT_FP32["tf32_cudnn"]
+    cudnn.benchmark = EXACT_FP32["cudnn_benchmark"]
+    torch.set_float32_matmul_precision(EXACT_FP32["float32_matmul_precision"])
+    try:
+        yield
+    finally:
+        cuda.allow_tf32, cudnn.allow_tf32, cudnn.benchmark = saved[:3]
+        torch.set_float32_matmul_precision(saved[3])

@@ -41,6 +41,7 @@ except ImportError:  # Windows: no advisory locks (locked_dir locks nothing)
     fcntl = None  # type: ignore[assignment]
 
 from earlylin.errors import ConfigError, DataError
+from earlylin.runtime.devices import EXACT_FP32
 from earlylin.runtime.fingerprint import code_fingerprint
 from earlylin.version import __version__
 
@@ -210,10 +211,7 @@ def environment(device: torch.device, dtype: str, net_step: dict[str, Any] | Non
         "device": str(device),
         "dtype": dtype,
         "torch_threads": torch.get_num_threads(),
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        **EXACT_FP32,  # every run trains under runtime.devices.exact_fp32()
         "linear_model_dtype": "float64",
         "code_fingerprint": code_fingerprint(),
     }

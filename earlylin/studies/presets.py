@@ -65,7 +65,7 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 # - Width split: d = 50, n = 20,000, m ∈ {256, 1024, 4096}, 1,000 steps (T = 978).
 # - Escape: d ∈ {25, 50, 100}, m = 256, n = 20,000, 16,000 steps (t* ≈ 26·d·log d at d = 50).
 # - First-layer theorem: first layer only, n, m ∝ d^{3/2} as for Fig 1c scaled.
-# - Phase diagram (earlylin/phase.py): both layers, erf, d ∈ {16, 32, 64, 128} × m/d ∈ {1, 2, 4, 8}, n ∝ d^{3/2}
+# - Phase diagram (earlylin/studies/phase.py): both layers, erf, d ∈ {16, 32, 64, 128} × m/d ∈ {1, 2, 4, 8}, n ∝ d^{3/2}
 #   through the Fig 1 point (n = 20,000 at d = 50), 5·T steps per point (T = 5·d·log d), seeds 0–1;
 #   ≈ 4–5 min on one H100/H200 by the measured step rate (benchmarks/phase_gpu.sh). Quick: d ∈ {8, 16, 32}
 #   × m/d ∈ {1, 4, 16}, n = 8·d^{3/2}, 3·T steps, ≈ 20 s of single-thread CPU time.
