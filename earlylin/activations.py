@@ -44,13 +44,16 @@ _LOG_TWO_OVER_SQRT_PI = math.log(_TWO_OVER_SQRT_PI)
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation φ with its derivative φ′ (torch, elementwise) and the points where φ′ jumps."""
+    """An activation φ with its derivative φ′ (torch, elementwise), the points where φ′ jumps and, for the
+    piecewise-linear family φ(z) = max(z, a·z), its slope a (ReLU: 0; None for every other φ). The slope is
+    resolved once, here, from the name or the caller's number: nothing parses it from the name again."""
 
     name: str
     phi: Fn
     dphi: Fn
     kinks: tuple[float, ...] = ()
     dphi_into: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    slope: float | None = None
 
     def phi_out(self, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """φ(z) written into the preallocated ``out`` (the trainer's hot path avoids allocations)."""
@@ -95,7 +98,7 @@ def _leaky(slope: float) -> Activation:
         return out if slope == 0.0 else out.mul_(1.0 - slope).add_(slope)
 
     name = "relu" if slope == 0.0 else f"leaky_relu:{slope:g}"
-    return Activation(name, phi, dphi, kinks=(0.0,), dphi_into=dphi_into)
+    return Activation(name, phi, dphi, kinks=(0.0,), dphi_into=dphi_into, slope=float(slope))
 
 
 _SMOOTH: dict[str, Activation] = {
@@ -123,9 +126,19 @@ def get_activation(spec: str | Activation | Fn) -> Activation:
             tensors, wrapped as a smooth (no kinks) activation named ``custom:<φ.__name__>`` whose φ′
             comes from autograd (:func:`custom_activation`).
 
+    Returns:
+        The :class:`Activation`: φ, φ′, the kinks of φ′ and, for the piecewise-linear family, its slope.
+
     Raises:
         ConfigError: unknown name, a leaky slope outside [0, 1), a callable that is not elementwise
             (:func:`custom_activation`), or anything else.
+
+    Example::
+
+        import torch, earlylin
+        relu = earlylin.get_activation("leaky_relu:0.2")
+        softsign = earlylin.get_activation(lambda z: z / (1 + z.abs()))
+        softsign.dphi(torch.zeros(1))   # 1: φ′ by autograd
     """
     if isinstance(spec, Activation):
         return spec
@@ -255,6 +268,19 @@ def _registered(name: str) -> bool:
 
 
 def gaussian_constants(act: Activation) -> GaussianConstants:
-    """The Gaussian constants of ``act``: cached per name for a registered name (whatever φ ``act``
-    carries), computed afresh from ``act`` itself for any other (e.g. ``custom:`` activations)."""
+    """The Gaussian constants ζ = E φ′(g), ν = E φ″(g) and ϑ₀, ϑ₁, ϑ₂ of the norm feature q (docs/theory.md §2).
+
+    Args:
+        act: an :class:`Activation` (:func:`get_activation`); cached per name for a registered name,
+            computed afresh from ``act`` itself for any other (``custom:`` activations).
+
+    Returns:
+        The :class:`GaussianConstants` (``zeta``, ``nu()``, ``theta0``, ``theta1``, ``theta2``, ``as_dict()``).
+
+    Example::
+
+        import earlylin
+        c = earlylin.gaussian_constants(earlylin.get_activation("relu"))
+        c.zeta   # 0.5: E[φ′(g)] for ReLU
+    """
     return _constants(act.name) if _registered(act.name) else _compute_constants(act)

@@ -38,12 +38,39 @@ def run(
     config: Any, *, target: Callable | None = None, data: Arrays | None = None, activation: Any = None,
     cache_dir: str | os.PathLike[str] | None = None, progress: bool = False, max_gb: float | None = None,
 ) -> Result:
-    """Run a config (``TwoLayerConfig``, ``Cnn1dConfig``, ``CifarConfig``) or an experiment object.
+    """Train the network of ``config`` and its predicted linear model side by side (docs/theory.md §3–§4).
 
-    ``target``, ``data`` and ``activation`` replace the config's built-in pieces (two-layer net and
-    1D CNN). ``max_gb``: the memory limit in GiB (default: the memory available; a run estimated past it
-    is refused, :mod:`earlylin.experiments.memory`). Raises :class:`earlylin.errors.ConfigError` for bad input,
-    before any work."""
+    Every seed of the config trains as one batch; the linear model's trajectory is in closed form; the
+    comparison (MSE between outputs, losses, the V_lin split, the escape step) is recorded at log-spaced
+    steps.
+
+    Args:
+        config: a :class:`TwoLayerConfig`, :class:`Cnn1dConfig` or :class:`CifarConfig`, or an experiment
+            object (:class:`earlylin.TwoLayer`, ...) that holds its own pieces.
+        target: your target function (numpy (n, d) → (n,)) on the synthetic inputs, replacing the teacher.
+        data: your arrays (:class:`Arrays`); d, n and n_test then come from them.
+        activation: your φ, a name or a callable on torch tensors (φ′ by autograd, the constants by
+            quadrature). ``target``, ``data`` and ``activation`` apply to the two-layer net and the 1D CNN.
+        cache_dir: where results are cached per (config, seed), keyed by the code's and the inputs'
+            fingerprints (None: no cache).
+        progress: progress on stderr.
+        max_gb: the memory limit in GiB (default: the memory available now); a run estimated past it is
+            refused (:mod:`earlylin.experiments.memory`).
+
+    Returns:
+        The :class:`Result`: ``summary``, per-seed curves, a tidy table, ``save``.
+
+    Raises:
+        ConfigError: bad input, before any work (values named as ``lr=``); a learning rate past the
+            linear model's stability bound; a run that does not fit in memory.
+        DivergenceError: every seed diverged.
+
+    Example::
+
+        import earlylin
+        result = earlylin.run(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=50))
+        print(result.summary["max_rel_test_mse_early"])
+    """
     pieces = {k: v for k, v in (("target", target), ("data", data), ("activation", activation)) if v is not None}
     _check_config(config, pieces)
     return pipeline.run(experiment_for(config, **pieces), Cache(cache_dir), progress, max_gb=max_gb)
@@ -70,7 +97,38 @@ def _check_config(config: Any, pieces: dict[str, Any]) -> None:
 def run_network(
     network: torch.nn.Module | Callable, data: Arrays, config: NetworkConfig | None = None, *,
     init: Callable[[int], Sequence[Any]] | None = None, cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = False,
+    progress: bool = False, max_gb: float | None = None,
 ) -> Result:
-    """Train a user's network (doubled copy, f₀ ≡ 0) against its fitted affine model on ``data``."""
-    return pipeline.run(Network(network, data, config, init=init), Cache(cache_dir), progress)
+    """Train your own network against the affine model fitted to its own empirical tangent kernel at
+    initialisation (docs/theory.md §4): the network runs as a doubled copy, so that f₀ ≡ 0.
+
+    Args:
+        network: a ``torch.nn.Module`` mapping (n, d) to (n,) or (n, 1), or a function ``fn(params, x)``
+            (then ``init`` is needed).
+        data: the train and test arrays (:class:`Arrays`).
+        config: learning rate, steps, seeds, the points the affine model is fitted on
+            (:class:`NetworkConfig`; default: its defaults).
+        init: a function of the seed returning the parameters (in ``named_parameters()`` order). Without
+            it seed s re-initialises the module with ``reset_parameters()`` under a generator seeded from s;
+            a module that has none and several seeds are refused.
+        cache_dir: the result cache (None: none); the network's source and parameters are fingerprinted.
+        progress: progress on stderr.
+        max_gb: the memory limit in GiB (default: the memory available now).
+
+    Returns:
+        The :class:`Result`.
+
+    Raises:
+        ConfigError: bad input, found before training: the wrong input size or output shape, NaN at
+            initialisation, a learning rate past the stability bound.
+
+    Example::
+
+        import numpy as np, torch, earlylin
+        x = np.random.default_rng(0).standard_normal((300, 8))
+        data = earlylin.Arrays(x[:200], np.sign(x[:200, 0]), x[200:], np.sign(x[200:, 0]))
+        net = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
+        own = earlylin.run_network(net, data, earlylin.NetworkConfig(lr=0.1, steps=30, n_fit=64))
+        print(own.summary["max_rel_test_mse_early"])
+    """
+    return pipeline.run(Network(network, data, config, init=init), Cache(cache_dir), progress, max_gb=max_gb)

@@ -81,7 +81,16 @@ class RunControls:
 
 @config_class
 class TwoLayerConfig(RunControls):
-    """One two-layer run at one input dimension d (several seeds, batched)."""
+    """One two-layer run at one input dimension d (several seeds, batched): the paper's Fig 1 setting by
+    default (docs/theory.md §5). Every field is a flag of ``python -m earlylin verify`` (``n_test`` is
+    ``--n-test``); unknown fields and invalid values raise :class:`ConfigError` when it is validated.
+
+    Example::
+
+        import earlylin
+        cfg = earlylin.TwoLayerConfig(d=20, n=1000, n_test=500, width=128, steps=300, seeds=(0, 1))
+        cfg.with_(layers="second").validate().as_dict()["layers"]
+    """
 
     d: int = 50
     layers: str = "both"
@@ -134,7 +143,13 @@ class TwoLayerConfig(RunControls):
 @config_class
 class Cnn1dConfig(TwoLayerConfig):
     """A 1D-CNN run (docs/theory.md §5): the two-layer fields (``width`` = number of filters m) plus
-    the filter size q."""
+    the filter size q.
+
+    Example::
+
+        import earlylin
+        cfg = earlylin.Cnn1dConfig(d=64, filter_size=16, width=64, n=500, n_test=200, steps=300)
+    """
 
     filter_size: int = 10
 
@@ -155,8 +170,15 @@ class Cnn1dConfig(TwoLayerConfig):
 
 @config_class
 class CifarConfig(RunControls):
-    """One CIFAR run. Defaults: the full 10k/2k set on the sphere, erf, width 512 (FC units / CNN
-    channels), η = 1. ReLU on per-coordinate inputs is where the linear model fails (README)."""
+    """One CIFAR-10 cats-vs-horses run (the paper's Fig 3). Defaults: the full 10k/2k set on the sphere, erf,
+    width 512 (FC units / CNN channels), η = 1. ReLU on per-coordinate inputs is where the linear model
+    fails (docs/results.md). The data: docs/howto.md (the official archive, downloaded with ``download=True``).
+
+    Example::
+
+        import earlylin
+        cfg = earlylin.CifarConfig(arch="cnn", width=16, n=500, n_test=200, steps=300)
+    """
 
     arch: str = "fc"
     depth: int = 4
@@ -236,9 +258,15 @@ class Sweep:
 
 @config_class
 class NetworkConfig(RunControls):
-    """A run of a user's network on user arrays: GD with learning rate ``lr`` for ``steps`` steps,
-    the affine model fitted to the empirical NTK on ``n_fit`` training points. ``d``, ``n`` and
-    ``n_test`` are filled in from the data; ``name`` labels the network."""
+    """A run of a user's network on user arrays (:func:`earlylin.run_network`): GD with learning rate ``lr``
+    for ``steps`` steps, the affine model fitted to the empirical NTK on ``n_fit`` training points
+    (docs/theory.md §4). ``d``, ``n`` and ``n_test`` are filled in from the data; ``name`` labels the network.
+
+    Example::
+
+        import earlylin
+        cfg = earlylin.NetworkConfig(lr=0.1, steps=300, n_fit=128, seeds=(0, 1, 2))
+    """
 
     lr: float = 1.0
     steps: int = 1_000

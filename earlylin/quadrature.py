@@ -128,12 +128,9 @@ def gaussian_expectation(f: Fn, kinks: tuple[float, ...] = (), n_nodes: int = 16
 
 
 def _leaky_slope(act: Activation) -> float | None:
-    """Slope a of the piecewise-linear family (ReLU a = 0), or None for any other activation."""
-    if act.name == "relu":
-        return 0.0
-    if act.name.startswith("leaky_relu:"):
-        return float(act.name.partition(":")[2])
-    return None
+    """Slope a of the piecewise-linear family (ReLU a = 0), or None for any other activation
+    (:attr:`earlylin.activations.Activation.slope`)."""
+    return getattr(act, "slope", None)
 
 
 def _np(fn: Fn, x: np.ndarray) -> np.ndarray:

@@ -203,3 +203,18 @@ def test_bad_callables_are_refused(fn, match):
 def test_non_callable_spec_refused(bad):
     with pytest.raises(ConfigError, match="elementwise torch callable"):
         get_activation(bad)
+
+
+def test_a_leaky_slope_of_many_digits_reaches_the_kernels_exactly():
+    """The slope is resolved once, into Activation.slope, and the closed-form kernels use it: with a slope
+    of 9 significant digits (the name keeps 6), V(s) = s(1 + a²)/2 of the deep-net recursion equals the
+    quadrature of the φ that the network runs, E[φ(√s g)²], to 1e-12. (Read back from the name, the slope
+    0.123457 would put V 1e-7 off.)"""
+    from earlylin.quadrature import diag_expectations, gaussian_expectation
+
+    act = get_activation("leaky_relu:0.123456789")
+    assert act.slope == 0.123456789 and get_activation("relu").slope == 0.0 and get_activation("erf").slope is None
+    s = np.array([0.5, 1.0, 2.0])
+    closed = diag_expectations(act, s)["V"]
+    direct = [gaussian_expectation(lambda g, s=si: act.phi(math.sqrt(s) * g) ** 2, act.kinks) for si in s]
+    np.testing.assert_allclose(closed, direct, rtol=1e-12, atol=0)

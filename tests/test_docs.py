@@ -8,15 +8,18 @@ reference page names every key of a real record.json."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
+import earlylin
 from earlylin.cli import verify
 from earlylin.cli.main import COMMANDS
 
@@ -113,3 +116,34 @@ def test_reference_names_every_record_key(tmp_path):
     reference = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     missing = sorted(k for k in keys if f"`{k}`" not in reference)
     assert not missing, f"docs/reference.md does not name {missing}"
+
+
+# ---------------------------------------------------------------------------------------------- the public face
+PUBLIC = [n for n in earlylin.__all__ if n != "__version__"]
+FUNCTIONS = ("run", "run_network", "run_sweep", "get_activation", "gaussian_constants")
+
+
+def _example(name: str) -> str | None:
+    doc = inspect.getdoc(getattr(earlylin, name)) or ""
+    m = re.search(r"^Example::\n\n((?:[ ]{4}.*\n?|\n)+)", doc, flags=re.M)
+    return textwrap.dedent(m.group(1)) if m else None
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    """Every public name but the error types shows an Example; every public function also says its Args
+    and Returns (Google style, rendered by the reference page)."""
+    errors = {"ConfigError", "DataError", "DivergenceError", "EarlylinError"}
+    missing = [n for n in PUBLIC if n not in errors and _example(n) is None]
+    assert not missing, f"no Example:: in the docstring of {missing}"
+    for name in FUNCTIONS:
+        doc = inspect.getdoc(getattr(earlylin, name))
+        assert "Args:" in doc and "Returns:" in doc, name
+
+
+@pytest.mark.slow
+def test_docstring_examples_run(tmp_path):
+    """The Example of every public name runs as written, each in a namespace of its own, in one fresh process."""
+    examples = {n: e for n in PUBLIC if (e := _example(n)) is not None}
+    script = "\n".join(f"exec(compile({code!r}, {name!r}, 'exec'), {{}})" for name, code in examples.items())
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]

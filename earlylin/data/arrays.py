@@ -16,8 +16,21 @@ C = TypeVar("C", bound=Any)
 
 @dataclass(frozen=True, eq=False)
 class Arrays:
-    """x_train (n, d), y_train (n,), x_test (n_test, d), y_test (n_test,), any float dtype (kept as
-    float64). Inputs should be scaled like the theory's, ‖x‖² ≈ d (docs/theory.md §1)."""
+    """Your own data for :func:`earlylin.run` (``data=``) and :func:`earlylin.run_network`.
+
+    Args:
+        x_train: (n, d) training inputs, any float dtype (kept as float64). The theory's scale is
+            ‖x‖² ≈ d (docs/theory.md §1).
+        y_train: (n,) training targets.
+        x_test: (n_test, d) test inputs.
+        y_test: (n_test,) test targets.
+
+    Example::
+
+        import numpy as np, earlylin
+        x = np.random.default_rng(0).standard_normal((300, 10))
+        data = earlylin.Arrays(x[:200], np.sign(x[:200, 0]), x[200:], np.sign(x[200:, 0]))
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray

@@ -104,7 +104,13 @@ class Cifar:
     """The CIFAR experiment: ``Cifar(CifarConfig(arch="cnn", ...), data_cache_dir=..., data_dir=...)``.
     ``data_cache_dir`` is the pooled-array cache of the data loader (None: none); ``data_dir`` where the
     archive is looked for and downloaded (default: ``$EARLYLIN_DATA_DIR``, else the per-user data dir;
-    :func:`earlylin.data.cifar_files.resolve_data_dir`)."""
+    :func:`earlylin.data.cifar_files.resolve_data_dir`). The data load on first use of ``data``.
+
+    Example::
+
+        import earlylin
+        exp = earlylin.Cifar(earlylin.CifarConfig(arch="cnn", width=16, n=500, n_test=200), data_dir="cifar-data")
+    """
 
     family = "cifar"
 

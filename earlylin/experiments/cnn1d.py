@@ -23,7 +23,14 @@ from earlylin.runtime.devices import DTYPES
 
 
 class Cnn1d(SyntheticFamily):
-    """The 1D-CNN experiment: ``Cnn1d(config, target=f, data=Arrays(...), activation=φ)``."""
+    """The 1D-CNN experiment: ``Cnn1d(config, target=f, data=Arrays(...), activation=φ)``, what
+    :func:`earlylin.run` builds from a :class:`Cnn1dConfig` and its pieces.
+
+    Example::
+
+        import earlylin
+        exp = earlylin.Cnn1d(earlylin.Cnn1dConfig(d=16, filter_size=4, width=16, n=200, n_test=100, steps=30))
+    """
 
     family = "cnn1d"
     default_config = Cnn1dConfig

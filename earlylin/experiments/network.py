@@ -50,7 +50,17 @@ NetworkFn = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 
 
 class Network:
-    """``Network(module, data)`` or ``Network(fn, data, init=init)``, with an optional NetworkConfig."""
+    """Your network as an experiment: ``Network(module, data)`` or ``Network(fn, data, init=init)``, with an
+    optional :class:`NetworkConfig`; what :func:`earlylin.run_network` runs.
+
+    Example::
+
+        import numpy as np, torch, earlylin
+        x = np.random.default_rng(0).standard_normal((300, 8))
+        data = earlylin.Arrays(x[:200], np.sign(x[:200, 0]), x[200:], np.sign(x[200:, 0]))
+        net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        exp = earlylin.Network(net, data, earlylin.NetworkConfig(lr=0.1, steps=20, n_fit=32))
+    """
 
     family = "network"
 

@@ -94,12 +94,22 @@ def summarise(
 
 
 class Result:
-    """One run: ``summary``, ``config``, per-seed metrics and per-step curves.
+    """One run: ``summary``, ``config``, per-seed metrics and per-step curves (what :func:`earlylin.run` and
+    :func:`earlylin.run_network` return). ``record`` is the plain-data run record of ``record.json``'s
+    ``runs`` (every key: docs/reference.md).
 
-    >>> r.summary["max_test_mse_early"]      # seed mean of the early-window maximum of MSE(net, f^lin)
-    >>> r.curve("test_mse")                  # (seeds, recorded steps) array
-    >>> r.table()                            # tidy columns: seed, step, one column per metric
-    >>> r.save("runs/my/record.json"); Result.load("runs/my/record.json")
+    Attributes:
+        record: the run record: ``config``, ``device``, ``constants``, ``per_seed``, ``summary``.
+
+    Example::
+
+        import earlylin
+        r = earlylin.run(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=50, seeds=(0, 1)))
+        r.summary["max_test_mse_early"]   # seed mean of the early-window maximum of MSE(net, f^lin)
+        r.curve("test_mse").shape         # (seeds, recorded steps)
+        r.table()["step"][:3]             # tidy columns: seed, step, one column per metric
+        r.save("runs/example/record.json")
+        again = earlylin.Result.load("runs/example/record.json")
     """
 
     def __init__(self, record: dict[str, Any]) -> None:

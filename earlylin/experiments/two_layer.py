@@ -29,7 +29,16 @@ from earlylin.runtime.devices import DTYPES
 
 
 class TwoLayer(SyntheticFamily):
-    """The two-layer experiment: ``TwoLayer(config, target=f, data=Arrays(...), activation=φ)``."""
+    """The two-layer experiment: ``TwoLayer(config, target=f, data=Arrays(...), activation=φ)``, what
+    :func:`earlylin.run` builds from a :class:`TwoLayerConfig` and its pieces (give it one or the other).
+
+    Example::
+
+        import numpy as np, earlylin
+        exp = earlylin.TwoLayer(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=30),
+                                target=lambda x: np.tanh(x[:, 0]))
+        earlylin.run(exp).summary["escape_step"]
+    """
 
     family = "two_layer"
     default_config = TwoLayerConfig

@@ -79,10 +79,9 @@ def _act_code(act: Activation) -> int | None:
 
 
 def _leaky_slope(act: Activation) -> float:
-    """The negative-side slope a of φ(z) = max(z, a z), read off φ(−1) = −a (exact, unlike the name)."""
-    if act.name.startswith("leaky_relu"):
-        return -float(act.phi(torch.tensor(-1.0, dtype=torch.float64)))
-    return 0.0
+    """The negative-side slope a of φ(z) = max(z, a z) (:attr:`earlylin.activations.Activation.slope`; 0 for
+    the kernels of other activations, which do not read it)."""
+    return act.slope if act.slope is not None else 0.0
 
 
 def _triton_importable() -> bool:

@@ -138,14 +138,36 @@ def sweep(
     progress: bool = False, max_retries: int = 2, point_fn: PointFn | None = None, argv: list[str] | None = None,
     max_points: int = MAX_POINTS, max_gb: float | None = None,
 ) -> SweepResult:
-    """Run every point of ``grid`` (field → values; derived fields as in the module docstring) with the
-    ``fixed`` fields and ``seeds``, on ``backend`` (``local`` or ``ray``). Results are cached per
-    (config, seed) in ``cache_dir`` (None: no cache, as :func:`earlylin.run`); with ``out`` the table
-    and the record are written there. Raises :class:`ConfigError` before any work for a bad spec, or
-    when every point's config is invalid, or when the grid has more than ``max_points`` points (a guard against a
-    grid far larger than meant), or when a point's estimated memory exceeds ``max_gb`` GiB (default: what this
-    machine has available; with ``backend="ray"`` checked only against a ``max_gb`` given); a point that
-    fails on its own gives error rows."""
+    """Run every point of ``grid`` with the ``fixed`` fields and ``seeds`` (``earlylin.run_sweep``).
+
+    Args:
+        grid: config field → values, every combination one point; derived fields as in the module
+            docstring (``m_over_d``, ``n_exponent``/``n_scale``, ``steps_per_window``).
+        family: ``two_layer``, ``cnn1d`` or ``cifar``.
+        fixed: fields set at every point.
+        seeds: the seeds of every point, trained as one batch.
+        backend: ``local`` (this process) or ``ray`` (one Ray task per point; ``ray_address``,
+            ``max_retries``).
+        out: with a folder, ``sweep.csv`` and ``sweep.json`` are written there.
+        cache_dir: results cached per (config, seed), shared with :func:`earlylin.run` (None: no cache).
+        progress: a progress bar on stderr.
+        max_points: the largest grid accepted (a guard against a grid far larger than meant).
+        max_gb: the memory limit of a point in GiB (default: what this machine has available; with
+            ``backend="ray"`` checked only against a ``max_gb`` given).
+
+    Returns:
+        The :class:`SweepResult`: ``table`` (one row per point and seed), ``summary``, ``record``.
+
+    Raises:
+        ConfigError: before any work, for a bad spec, a grid whose every config is invalid, more than
+            ``max_points`` points, or a point past ``max_gb``. A point that fails on its own gives error rows.
+
+    Example::
+
+        import earlylin
+        res = earlylin.run_sweep({"d": [8, 16]}, fixed={"n": 200, "n_test": 100, "width": 32, "steps": 30})
+        res.table["max_rel_mse_early"]
+    """
     fixed = {k: plain_value(v) for k, v in (fixed or {}).items()}
     grid = {k: v if isinstance(v, str | bytes) or not hasattr(v, "__iter__") else [plain_value(x) for x in v]
             for k, v in grid.items()}
