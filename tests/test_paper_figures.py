@@ -223,3 +223,10 @@ def test_default_out_is_not_the_committed_figures(tmp_path, monkeypatch, capsys)
     assert "runs/figures/fig1a.csv" in capsys.readouterr().err
     assert figures_cli.main(["--replot", "--quick", "--only", "fig1a"]) == 2
     assert "runs/figures-quick/fig1a.csv" in capsys.readouterr().err
+
+
+def test_every_study_kind_is_in_the_one_registry():
+    """Each study's kind is dispatched through studies.KINDS alone; every kind there is used by a preset."""
+    used = {spec["kind"] for specs in presets.STUDY_SPECS.values() for spec in specs.values()}
+    assert used == set(studies.KINDS)
+    assert studies.study_configs(presets.STUDY_SPECS["quick"]["kernel"], "cpu") == []

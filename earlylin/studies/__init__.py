@@ -21,6 +21,8 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,41 +51,86 @@ def spec_of(study: str, size: str) -> dict[str, Any]:
 
 
 def study_configs(spec: dict[str, Any], device: str) -> list[Any]:
-    """The run configs of a study spec, validated. Kinds ``two_layer`` / ``two_layer_widths`` (with
-    ``"family": "cnn1d"`` for the 1D CNN), ``cifar`` / ``cifar_widths`` / ``cifar_grid`` (every setting of
-    ``"grid"`` × every width) / ``cifar_settings`` (each dict of ``"settings"`` over ``"cifar"``)."""
-    if spec["kind"] == "phase":  # a grid of the sweep's points (earlylin.sweep)
-        return grid_configs(spec["family"], spec["grid"], {**spec["fixed"], "device": device}, spec["seeds"])
-    if spec["kind"] in ("cifar", "cifar_widths", "cifar_grid", "cifar_settings"):
-        grid = [{}] if spec["kind"] == "cifar" else list(spec["settings"]) if spec["kind"] == "cifar_settings" else [
-            {"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
-        if spec["kind"] == "cifar_grid":  # every setting of spec["grid"] (field → values) at every width
-            axes = spec["grid"]
-            grid = [{**dict(zip(axes, values, strict=True)), **point}
-                    for values in itertools.product(*axes.values()) for point in grid]
-        return [CifarConfig(**{**spec["cifar"], **point, "device": device}).validate() for point in grid]
-    cls = Cnn1dConfig if spec.get("family") == "cnn1d" else TwoLayerConfig
-    base = cls(**{**spec["base"], "seeds": tuple(spec["base"]["seeds"]), "device": device})
-    if spec["kind"] == "two_layer_widths":
-        return [base.with_(d=spec["ds"][0], width=m).validate() for m in spec["widths"]]
+    """The run configs of a study spec, validated (:data:`KINDS`; none for the kernel bound)."""
+    configs = KINDS[spec["kind"]].configs
+    return configs(spec, device) if configs is not None else []
+
+
+def _two_layer(spec: dict[str, Any], device: str) -> list[Any]:
+    """Kind ``two_layer``: the base config at every d of ``"ds"`` (n, m scaled by ``"scale_alpha"``), with
+    ``"family": "cnn1d"`` for the 1D CNN."""
+    base = _base(spec, device)
     return Sweep(base=base.with_(d=spec["ds"][0]), ds=tuple(spec["ds"]), scale_alpha=spec.get("scale_alpha")).configs()
+
+
+def _two_layer_widths(spec: dict[str, Any], device: str) -> list[Any]:
+    """Kind ``two_layer_widths``: the base config at the first d and every width of ``"widths"``."""
+    base = _base(spec, device)
+    return [base.with_(d=spec["ds"][0], width=m).validate() for m in spec["widths"]]
+
+
+def _base(spec: dict[str, Any], device: str) -> TwoLayerConfig:
+    cls = Cnn1dConfig if spec.get("family") == "cnn1d" else TwoLayerConfig
+    return cls(**{**spec["base"], "seeds": tuple(spec["base"]["seeds"]), "device": device})
+
+
+def _cifar(points: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> Callable[[dict[str, Any], str], list[Any]]:
+    """A CIFAR kind: ``"cifar"`` (the fields every run shares) with each point's fields over it."""
+    def configs(spec: dict[str, Any], device: str) -> list[Any]:
+        return [CifarConfig(**{**spec["cifar"], **point, "device": device}).validate() for point in points(spec)]
+    return configs
+
+
+def _widths(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"arch": arch, "width": width} for arch, widths in spec["widths"].items() for width in widths]
+
+
+def _grid_at_widths(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every setting of ``"grid"`` (field → values) at every width."""
+    axes = spec["grid"]
+    return [{**dict(zip(axes, values, strict=True)), **point}
+            for values in itertools.product(*axes.values()) for point in _widths(spec)]
+
+
+def _phase(spec: dict[str, Any], device: str) -> list[Any]:
+    """Kind ``phase``: the sweep's grid points (:mod:`earlylin.sweep`)."""
+    return grid_configs(spec["family"], spec["grid"], {**spec["fixed"], "device": device}, spec["seeds"])
+
+
+def _by_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"by_run": [{**{k: r["config"][k] for k in ("arch", "width", "activation", "cifar_norm")}, **r["summary"]}
+                       for r in runs]}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a study kind is: how its spec becomes run configs (None: it has none of the pipeline's), how
+    their records are summarised, and how the study runs (``runs``: each config through the pipeline;
+    ``phase``: the sweep's point function; ``kernel``: the kernel bound)."""
+
+    configs: Callable[[dict[str, Any], str], list[Any]] | None
+    summary: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
+    runner: str = "runs"
+
+
+# every study kind of earlylin.studies.presets.STUDY_SPECS, in one place
+KINDS: dict[str, Kind] = {
+    "two_layer": Kind(_two_layer, sweep_summary),
+    "two_layer_widths": Kind(_two_layer_widths, lambda runs: {"by_width": [r["summary"] for r in runs],
+                                                              "widths": [r["config"]["width"] for r in runs]}),
+    "cifar": Kind(_cifar(lambda spec: [{}]), lambda runs: runs[0]["summary"]),
+    "cifar_widths": Kind(_cifar(_widths), _by_run),
+    "cifar_grid": Kind(_cifar(_grid_at_widths), _by_run),
+    "cifar_settings": Kind(_cifar(lambda spec: list(spec["settings"])), _by_run),
+    "phase": Kind(_phase, runner="phase"),
+    "kernel_bound": Kind(None, runner="kernel"),
+}
 
 
 def _describe(cfg: Any) -> str:
     if isinstance(cfg, CifarConfig):
         return f"CIFAR {cfg.arch} width {cfg.width} n={cfg.n} {cfg.steps} steps"
     return f"{family_of(cfg)} d={cfg.d} n={cfg.n} m={cfg.width} layers={cfg.layers} {cfg.steps} steps"
-
-
-def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    if kind == "two_layer":
-        return sweep_summary(runs)
-    if kind == "two_layer_widths":
-        return {"by_width": [r["summary"] for r in runs], "widths": [r["config"]["width"] for r in runs]}
-    if kind == "cifar":
-        return runs[0]["summary"]
-    return {"by_run": [{**{k: r["config"][k] for k in ("arch", "width", "activation", "cifar_norm")}, **r["summary"]}
-                       for r in runs]}
 
 
 def check_memory(studies: list[str], size: str, device: str, max_gb: float | None = None) -> None:
@@ -93,29 +140,31 @@ def check_memory(studies: list[str], size: str, device: str, max_gb: float | Non
     dev = resolve_device(device)
     for study in studies:
         spec = spec_of(study, size)
-        if spec["kind"] != "kernel_bound":
+        if KINDS[spec["kind"]].configs is not None:
             memory.check_fits([c for c in study_configs(spec, device) if memory.covers(c)], dev, max_gb)
 
 
 def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache, progress: bool,
          max_gb: float | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"schema": SCHEMA, "study": study, "size": size, "kind": spec["kind"], "spec": spec}
-    if spec["kind"] == "phase":  # the sweep's point function over the grid, locally: {"table", "summary"}
+    kind = KINDS[spec["kind"]]
+    if kind.runner == "phase":  # the sweep's point function over the grid, locally: {"table", "summary"}
         _say(progress, f"[{study}] phase diagram: {', '.join(f'{k} {v}' for k, v in spec['grid'].items())}")
         record.update(run_study(spec, device, cache, progress, max_gb))
-    elif spec["kind"] != "kernel_bound":
-        runs = []
-        for cfg in study_configs(spec, device):
-            _say(progress, f"[{study}] {_describe(cfg)}")
-            runs.append(run(experiment_for(cfg, data_cache_dir=cache.directory), cache, progress, max_gb=max_gb).record)
-        record["runs"] = runs
-        record["summary"] = _summary(spec["kind"], runs)
-    else:
+    elif kind.runner == "kernel":
         kcfg = KernelBoundConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["kernel"].items()},
                                  device=device)
         _say(progress, f"[{study}] kernel bound d={list(kcfg.ds)}")
         record["kernel"] = run_kernel_bound(kcfg, progress=(lambda s: _say(progress, s)) if progress else None)
         record["summary"] = record["kernel"]["summary"]
+    else:
+        runs = []
+        for cfg in study_configs(spec, device):
+            _say(progress, f"[{study}] {_describe(cfg)}")
+            runs.append(run(experiment_for(cfg, data_cache_dir=cache.directory), cache, progress, max_gb=max_gb).record)
+        record["runs"] = runs
+        assert kind.summary is not None
+        record["summary"] = kind.summary(runs)
     return record
 
 
