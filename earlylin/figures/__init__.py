@@ -9,7 +9,6 @@ The command is :mod:`earlylin.cli.figures` (``python -m earlylin.figures``).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from earlylin import studies
 from earlylin.errors import ConfigError
 from earlylin.figures.tables import TABLES
 from earlylin.runtime.devices import resolve_device
+from earlylin.runtime.progress import say
 from earlylin.runtime.records import Cache, device_label, environment, read_csv, write_csv_atomic, write_json_atomic
 
 FIGURES = tuple(TABLES)  # every figure id, in order
@@ -46,8 +46,7 @@ def regenerate(
                               else studies.get_study(study, size, device, cache, progress=progress, max_gb=max_gb))
             study_walls[study] = time.perf_counter() - t0
             write_json_atomic(out / "records" / f"{study}.json", records[study])
-            if progress:
-                print(f"[{study}] done in {study_walls[study]:.1f}s", file=sys.stderr, flush=True)
+            say(f"[{study}] done in {study_walls[study]:.1f}s", progress)
     drawn = []
     for fid in ids:
         csv_path = out / f"{fid}.csv"

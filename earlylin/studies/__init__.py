@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from earlylin.errors import ConfigError, DataError
 from earlylin.experiments import experiment_for, family_of, memory, run
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.runtime.devices import resolve_device
+from earlylin.runtime.progress import say
 from earlylin.runtime.records import SCHEMA, Cache, environment
 from earlylin.studies.presets import SIZES, STUDY_SPECS
 from earlylin.sweep import run_study
@@ -169,8 +169,8 @@ def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache,
 
 
 def _say(progress: bool, msg: str) -> None:
-    if progress:
-        print(msg, file=sys.stderr, flush=True)
+    """A status line through the one progress channel (:func:`earlylin.runtime.progress.say`)."""
+    say(msg, progress)
 
 
 def get_study(
