@@ -169,9 +169,11 @@ class Cifar:
                 return fitted_features(X.reshape(*X.shape[:-3], -1), fit, weights)
         (psi, psi_s), (psi_t, psi_st) = feats(X64), feats(Xt64)
         context = f"CIFAR {cfg.arch}, {cfg.linear} linear model"
-        check_lr(cfg.lr, stability_bound(psi), context)  # before the exact NTK model's n×n kernel
+        bound = stability_bound(psi)
+        check_lr(cfg.lr, bound, context)  # before the exact NTK model's n×n kernel
         psi_inf = ntk_inf_features(cfg, data.x_train, data.x_test, K, device) if cfg.ntk_model else None
-        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_ntk_inf=psi_inf)
+        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_ntk_inf=psi_inf,
+                                              bound=bound)
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         return Prepared(
             params=params,

@@ -102,17 +102,19 @@ class LinearComparison:
         psi_fw: tuple[torch.Tensor, torch.Tensor] | None = None,
         psi_ntk_inf: tuple[torch.Tensor, torch.Tensor] | None = None,
         psi_ablations: dict[str, tuple[torch.Tensor, torch.Tensor] | None] | None = None,
+        bound: torch.Tensor | None = None,
     ) -> None:
         """``psi_ablations``: name → (train, test) features of an f^lin ablation (Fig 2: ``no_norm``,
         ``no_const``), or None where the ablation is f^lin itself; each adds train_loss_<name>,
-        test_loss_<name> and test_mse_<name> (MSE to the net) to every row."""
+        test_loss_<name> and test_mse_<name> (MSE to the net) to every row. ``bound``: the stability bound
+        of ``psi`` where the caller has it already (:func:`earlylin.linear.trajectory.stability_bound`)."""
         self.psi_ab = psi_ablations or {}
         self.ablated = {k: LinearTrajectory.fit(p[0], y.double(), lr) for k, p in self.psi_ab.items() if p is not None}
         self.psi, self.psi_s, self.psi_fw, self.psi_inf = psi, psi_stripped, psi_fw, psi_ntk_inf
         self.inf = LinearTrajectory.fit(psi_ntk_inf[0], y.double(), lr) if psi_ntk_inf is not None else None
         self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
         self.y, self.yt = y.double(), y_test.double()
-        self.bound = stability_bound(psi[0])
+        self.bound = stability_bound(psi[0]) if bound is None else bound
         self.lin = LinearTrajectory.fit(psi[0], self.y, lr)
         self.stripped = LinearTrajectory.fit(psi_stripped[0], self.y, lr)
         self.vsplit = VlinSplit(psi[1])

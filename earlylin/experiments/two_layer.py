@@ -56,7 +56,8 @@ class TwoLayer(SyntheticFamily):
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
 
         psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
-        check_lr(cfg.lr, stability_bound(psi), self.lr_context)  # before the costly parts of the set-up
+        bound = stability_bound(psi)
+        check_lr(cfg.lr, bound, self.lr_context)  # before the costly parts of the set-up
         psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
         inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
@@ -65,7 +66,7 @@ class TwoLayer(SyntheticFamily):
         ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop) else
                      tuple(features(A, consts, nu, cfg.layers, drop=drop) for A in (X64, Xt64)) for drop in ABLATIONS}
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw,
-                                              psi_ablations=ablations)
+                                              psi_ablations=ablations, bound=bound)
 
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         W, v = W64.to(dtype), v64.to(dtype)

@@ -78,12 +78,6 @@ def _act_code(act: Activation) -> int | None:
     return None
 
 
-def _leaky_slope(act: Activation) -> float:
-    """The negative-side slope a of φ(z) = max(z, a z) (:attr:`earlylin.activations.Activation.slope`; 0 for
-    the kernels of other activations, which do not read it)."""
-    return act.slope if act.slope is not None else 0.0
-
-
 def _triton_importable() -> bool:
     return importlib.util.find_spec("triton") is not None
 
@@ -317,7 +311,7 @@ class FusedTwoLayerStep:
             raise ConfigError(f"splits {splits}: must be an integer ≥ 1")
         self.act, self.grad_W, self.grad_v = act, grad_W, grad_v
         self._batched, self.X, self.y = seed_batched(X, y)
-        self._code, self._slope = _act_code(act), _leaky_slope(act)
+        self._code, self._slope = _act_code(act), act.slope or 0.0  # the leaky kernels' a; others ignore it
         self._knobs = (block_m, block_n, num_warps, splits)
         self._precision = input_precision
         self._autotune = autotune and X.is_cuda

@@ -119,6 +119,13 @@ def default_block_rows(m: int) -> int:
     return max(64, (1 << 21) // (4 * max(m, 1)))
 
 
+def row_blocks(K: int, n: int, m: int, block_rows: int | None = None) -> tuple[int, list[tuple[int, int]]]:
+    """The fast path's blocks: rows per block (``block_rows`` or :func:`default_block_rows`, at most n) and
+    every (seed, block) pair, seed by seed."""
+    rows = min(n, block_rows or default_block_rows(m))
+    return rows, [(k, b) for k in range(K) for b in range(-(-n // rows))]
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads
 
@@ -190,13 +197,12 @@ class BlockedTwoLayerStep:
             W, v = W.unsqueeze(0), v.unsqueeze(0)
         K, n, d = X.shape
         m = W.shape[-2]
-        rows = min(n, self.block_rows or default_block_rows(m))
-        n_blocks = -(-n // rows)
+        rows, blocks = row_blocks(K, n, m, self.block_rows)
+        n_blocks = len(blocks) // K
         *tiles, (gw_parts, gv_parts) = self._get_buffers(rows, m, n_blocks)
         Wt = (W * (1.0 / math.sqrt(d))).transpose(-1, -2).contiguous()  # (K, d, m)
         f, r = X.new_empty((K, n)), X.new_empty((K, n))
         inv_sqrt_m = 1.0 / math.sqrt(m)
-        blocks = [(k, b) for k in range(K) for b in range(n_blocks)]
         workers = min(self.threads, len(blocks))
 
         def work(worker: int) -> None:
@@ -285,8 +291,7 @@ def forward_rows(act: Activation, W: torch.Tensor, v: torch.Tensor, X: torch.Ten
     AVX-512 Xeon: 4e-6 apart with 1 and 2 threads), so the test outputs of the ``fast`` path are made this
     way. W (K, m, d), v (K, m), X (K, n, d) → (K, n)."""
     K, n, _ = X.shape
-    rows = min(n, block_rows or default_block_rows(W.shape[-2]))
-    blocks = [(k, b) for k in range(K) for b in range(-(-n // rows))]
+    rows, blocks = row_blocks(K, n, W.shape[-2], block_rows)
     out = X.new_empty((K, n))
     threads = threads or torch.get_num_threads()
 

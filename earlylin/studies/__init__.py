@@ -149,28 +149,24 @@ def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache,
     record: dict[str, Any] = {"schema": SCHEMA, "study": study, "size": size, "kind": spec["kind"], "spec": spec}
     kind = KINDS[spec["kind"]]
     if kind.runner == "phase":  # the sweep's point function over the grid, locally: {"table", "summary"}
-        _say(progress, f"[{study}] phase diagram: {', '.join(f'{k} {v}' for k, v in spec['grid'].items())}")
+        say(f"[{study}] phase diagram: {', '.join(f'{k} {v}' for k, v in spec['grid'].items())}", progress)
         record.update(run_study(spec, device, cache, progress, max_gb))
     elif kind.runner == "kernel":
         kcfg = KernelBoundConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["kernel"].items()},
                                  device=device)
-        _say(progress, f"[{study}] kernel bound d={list(kcfg.ds)}")
-        record["kernel"] = run_kernel_bound(kcfg, progress=(lambda s: _say(progress, s)) if progress else None)
+        say(f"[{study}] kernel bound d={list(kcfg.ds)}", progress)
+        record["kernel"] = run_kernel_bound(kcfg, progress=(lambda s: say(s, progress)) if progress else None)
         record["summary"] = record["kernel"]["summary"]
     else:
         runs = []
         for cfg in study_configs(spec, device):
-            _say(progress, f"[{study}] {_describe(cfg)}")
+            say(f"[{study}] {_describe(cfg)}", progress)
             runs.append(run(experiment_for(cfg, data_cache_dir=cache.directory), cache, progress, max_gb=max_gb).record)
         record["runs"] = runs
         assert kind.summary is not None
         record["summary"] = kind.summary(runs)
     return record
 
-
-def _say(progress: bool, msg: str) -> None:
-    """A status line through the one progress channel (:func:`earlylin.runtime.progress.say`)."""
-    say(msg, progress)
 
 
 def get_study(
