@@ -12,21 +12,20 @@ a 2-core CPU) shows that escape.
 A name starting with ``custom:`` (activation, target, inputs) labels a user's own piece, passed to
 the experiment beside the config (:mod:`earlylin.experiments`); the config only records its name.
 
-Every check raises :class:`~earlylin.errors.ConfigError` naming the flag, the value and the valid
-range, before any work starts.
+A config checks itself once, when it is constructed (:func:`~earlylin.errors.config_class`): an invalid
+field raises :class:`~earlylin.errors.ConfigError` naming the flag, the value and the valid range, before
+any work starts, and ``with_`` (a changed copy) checks the copy.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, TypeVar
+from dataclasses import asdict, replace
+from typing import Any
 
 from earlylin.activations import get_activation
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
-from earlylin.errors import CUSTOM, ConfigError, arg, choice, int_range, positive
+from earlylin.errors import CUSTOM, ConfigError, arg, choice, config_class, int_range, positive
 from earlylin.linear.features import LAYERS
 from earlylin.nets.two_layer import NET_STEPS
 from earlylin.runtime.devices import DEVICES, DTYPES
@@ -42,29 +41,6 @@ MAX_DIM = 100_000
 MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
 # implementations of the two-layer step (earlylin.nets.two_layer.make_step): auto, the whole-matrix reference,
 # the row-blocked CPU path, the fused Triton kernel (CUDA, 3×TF32 products)
-
-
-C = TypeVar("C")
-
-
-def config_class(cls: type[C]) -> type[C]:
-    """``@dataclass(frozen=True)`` whose constructor refuses an unknown field or extra positional values with a
-    :class:`~earlylin.errors.ConfigError` that lists the valid fields (``TwoLayerConfig(foo=1)``), instead of
-    Python's TypeError. The values themselves are checked by ``validate()``."""
-    cls = dataclass(frozen=True)(cls)
-    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        unknown = [k for k in kwargs if k not in names]
-        if unknown or len(args) > len(names):
-            given = ", ".join(f"{k}={kwargs[k]!r}" for k in unknown) or f"{len(args)} positional values"
-            raise ConfigError(f"{cls.__name__}({given}): no such field; valid fields: {', '.join(names)}")
-        init(self, *args, **kwargs)
-
-    cls.__init__ = __init__  # type: ignore[misc]
-    return cls
 
 
 @config_class
@@ -83,13 +59,13 @@ class RunControls:
 class TwoLayerConfig(RunControls):
     """One two-layer run at one input dimension d (several seeds, batched): the paper's Fig 1 setting by
     default (docs/theory.md §5). Every field is a flag of ``python -m earlylin verify`` (``n_test`` is
-    ``--n-test``); unknown fields and invalid values raise :class:`ConfigError` when it is validated.
+    ``--n-test``); unknown fields and invalid values raise :class:`ConfigError` at construction.
 
     Example::
 
         import earlylin
         cfg = earlylin.TwoLayerConfig(d=20, n=1000, n_test=500, width=128, steps=300, seeds=(0, 1))
-        cfg.with_(layers="second").validate().as_dict()["layers"]
+        cfg.with_(layers="second").as_dict()["layers"]
     """
 
     d: int = 50
@@ -238,21 +214,26 @@ class Sweep:
     ds: tuple[int, ...] = (50,)
     scale_alpha: float | None = None
 
-    def configs(self) -> list[TwoLayerConfig]:
+    def validate(self) -> Sweep:
+        """Check the dimensions and the scaling exponent (each d's config checks itself in :meth:`configs`)."""
         if not self.ds:
             raise ConfigError(f"{arg('d')}: give at least one dimension")
         if len(set(self.ds)) != len(self.ds):
             raise ConfigError(f"{arg('d', list(self.ds))}: dimensions must be distinct")
         if self.scale_alpha is not None and not 0.0 <= self.scale_alpha < 1.0:
             raise ConfigError(f"{arg('scale_alpha', self.scale_alpha)}: must be in [0, 1)")
+        return self
+
+    def configs(self) -> list[TwoLayerConfig]:
+        """The config of every d (n and width scaled with ``scale_alpha``)."""
         out = []
         for d in self.ds:
-            cfg = self.base.with_(d=d)
+            sizes: dict[str, Any] = {}
             if self.scale_alpha is not None:
                 factor = (d / self.ds[0]) ** (1.0 + self.scale_alpha)
                 width = 2 * max(1, round(self.base.width * factor / 2))
-                cfg = cfg.with_(n=max(2, round(self.base.n * factor)), width=width)
-            out.append(cfg.validate())
+                sizes = {"n": max(2, round(self.base.n * factor)), "width": width}
+            out.append(self.base.with_(d=d, **sizes))
         return out
 
 
@@ -273,9 +254,9 @@ class NetworkConfig(RunControls):
     seeds: tuple[int, ...] = (0,)
     n_fit: int = 256
     name: str = f"{CUSTOM}network"
-    d: int = 2
-    n: int = 2
-    n_test: int = 2
+    d: int | None = None  # None until filled in from the data (Arrays.sized)
+    n: int | None = None
+    n_test: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -286,11 +267,15 @@ class NetworkConfig(RunControls):
         return replace(self, **changes)
 
     def validate(self) -> NetworkConfig:
-        int_range("d", self.d, 2, MAX_DIM)
-        int_range("n", self.n, 2, 10**8)
-        int_range("n_test", self.n_test, 2, 10**8)
+        """Check every field; d, n and n_test (and n_fit against n, the window against d) once they are known."""
+        for name, hi in (("d", MAX_DIM), ("n", 10**8), ("n_test", 10**8)):
+            if getattr(self, name) is not None:
+                int_range(name, getattr(self, name), 2, hi)
         int_range("steps", self.steps, 1, 10**9)
-        int_range("n_fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
+        if self.n is None:
+            int_range("n_fit", self.n_fit, 8, 10**8)
+        else:
+            int_range("n_fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
         _check_controls(self)
         return self
 
@@ -326,6 +311,8 @@ def early_window(d: int, lr: float, c: float) -> int:
 
 def _check_window(cfg: Any) -> None:
     """Refuse an early window T = c·d·log(d)/η (docs/theory.md §4.5) that overflows or that no run could reach."""
+    if cfg.d is None:  # a network config before its data fill in d
+        return
     scale = window_scale(cfg.d, cfg.lr)
     window = cfg.window_c * scale
     if not math.isfinite(window) or window > MAX_WINDOW:

@@ -8,10 +8,12 @@ command line. Checks shared by both write the name with :func:`arg`; the command
 from __future__ import annotations
 
 import contextvars
+import dataclasses
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 # config field → its command-line flag, where the flag is not "--" + the field with "-" for "_"
 FLAG_OF = {"filter_size": "--filter", "kernel_size": "--filter", "npz_path": "--npz", "max_gb": "--max-gb"}
@@ -99,3 +101,30 @@ def choice(field: str, value: Any, valid: tuple[str, ...], custom: bool = False)
         return
     if not isinstance(value, str) or value not in valid:
         raise ConfigError(f"{arg(field, value)} is unknown; valid: {', '.join(valid)}")
+
+
+C = TypeVar("C")
+
+
+def config_class(cls: type[C]) -> type[C]:
+    """``@dataclass(frozen=True)`` that checks itself once, at construction: an unknown field or extra
+    positional values raise a :class:`ConfigError` listing the valid fields (``TwoLayerConfig(foo=1)``) instead
+    of Python's TypeError, and then the class's own ``validate()`` (if it has one) checks every value, so that
+    no invalid config exists. ``validate()`` stays callable and returns the config (a second call re-checks
+    nothing new: the config is frozen)."""
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in names]
+        if unknown or len(args) > len(names):
+            given = ", ".join(f"{k}={kwargs[k]!r}" for k in unknown) or f"{len(args)} positional values"
+            raise ConfigError(f"{cls.__name__}({given}): no such field; valid fields: {', '.join(names)}")
+        init(self, *args, **kwargs)
+        if hasattr(self, "validate"):
+            self.validate()
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls

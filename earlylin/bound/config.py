@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from earlylin.bound.lanczos import METHODS
 from earlylin.bound.operator import BLOCKS, CACHE_ELEMENTS, CHUNK_ELEMENTS, VARIANTS
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, config_class
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_N_SCALE", "DEFAULT_WIDTH_SCALE", "MAX_DIM", "KernelBoundConfig"]
 
@@ -27,7 +26,7 @@ DEFAULT_WIDTH_SCALE = 2.0
 MAX_DIM = 100_000
 
 
-@dataclass(frozen=True)
+@config_class
 class KernelBoundConfig:
     """A grid d × n × m of kernel-bound measurements, each over several seeds (batched).
 

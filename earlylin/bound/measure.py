@@ -178,7 +178,6 @@ def _run_kernel_bound(cfg: KernelBoundConfig, progress: Callable[[str], None] | 
     from earlylin.runtime.devices import resolve_device
     from earlylin.runtime.records import SCHEMA, environment
 
-    cfg.validate()
     device = resolve_device(cfg.device)
     act = get_activation(cfg.activation)
     consts = gaussian_constants(act)

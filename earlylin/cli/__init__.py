@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import os
 import signal
@@ -70,6 +71,19 @@ class ArgumentParser(argparse.ArgumentParser):
 def given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
     """The flags (of ``{dest: "--flag"}``) that were given, i.e. are neither None nor False."""
     return [flag for dest, flag in flags.items() if getattr(args, dest) not in (None, False)]
+
+
+def config_fields(args: argparse.Namespace, cls: type, dest: dict[str, str] | None = None) -> dict[str, Any]:
+    """The fields of the config class ``cls`` that the command line gave: each field's value from its flag (the
+    argument ``dest[field]``, else the field's own name), lists as tuples. Flags left at None are left out, so
+    that the config fills them from its own defaults (no default is copied here)."""
+    dest = dest or {}
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, dest.get(f.name, f.name), None)
+        if value is not None:
+            out[f.name] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- signals

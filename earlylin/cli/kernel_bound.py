@@ -98,29 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> KernelBoundConfig:
     preset: dict[str, Any] = dict(QUICK) if args.quick else {}
-    if args.d is not None:
-        preset["ds"] = tuple(args.d)
-    if args.tol is not None:
-        preset["tol"] = args.tol
-    return KernelBoundConfig(
-        ns=None if args.n is None else tuple(args.n),
-        n_scale=args.n_scale,
-        alpha=args.alpha,
-        widths=None if args.width is None else tuple(args.width),
-        width_scale=args.width_scale,
-        width_alpha=args.width_alpha,
-        activation=args.activation,
-        sigma=args.sigma,
-        inputs=args.inputs,
-        blocks=tuple(args.blocks),
-        seeds=tuple(args.seeds),
-        method=args.method,
-        max_iter=args.max_iter,
-        chunk=args.chunk,
-        device=args.device,
-        max_gb=args.max_gb,
-        **preset,
-    ).validate()
+    given = cli.config_fields(args, KernelBoundConfig, {"ds": "d", "ns": "n", "widths": "width"})
+    return KernelBoundConfig(**{**preset, **given})
 
 
 def _fmt(x: float | None, spec: str = ".4g") -> str:

@@ -231,18 +231,17 @@ def warn_regime(configs: list[Any], quiet: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- configs
-def _sizes(args: argparse.Namespace, quick: dict[str, Any]) -> dict[str, Any]:
-    """--quick preset, overridden by any size flag given explicitly."""
-    preset: dict[str, Any] = dict(quick) if args.quick else {}
-    for key in ("width", "n", "n_test", "steps"):
-        value = getattr(args, key)
-        if value is not None:
-            preset[key] = value
-    return preset
+# config field → argparse dest where the flag's name differs from the field's
+CIFAR_DEST = {"kernel_size": "filter", "npz_path": "npz"}
+CNN1D_DEST = {"filter_size": "filter"}
 
 
-def _or(value: Any, default: Any) -> Any:
-    return default if value is None else value
+def _config(cls: type, args: argparse.Namespace, quick: dict[str, Any], dest: dict[str, str],
+            **fixed: Any) -> Any:
+    """``cls`` from the flags given, over the --quick preset, over the class's own defaults; ``fixed``: fields
+    the command sets itself."""
+    preset = dict(quick) if args.quick else {}
+    return cls(**{**preset, **cli.config_fields(args, cls, dest), **fixed})
 
 
 def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
@@ -252,38 +251,19 @@ def cifar_config_from_args(args: argparse.Namespace) -> CifarConfig:
     if args.d not in (None, [192]):
         raise ConfigError(f"--d {args.d}: the pooled CIFAR inputs have d = 192; leave --d out with --dataset cifar")
     quick = {**QUICK["cifar"], "width": CIFAR_QUICK_WIDTH[args.arch]}
-    C = CifarConfig
-    return CifarConfig(
-        arch=args.arch, depth=_or(args.depth, C.depth), kernel_size=_or(args.filter, C.kernel_size),
-        activation=_or(args.activation, C.activation),
-        lr=args.lr, seeds=tuple(args.seeds), linear=_or(args.linear, C.linear), n_fit=_or(args.n_fit, C.n_fit),
-        ntk_model=args.ntk_model, cifar_norm=_or(args.cifar_norm, C.cifar_norm), window_c=args.window_c,
-        escape_factor=args.escape_factor, n_log=args.n_log, dtype=args.dtype, device=args.device,
-        npz_path=args.npz, cifar_root=args.cifar_root, download=args.download, **_sizes(args, quick),
-    ).validate()
+    return _config(CifarConfig, args, quick, CIFAR_DEST)
 
 
 def config_from_args(args: argparse.Namespace) -> Sweep:
-    preset = _sizes(args, QUICK["cnn1d" if args.arch == "cnn1d" else "two_layer"])
-    ds = args.d or [DEFAULT.d]
+    ds = tuple(args.d or [DEFAULT.d])
     arch = args.arch or "two_layer"
     if arch not in ("two_layer", "cnn1d"):
         raise ConfigError(f"--arch {arch} needs --dataset cifar; synthetic data take two_layer or cnn1d")
-    D = DEFAULT
-    common: dict[str, Any] = dict(
-        d=ds[0], layers=_or(args.layers, D.layers), activation=_or(args.activation, D.activation),
-        teacher_width=_or(args.teacher_width, D.teacher_width), target=_or(args.target, D.target),
-        sigma=_or(args.sigma, D.sigma), inputs=_or(args.inputs, D.inputs), lr=args.lr,
-        seeds=tuple(args.seeds), window_c=args.window_c, escape_factor=args.escape_factor, n_log=args.n_log,
-        dtype=args.dtype, device=args.device, ntk_lin=args.ntk_lin, step=_or(args.step, D.step), **preset,
-    )
-    if arch == "cnn1d":
-        base: TwoLayerConfig = Cnn1dConfig(filter_size=_or(args.filter, Cnn1dConfig.filter_size), **common)
-    else:
-        if args.filter is not None:
-            raise ConfigError(f"--filter {args.filter}: only --arch cnn1d and --dataset cifar --arch cnn take it")
-        base = TwoLayerConfig(**common)
-    return Sweep(base=base, ds=tuple(ds), scale_alpha=args.scale_alpha)
+    if arch == "two_layer" and args.filter is not None:
+        raise ConfigError(f"--filter {args.filter}: only --arch cnn1d and --dataset cifar --arch cnn take it")
+    cls, dest = (Cnn1dConfig, CNN1D_DEST) if arch == "cnn1d" else (TwoLayerConfig, {})
+    base: TwoLayerConfig = _config(cls, args, QUICK[arch], dest, d=ds[0])
+    return Sweep(base=base, ds=ds, scale_alpha=args.scale_alpha)
 
 
 # ---------------------------------------------------------------------------------------------- main

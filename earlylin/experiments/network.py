@@ -88,7 +88,7 @@ class Network:
         if name == "custom:network":
             name = f"custom:{type(network).__name__ if isinstance(network, torch.nn.Module) else network.__name__}"
         n_fit = min(cfg.n_fit, data.n) if cfg.n_fit == NetworkConfig.n_fit else cfg.n_fit  # the default fits any n
-        self.config = data.sized(cfg).with_(name=name, n_fit=n_fit)
+        self.config = data.sized(cfg.with_(name=name, n_fit=n_fit))
 
     def check(self) -> None:
         """Refuse, before any work, what would train nothing useful: several seeds of a module whose parameters

@@ -137,7 +137,7 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
     ``max_gb``: the memory limit in GiB (default: what the device has available; :mod:`earlylin.experiments.memory`).
     ``checkpoint_every_s``: seconds between checkpoints of that batch (default
     :func:`earlylin.experiments.train.checkpoint_interval`); none without the cache."""
-    cfg = exp.config.validate()
+    cfg = exp.config
     device = resolve_device(cfg.device)
     if memory.covers(cfg):  # before any work: a run that cannot fit is refused with its estimate
         memory.check_fits(cfg, device, max_gb)

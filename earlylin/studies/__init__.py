@@ -66,7 +66,7 @@ def _two_layer(spec: dict[str, Any], device: str) -> list[Any]:
 def _two_layer_widths(spec: dict[str, Any], device: str) -> list[Any]:
     """Kind ``two_layer_widths``: the base config at the first d and every width of ``"widths"``."""
     base = _base(spec, device)
-    return [base.with_(d=spec["ds"][0], width=m).validate() for m in spec["widths"]]
+    return [base.with_(d=spec["ds"][0], width=m) for m in spec["widths"]]
 
 
 def _base(spec: dict[str, Any], device: str) -> TwoLayerConfig:
@@ -77,7 +77,7 @@ def _base(spec: dict[str, Any], device: str) -> TwoLayerConfig:
 def _cifar(points: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> Callable[[dict[str, Any], str], list[Any]]:
     """A CIFAR kind: ``"cifar"`` (the fields every run shares) with each point's fields over it."""
     def configs(spec: dict[str, Any], device: str) -> list[Any]:
-        return [CifarConfig(**{**spec["cifar"], **point, "device": device}).validate() for point in points(spec)]
+        return [CifarConfig(**{**spec["cifar"], **point, "device": device}) for point in points(spec)]
     return configs
 
 

@@ -79,7 +79,8 @@ def run_point(family: str, fields: dict[str, Any], cache_dir: str | None, max_gb
     memory limit (default: what the machine running the point has available)."""
     start = time.perf_counter()
     try:
-        cfg = config_from_dict(family, resolve_fields(family, fields))
+        fields = resolve_fields(family, fields)  # a no-op on the fields that sweep() hands out (resolved there)
+        cfg = config_from_dict(family, fields)
         cache = Cache(cache_dir)
         result = run(experiment_for(cfg, data_cache_dir=cache.directory), cache, max_gb=max_gb)
     except EarlylinError as err:
@@ -191,10 +192,13 @@ def sweep(
         env_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     points = grid_points(grid, fixed, seeds)
     invalid: dict[int, str] = {}
+    todo: dict[int, dict[str, Any]] = {}  # point index → its resolved fields (derived fields computed once, here)
     valid = []
     for i, p in enumerate(points):  # every config checked before any work
         try:
-            valid.append(config_from_dict(family, resolve_fields(family, p)).validate())
+            fields = resolve_fields(family, p)
+            valid.append(config_from_dict(family, fields))
+            todo[i] = fields
         except ConfigError as err:
             invalid[i] = f"ConfigError: {err}"
     if len(invalid) == len(points):
@@ -202,7 +206,6 @@ def sweep(
     if backend == "local" or max_gb is not None:  # a cluster's workers: only against a limit given
         memory.check_fits([c for c in valid if memory.covers(c)], env_device, max_gb)
     cache_path = None if cache_dir is None else str(Path(cache_dir).expanduser().resolve())
-    todo = {i: p for i, p in enumerate(points) if i not in invalid}
     fn = point_fn or (run_point if max_gb is None else functools.partial(run_point, max_gb=max_gb))
     with contextlib.ExitStack() as stack:
         if out is not None:  # held until the table is written: a second sweep into ``out`` is refused meanwhile
@@ -214,7 +217,7 @@ def sweep(
         if backend == "local":
             done = run_local(family, todo, fn, cache_path, bar)
         else:
-            done = run_ray(family, todo, fn, cache_path, bar, lambda i, msg: error_rows(family, points[i], msg),
+            done = run_ray(family, todo, fn, cache_path, bar, lambda i, msg: error_rows(family, todo[i], msg),
                            ray_address, max_retries)
         done.update({i: error_rows(family, points[i], msg) for i, msg in invalid.items()})
         record = {"schema": SCHEMA, "kind": "sweep", "family": family, "grid": {k: list(v) for k, v in grid.items()},

@@ -132,7 +132,7 @@ def grid_configs(family: str, grid: Mapping[str, Sequence[Any]], fixed: Mapping[
                  seeds: Sequence[int]) -> list[Any]:
     """The validated config of every point (raises the first :class:`ConfigError`)."""
     check_spec(family, grid, fixed, seeds)
-    return [config_from_dict(family, resolve_fields(family, p)).validate() for p in grid_points(grid, fixed, seeds)]
+    return [config_from_dict(family, resolve_fields(family, p)) for p in grid_points(grid, fixed, seeds)]
 
 
 def plain_value(value: Any) -> Any:
