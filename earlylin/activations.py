@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 
+import numpy as np
 import torch
 
 from earlylin.errors import ConfigError, arg
@@ -193,7 +194,41 @@ def custom_activation(fn: Fn) -> Activation:
         return torch.func.grad(lambda t: fn(t).sum())(z)
 
     _check_elementwise(fn, dphi, name)
-    return Activation(name, fn, dphi)
+    return Activation(name, fn, dphi, kinks=breakpoints(fn) + breakpoints(dphi))
+
+
+_SCAN = np.linspace(-12.0, 12.0, 24_001) + 1e-3 * (math.sqrt(2.0) - 1.0)  # no grid point on 0 or a round number
+_JUMP_RATIO = 20.0  # a step of f this many times its neighbours' steps is a jump, not a steep slope
+_BISECT = 60  # halvings of a grid step (1e-3): the jump located to ~1e-21, below float64's spacing near it
+
+
+def breakpoints(f: Fn) -> tuple[float, ...]:
+    """The points in [−12, 12] where the elementwise f jumps, located to float64 precision.
+
+    f is scanned on a grid of step 1e-3; a grid step over which f changes by more than 20× the change over
+    both neighbouring steps (and by > 1e-9) holds a jump, which bisection then locates. A step-like φ
+    (sign, a threshold) gives its jumps; applied to φ′ it gives the kinks of a piecewise-linear φ. These
+    become the quadrature's panel edges (:func:`earlylin.quadrature.gaussian_expectation`), where a
+    Gauss–Hermite rule would be only O(N^{-1}) accurate. A smooth f gives none."""
+    with torch.no_grad():
+        z = torch.from_numpy(_SCAN)
+        step = np.abs(np.diff(f(z).numpy()))
+    left, right = np.r_[0.0, step[:-1]], np.r_[step[1:], 0.0]
+    found = np.nonzero((step > 1e-9) & (step > _JUMP_RATIO * np.maximum(left, right)))[0]
+    out: list[float] = []
+    for i in found:
+        lo, hi = float(_SCAN[i]), float(_SCAN[i + 1])
+        f_lo, f_hi = (float(f(torch.tensor([t], dtype=torch.float64))[0]) for t in (lo, hi))
+        for _ in range(_BISECT):
+            mid = 0.5 * (lo + hi)
+            f_mid = float(f(torch.tensor([mid], dtype=torch.float64))[0])
+            if abs(f_mid - f_lo) >= abs(f_hi - f_mid):
+                hi, f_hi = mid, f_mid
+            else:
+                lo, f_lo = mid, f_mid
+        point = hi if abs(hi) > 1e-300 else 0.0
+        out.append(0.0 if abs(point) < 1e-15 else point)
+    return tuple(sorted(set(out)))
 
 
 def _check_elementwise(fn: Fn, dphi: Fn, name: str) -> None:
@@ -228,33 +263,79 @@ def _check_elementwise(fn: Fn, dphi: Fn, name: str) -> None:
             )
 
 
+STEIN_TOL = 1e-8  # |E[φ′] − E[gφ]| and |E[gφ′] − E[(g²−1)φ]| above this (× max(1, |·|)): Stein fails
+
+
 @dataclass(frozen=True)
 class GaussianConstants:
-    """ζ, E[gφ′(g)], ϑ₀, ϑ₁, ϑ₂ of one activation (docs/theory.md §2). ν depends on Σ: see :meth:`nu`."""
+    """The Gaussian constants of one activation (docs/theory.md §2). ν depends on Σ: see :meth:`nu`, :meth:`nu2`.
+
+    Those that enter through the first layer's gradient come from the derivative φ′ that training uses:
+    ``zeta`` = E[φ′(g)], ``e_g_dphi`` = E[gφ′(g)]. Those that enter through φ itself (the second layer's kernel
+    and the norm feature) are φ's Hermite coefficients: ``hermite1`` = E[gφ(g)], ``hermite2`` = E[(g²−1)φ(g)],
+    ``theta0`` = E[φ(g)], ``theta1`` = E[(g²−1)φ(g)], ``theta2`` = ½E[(g⁴−5g²+2)φ(g)]. Stein's identities make
+    the two routes agree (ζ = a₁, E[gφ′] = a₂) whenever φ′ is φ's derivative; for a step-like φ, whose φ′ is
+    0 almost everywhere, they do not (:attr:`stein_holds`, :meth:`note`)."""
 
     zeta: float
     e_g_dphi: float
     theta0: float
     theta1: float
     theta2: float
+    hermite1: float
+    hermite2: float
 
     def nu(self, tr_sigma2_over_d: float = 1.0) -> float:
-        """ν = E[gφ′(g)]·√(Tr(Σ²)/d); Tr(Σ²)/d = 1 for isotropic inputs."""
+        """ν = E[gφ′(g)]·√(Tr(Σ²)/d), the first layer's constant; Tr(Σ²)/d = 1 for isotropic inputs."""
         return self.e_g_dphi * math.sqrt(tr_sigma2_over_d)
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def nu2(self, tr_sigma2_over_d: float = 1.0) -> float:
+        """ν₂ = E[(g²−1)φ(g)]·√(Tr(Σ²)/d), the second layer's constant (equal to :meth:`nu` where Stein holds)."""
+        return self.hermite2 * math.sqrt(tr_sigma2_over_d)
+
+    @property
+    def stein_gaps(self) -> tuple[float, float]:
+        """(E[φ′] − E[gφ], E[gφ′] − E[(g²−1)φ]): both 0 (to quadrature accuracy) when φ′ is φ's derivative."""
+        return self.zeta - self.hermite1, self.e_g_dphi - self.hermite2
+
+    @property
+    def stein_holds(self) -> bool:
+        """Whether Stein's identities E[φ′(g)] = E[gφ(g)] and E[gφ′(g)] = E[(g²−1)φ(g)] hold (to ``STEIN_TOL``)."""
+        pairs = ((self.zeta, self.hermite1), (self.e_g_dphi, self.hermite2))
+        return all(abs(a - b) <= STEIN_TOL * max(1.0, abs(a), abs(b)) for a, b in pairs)
+
+    def note(self, name: str) -> str | None:
+        """One line saying what a failed Stein identity means and which constants are used; None if they hold."""
+        if self.stein_holds:
+            return None
+        return (f"activation {name}: E[φ′(g)] = {self.zeta:.4g} ≠ E[gφ(g)] = {self.hermite1:.4g} (Stein fails: φ is "
+                "step-like and its training derivative φ′ is 0 almost everywhere, so the first layer gets no "
+                f"gradient through φ); the first layer's features use ζ = {self.zeta:.4g}, ν = E[gφ′] = "
+                f"{self.e_g_dphi:.4g}; the second layer's use φ's Hermite coefficients E[gφ] = {self.hermite1:.4g}, "
+                f"E[(g²−1)φ] = {self.hermite2:.4g}")
+
+    def as_dict(self) -> dict[str, float | bool]:
+        return {**asdict(self), "stein_holds": self.stein_holds}
+
+    def used(self, name: str, tr_sigma2_over_d: float) -> dict[str, float | bool | str | None]:
+        """Every constant a run's linear model uses, for its record: :meth:`as_dict`, ν and ν₂ at this Σ
+        (``tr_sigma2_over_d`` = Tr(Σ²)/d), and the note of a failed Stein identity (:meth:`note`, or None)."""
+        return {**self.as_dict(), "tr_sigma2_over_d": float(tr_sigma2_over_d), "nu": self.nu(tr_sigma2_over_d),
+                "nu2": self.nu2(tr_sigma2_over_d), "note": self.note(name)}
 
 
 def _compute_constants(act: Activation) -> GaussianConstants:
-    dphi, k = act.dphi, act.kinks
-    e_g_dphi = gaussian_expectation(lambda g: g * dphi(g), k)
+    """Every constant by quadrature (docs/theory.md §2): the φ′ route and φ's Hermite coefficients."""
+    dphi, phi, k = act.dphi, act.phi, act.kinks
+    e_h2_phi = gaussian_expectation(lambda g: (g * g - 1.0) * phi(g), k)
     return GaussianConstants(
         zeta=gaussian_expectation(dphi, k),
-        e_g_dphi=e_g_dphi,
-        theta0=gaussian_expectation(act.phi, k),
-        theta1=e_g_dphi,
-        theta2=0.5 * gaussian_expectation(lambda g: (g**3 - 2.0 * g) * dphi(g), k),
+        e_g_dphi=gaussian_expectation(lambda g: g * dphi(g), k),
+        theta0=gaussian_expectation(phi, k),
+        theta1=e_h2_phi,
+        theta2=0.5 * gaussian_expectation(lambda g: (g**4 - 5.0 * g * g + 2.0) * phi(g), k),
+        hermite1=gaussian_expectation(lambda g: g * phi(g), k),
+        hermite2=e_h2_phi,
     )
 
 

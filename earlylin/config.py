@@ -36,6 +36,10 @@ LINEAR_KINDS = ("derived", "fitted")
 CIFAR_NORMS = ("coordinate", "sphere")
 CIFAR_D = 192
 
+# the families for which a theorem gives the early window T (docs/theory.md §4); the others (deep CIFAR nets,
+# a user's network) have only the linear regime measured from the run (earlylin.experiments.regime)
+THEOREM_FAMILIES = ("two_layer", "cnn1d")
+REGIME_EPS = 0.1  # MSE(net, lin)/mean f_net² above this ends the measured linear regime (relative RMS gap ≈ 0.32)
 WINDOW_C = 5.0  # T = c·d·log(d)/η: c = 5 gives ≈ 1,000 steps at d = 50, η = 1 (Fig 1a's window)
 MAX_DIM = 100_000
 MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no run could reach it)
@@ -45,11 +49,13 @@ MAX_WINDOW = 10**15  # T = c·d·log(d)/η beyond this many steps is refused (no
 
 @config_class
 class RunControls:
-    """Fields every run shares: the early window T = c·d·log(d)/η, the escape factor, the number of
+    """Fields every run shares: the early window T = c·d·log(d)/η (two-layer net and 1D CNN), the escape factor,
+    the threshold ε of the measured linear regime (:mod:`earlylin.experiments.regime`), the number of
     log-spaced recorded steps, the network's dtype and the device."""
 
     window_c: float = WINDOW_C
     escape_factor: float = 2.0
+    regime_eps: float = REGIME_EPS  # the linear regime ends where MSE(net, lin)/mean f_net² first exceeds this
     n_log: int = 60
     dtype: str = "float32"
     device: str = "auto"
@@ -285,6 +291,7 @@ def _check_controls(cfg: Any) -> None:
     int_range("n_log", cfg.n_log, 2, 10**5)
     positive("lr", cfg.lr)
     positive("window_c", cfg.window_c)
+    positive("regime_eps", cfg.regime_eps)
     _check_window(cfg)
     if not (isinstance(cfg.escape_factor, int | float) and math.isfinite(cfg.escape_factor)
             and cfg.escape_factor > 1.0):
@@ -307,6 +314,11 @@ def window_scale(d: int, lr: float) -> float:
 def early_window(d: int, lr: float, c: float) -> int:
     """The early window T = c·d·log(d)/η (docs/theory.md §4.5), rounded to a whole step (at least 1)."""
     return max(1, round(c * window_scale(d, lr)))
+
+
+def theorem_window(family: str, d: int, lr: float, c: float) -> int | None:
+    """T = c·d·log(d)/η for a family a theorem covers (:data:`THEOREM_FAMILIES`), else None (docs/theory.md §4.5)."""
+    return early_window(d, lr, c) if family in THEOREM_FAMILIES else None
 
 
 def _check_window(cfg: Any) -> None:

@@ -112,10 +112,11 @@ def test_api_refuses_with_its_own_names_before_work(no_work, call, needle):
 
 
 def test_lr_past_the_fitted_models_bound_is_refused_before_gd(monkeypatch):
-    """A user network's bound needs its fitted linear model (the empirical NTK on n_fit points): refused after that
-    and before any GD step, named as the API names it."""
+    """A user network's bound needs its empirical NTK on n_fit points: its own tangent kernel's bound refuses the
+    learning rate after that and before any GD step, named as the API names it."""
     monkeypatch.setattr(pipeline, "run_gd", _tripwire)
-    with pytest.raises(ConfigError, match=r"^lr=1000000.0 is past the linear model's stability bound .* use lr= below"):
+    with pytest.raises(ConfigError, match=r"^lr=1000000.0 is past the stability bound of the network's own empirical "
+                       r"tangent kernel at initialisation, 2n/λ_max\(Θ\) = .* use lr= below"):
         earlylin.run_network(torch.nn.Linear(20, 1), _arrays(), earlylin.NetworkConfig(steps=5, lr=1e6))
 
 

@@ -86,7 +86,7 @@ def test_checkpoint_that_does_not_fit_is_ignored(tmp_path, capsys):
     assert ck.resumed_from is None and len(rows) == 14
     assert "ignoring the unreadable checkpoint" in capsys.readouterr().err
     _, params = _toy()
-    Checkpoint(tmp_path / "ck.pt").save(5, [params[0]], torch.zeros(2, dtype=torch.long), torch.ones(2), 0.0)
+    Checkpoint(tmp_path / "ck.pt").save(5, [params[0]], {"first_bad": torch.zeros(2, dtype=torch.long)}, 0.0)
     _, ck = _train(tmp_path, stop_at=None, rows=[], every_s=1e9)  # one parameter tensor instead of two
     assert ck.resumed_from is None and "does not fit this run" in capsys.readouterr().err
 

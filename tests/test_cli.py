@@ -299,10 +299,15 @@ def test_verify_figure_fits_the_run_and_names_it(tmp_path):
     fig = verify_figure(record)
     try:
         titles = [ax.get_title() for ax in fig.axes]
-        assert titles[2] == "Outputs on five test points" and not any(t.startswith("(") for t in titles)
-        for ax in (fig.axes[0], fig.axes[1], fig.axes[3]):
+        assert titles[2] == "Relative distance: the measured linear regime"
+        assert titles[3] == "Outputs on five test points" and not any(t.startswith("(") for t in titles)
+        for ax in (fig.axes[0], fig.axes[1], fig.axes[2], fig.axes[4]):
             assert ax.get_xlim()[1] <= 60 * 1.2 and f"T = {T:,} is beyond the run" in ax.get_xlabel()
-        labels = fig.axes[2].get_legend_handles_labels()[1]
+        regime = fig.axes[2].get_legend_handles_labels()[1]
+        mismatch = record["summary"]["initial_mismatch"]
+        assert f"initial mismatch {mismatch:.3g} (kernel at init, not drift)" in regime
+        assert any(lab.startswith("regime threshold") for lab in regime)
+        labels = fig.axes[3].get_legend_handles_labels()[1]
         assert [lab.split(" (")[0] for lab in labels[:5]] == [f"test point {j}" for j in range(1, 6)]
         assert "network (solid)" in labels and "f_lin (dashed)" in labels
         title = fig._suptitle.get_text()

@@ -100,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seeds", type=int, nargs="+", default=list(DEFAULT.seeds), help="seeds, distinct, trained as one batch")
     a("--window-c", type=float, default=DEFAULT.window_c, help="early window T = c·d·log(d)/η steps")
     a("--escape-factor", type=float, default=DEFAULT.escape_factor,
-      help="escape step: first step after T with test MSE(net, lin) > factor × its value at T; > 1")
+      help="escape step: first step after T with test MSE(net, lin) > factor × its value at T (CIFAR: without a "
+      "theorem's T, and escape_step_observed for every run: first step with rel MSE > factor × its lowest so far); > 1")
+    a("--regime-eps", type=float, default=None,
+      help=f"the measured linear regime ends at the first step with rel MSE(net, lin) > this (default: "
+      f"{DEFAULT.regime_eps:g})")
     a("--n-log", type=int, default=DEFAULT.n_log, help="log-spaced recorded steps (plus 0, T and the last)")
     a("--device", choices=DEVICES, default=DEFAULT.device, help="auto: CUDA if available, else CPU")
     a("--dtype", choices=tuple(DTYPES), default=DEFAULT.dtype,

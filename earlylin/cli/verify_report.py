@@ -47,10 +47,11 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"d={cfg['d']} width={cfg['width']} n={cfg['n']} {model} φ={cfg['activation']} "
             f"η={cfg['lr']:g} seeds={cfg['seeds']} T={s['early_window_steps']} (seed-mean values)"
         )
+        lines.append(regime_line(s, cfg["lr"]))
         keys = TABLE_KEYS + (SPLIT_KEYS if family == "cifar" else ())
         lines.append(f"{'step':>7} " + " ".join(f"{label:>15}" for _, label in keys))
         show = sorted({steps[0], steps[-1], *(steps[i] for i in np.linspace(0, len(steps) - 1, 9).astype(int))}
-                      | ({s["early_window_steps"]} & set(steps)))
+                      | ({s["early_window_steps"], s.get("linear_regime_steps")} & set(steps)))
         for t in show:
             i = steps.index(t)
             vals = []
@@ -59,18 +60,19 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
                 col = [np.nan if c is None else c for c in col]
                 vals.append("nan" if np.all(np.isnan(col)) else f"{np.nanmean(col):.5f}")
             lines.append(f"{t:>7} " + " ".join(f"{v:>15}" for v in vals))
-        if s["early_window_steps"] > steps[-1]:
-            lines.append(f"  T = {s['early_window_steps']:,} is past the last step {steps[-1]:,}: the maxima "
-                         "below are over the whole run")
         lines.append(
-            f"  max test MSE(net,lin) for t ≤ T: {_num(s['max_test_mse_early'], '.3g')}   "
-            f"max rel MSE: {_num(s['max_rel_test_mse_early'], '.3g')}   "
+            f"  max test MSE(net,lin) {_over(s)}: {_num(s['max_test_mse_early'], '.3g')}   "
+            f"max rel MSE: {_num(s['max_rel_test_mse_early'], '.3g')}{_where_max(s)}   "
             f"max MSE(net,stripped): {_num(s['max_test_mse_stripped_early'], '.3g')}   "
             f"escape step: {s['escape_step']}   {_wall(s, len(run['per_seed']))}"
         )
         if s["max_rel_test_mse_early"] is None:
             lines.append("  rel MSE n/a: the network's test output stayed at 0 up to rounding (mean f² ≤ 1e-12), "
                          "so MSE/mean f² is undefined; raise --lr or --steps")
+        if s.get("loss_spikes"):
+            lines.append(f"  LOSS SPIKES (seed: first step of each rise of the train loss above 1.5× its lowest so "
+                         f"far): {s['loss_spikes']}" + ("; the maxima above include them: they measure instability, "
+                                                         "not closeness" if s.get("maxima_include_spikes") else ""))
         if s["diverged_seeds"]:
             lines.append(f"  DIVERGED seeds (seed: first bad step): {s['diverged_seeds']}")
         lines.append("")
@@ -79,7 +81,7 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         for run in runs:
             s, c = run["summary"], run["config"]
             lines.append(
-                f"{s['d']:>6} {c['width']:>7} {c['n']:>8} {s['early_window_steps']:>6} "
+                f"{s['d']:>6} {c['width']:>7} {c['n']:>8} {s['early_window_steps']!s:>6} "
                 f"{_num(s['max_test_mse_early'], '>12.4g'):>12} {_num(s['max_rel_test_mse_early'], '>12.4g'):>12} "
                 f"{s['escape_step']!s:>7}"
             )
@@ -93,6 +95,41 @@ def format_table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"of the seed mean: {_num(sl['of_seed_mean'], '.3f')})"
         )
     return "\n".join(lines)
+
+
+def regime_line(s: dict[str, Any], lr: float) -> str:
+    """The initial mismatch, the measured linear regime and the theorem's T side by side (docs/theory.md §4.5)."""
+    regime = s.get("linear_regime_steps")
+    eps = s.get("regime_threshold", s.get("regime_eps"))
+    shown = (f"{regime:,} steps (η·t = {regime * lr:.4g})" if regime is not None
+             else "the whole run (never exceeded)")
+    T = s["early_window_steps"]
+    theorem = "no theorem for this network" if T is None else f"{T:,} steps" + (
+        " (past the last step)" if s.get("run_ends_inside_window") else "")
+    step = s.get("initial_mismatch_step")
+    return (f"  initial mismatch (rel MSE at step {step}: the tangent kernel's mismatch at initialisation, not drift): "
+            f"{_num(s.get('initial_mismatch'), '.3g')}   linear regime (rel MSE ≤ {_num(eps, 'g')}): {shown}   "
+            f"theorem's window T: {theorem}")
+
+
+def _where_max(s: dict[str, Any]) -> str:
+    """Where the maximum of the relative MSE sits: at the initial mismatch or later; and its value at the end."""
+    at = s.get("max_rel_test_mse_early_step")
+    if at is None:
+        return ""
+    what = ", the initial mismatch" if at == s.get("initial_mismatch_step") else ""
+    end = "T" if s.get("maxima_over") == "window" else f"step {s.get('maxima_steps')}"
+    return f" (at step {at}{what}; at {end}: {_num(s.get('rel_test_mse_at_maxima_end'), '.3g')})"
+
+
+def _over(s: dict[str, Any]) -> str:
+    """What the early maxima are taken over (:func:`earlylin.experiments.result.summarise`)."""
+    over = s.get("maxima_over", "window")
+    if over == "window":
+        return "for t ≤ T"
+    if over == "linear regime":
+        return f"over the linear regime (t ≤ {s['maxima_steps']:,})"
+    return "over the whole run" + (" (it ends inside T)" if s.get("run_ends_inside_window") else "")
 
 
 def _wall(summary: dict[str, Any], n_seeds: int) -> str:

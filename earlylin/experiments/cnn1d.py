@@ -8,6 +8,8 @@ target function, data arrays or activation work here too.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -40,12 +42,16 @@ class Cnn1d(SyntheticFamily):
         dtype = DTYPES[cfg.dtype]
         batch = self.inputs.batch(cfg, seeds, device)
         consts = gaussian_constants(act)
-        nu = consts.nu(batch.tr_sigma2_over_d)  # Σ is diagonal: ν²/q is exact (docs/theory.md §5.5)
+        tr = batch.tr_sigma2_over_d
+        nu, nu2 = consts.nu(tr), consts.nu2(tr)  # Σ is diagonal: ν²/q is exact (docs/theory.md §5.5)
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
-        psi, psi_t = (cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q) for A in (X64, Xt64))
-        psi_s, psi_st = (cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q, stripped=True) for A in (X64, Xt64))
-        ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop) else
-                     tuple(cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q, drop=drop) for A in (X64, Xt64))
+        def psi_of(A: torch.Tensor, **kw: Any) -> torch.Tensor:  # Ψ of inputs A with this run's constants
+            return cnn1d_linear.cnn1d_features(A, consts, nu, cfg.layers, q, nu2=nu2, **kw)
+
+        psi, psi_t = psi_of(X64), psi_of(Xt64)
+        psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
+        ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop, nu2=nu2) else
+                     (psi_of(X64, drop=drop), psi_of(Xt64, drop=drop))
                      for drop in ABLATIONS}  # Fig 2's ablations, as for the two-layer net
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr,
                                               psi_ablations=ablations)
@@ -68,5 +74,5 @@ class Cnn1d(SyntheticFamily):
             test_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], Xt),
             comparison=comparison,
             lr_context=f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}",
-            shared={"constants": consts.as_dict()},
+            shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d)},
         )

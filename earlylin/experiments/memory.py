@@ -71,7 +71,8 @@ def _ablations(cfg: TwoLayerConfig, p: int, norm_cols: int) -> list[int]:
         return [p - norm_cols, p - 2]  # unknown constants: count both
     consts = gaussian_constants(get_activation(cfg.activation))
     drops = {"norm": p - norm_cols, "const": p - (2 if cfg.layers == "both" else 1)}
-    return [w for drop, w in drops.items() if not ablation_is_lin(consts, consts.nu(), cfg.layers, drop)]
+    nu, nu2 = consts.nu(), consts.nu2()
+    return [w for drop, w in drops.items() if not ablation_is_lin(consts, nu, cfg.layers, drop, nu2=nu2)]
 
 
 def _two_layer(cfg: TwoLayerConfig, dev: str) -> int:

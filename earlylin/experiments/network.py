@@ -39,7 +39,7 @@ from earlylin.config import NetworkConfig
 from earlylin.data.arrays import Arrays
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
-from earlylin.experiments.pipeline import Prepared
+from earlylin.experiments.pipeline import Prepared, check_lr
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
@@ -187,11 +187,20 @@ class Network:
         params = [torch.stack([init[i] for init in inits]).unsqueeze(1).expand(K, 2, *inits[0][i].shape)
                   .to(device=device, dtype=dtype).contiguous().requires_grad_(True) for i in range(len(inits[0]))]
 
-        first = [p[:1].detach() for p in self._initial_batch(cfg.seeds[0], device, dtype)]
-        theta = empirical_ntk(lambda ps, X: self.forward(list(ps), X.unsqueeze(0))[0], first,
-                              X64[0, : cfg.n_fit].to(dtype)).double()
-        fit = fit_affine(theta.cpu().numpy(), a.x_train[: cfg.n_fit], np.ones(a.d))
-        (psi, psi_s), (psi_t, psi_st) = (fitted_features(A, fit, np.ones(a.d)) for A in (X64, Xt64))
+        fits, ntk_bounds = [], []
+        for seed in seeds:  # each seed's affine model, fitted to its own empirical NTK at initialisation
+            first = [p[:1].detach() for p in self._initial_batch(seed, device, dtype)]
+            theta = empirical_ntk(lambda ps, X: self.forward(list(ps), X.unsqueeze(0))[0], first,
+                                  X64[0, : cfg.n_fit].to(dtype)).double()
+            ntk_bounds.append(2.0 * cfg.n_fit / float(torch.linalg.eigvalsh(theta)[-1]))  # 2/λ_max(Θ/n_fit)
+            fits.append(fit_affine(theta.cpu().numpy(), a.x_train[: cfg.n_fit], np.ones(a.d)))
+        check_lr(cfg.lr, torch.tensor(ntk_bounds), f"network {cfg.name}, Θ on its first n_fit = {cfg.n_fit} training "
+                 "points", what="the stability bound of the network's own empirical tangent kernel at initialisation, "
+                 "2n/λ_max(Θ)")
+        (psi, psi_s), (psi_t, psi_st) = (
+            tuple(torch.stack(parts) for parts in zip(*(fitted_features(A[k], fits[k], np.ones(a.d))
+                                                        for k in range(K)), strict=True))
+            for A in (X64, Xt64))
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr)
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
 
@@ -209,7 +218,10 @@ class Network:
             test_outputs=lambda ps: self.forward(ps, Xt),
             comparison=comparison,
             lr_context=f"network {cfg.name}, fitted linear model",
-            shared={"linear_model": {"used": "fitted", "fitted": fit}, "network": cfg.name},
+            shared={"linear_model": {"used": "fitted", "fitted": fits[0], "fitted_seed": seeds[0]},
+                    "network": cfg.name},
+            seed_data={s: {"fitted": fit, "ntk_stability_bound": b} for s, fit, b in zip(seeds, fits, ntk_bounds,
+                                                                                           strict=True)},
         )
 
     def _initial_batch(self, seed: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:

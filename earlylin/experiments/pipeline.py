@@ -30,14 +30,15 @@ from typing import Any, Protocol
 
 import torch
 
-from earlylin.config import early_window
+from earlylin.activations import gaussian_constants
+from earlylin.config import theorem_window
 from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.experiments import memory
 from earlylin.experiments.comparison import LinearComparison
 from earlylin.experiments.result import Result, summarise
 from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
 from earlylin.runtime.devices import exact_fp32, resolve_device
-from earlylin.runtime.progress import say
+from earlylin.runtime.progress import say, warn
 from earlylin.runtime.records import Cache, probe_dir, to_jsonable
 
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
@@ -60,6 +61,7 @@ class Prepared:
     lr_context: str
     shared: dict[str, Any] = field(default_factory=dict)
     extra_row: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]] | None = None
+    seed_data: dict[int, dict[str, Any]] = field(default_factory=dict)  # plain data of one seed (its fitted model)
 
 
 class Experiment(Protocol):
@@ -91,16 +93,16 @@ def _disk_bytes(cfg: Any) -> int:
     return K * 2**20 + 2 * K * 8 * params + (40 * 2**20 if hasattr(cfg, "cifar_norm") else 0)
 
 
-def check_lr(lr: float, bound: torch.Tensor, context: str) -> None:
-    """Refuse η at or past the linear model's stability bound 2n/λ_max(ΨᵀΨ); warn within 10% of it."""
+def check_lr(lr: float, bound: torch.Tensor, context: str,
+             what: str = "the linear model's stability bound 2n/λ_max(ΨᵀΨ)") -> None:
+    """Refuse η at or past a stability bound (default: the linear model's, 2n/λ_max(ΨᵀΨ); a user's network is also
+    checked against its own empirical tangent kernel's, 2n/λ_max(Θ)); warn within 10% of it."""
     limit = float(bound.min())
     if lr >= limit:
-        raise ConfigError(
-            f"{arg('lr', lr)} is past the linear model's stability bound 2n/λ_max(ΨᵀΨ) = {limit:.4g} "
-            f"({context}); use {arg('lr')} below {limit:.4g}"
-        )
+        raise ConfigError(f"{arg('lr', lr)} is past {what} = {limit:.4g} ({context}); "
+                          f"use {arg('lr')} below {limit:.4g}")
     if lr > STABILITY_WARN * limit:
-        warnings.warn(f"{arg('lr', lr)} is within 10% of the stability bound {limit:.4g}", stacklevel=3)
+        warnings.warn(f"{arg('lr', lr)} is within 10% of {what} = {limit:.4g}", stacklevel=3)
 
 
 def train(exp: Experiment, seeds: list[int], device: torch.device, progress: bool,
@@ -113,8 +115,8 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
     say(f"set-up: data, network and linear model(s) of {len(seeds)} seed(s){ntk}…", progress)
     prep = exp.prepare(seeds, device, progress)
     check_lr(cfg.lr, prep.comparison.bound, prep.lr_context)  # every family; most checked it early already
-    window = early_window(cfg.d, cfg.lr, cfg.window_c)
-    steps = record_schedule(cfg.steps, cfg.n_log, extra=[window])
+    window = theorem_window(exp.family, cfg.d, cfg.lr, cfg.window_c)  # recorded where a theorem gives it
+    steps = record_schedule(cfg.steps, cfg.n_log, extra=[] if window is None else [window])
     rows: list[dict[str, torch.Tensor]] = [] if checkpoint is None else checkpoint.rows
 
     def on_record(t: int, f_train: torch.Tensor, params: list[torch.Tensor]) -> None:
@@ -126,9 +128,12 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
         rows.append(row)
 
     start = time.perf_counter()
-    diverged = run_gd(prep.step, prep.params, prep.lrs, cfg.steps, steps, on_record, seeds, progress, checkpoint)
+    watch = run_gd(prep.step, prep.params, prep.lrs, cfg.steps, steps, on_record, seeds, progress, checkpoint)
     wall = time.perf_counter() - start + (checkpoint.elapsed_s if checkpoint is not None else 0.0)
-    return prep.comparison.per_seed(rows, steps, seeds, diverged, wall), prep.shared
+    per_seed = prep.comparison.per_seed(rows, steps, seeds, watch.diverged(seeds), wall)
+    for seed, spikes in watch.spikes(seeds).items():
+        per_seed[seed].update(prep.seed_data.get(seed, {}), loss_spikes=spikes)
+    return per_seed, prep.shared
 
 
 def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
@@ -147,6 +152,9 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
     check = getattr(exp, "check", None)
     if check is not None:
         check()
+    act = getattr(exp, "act", None)  # families with a derived linear model: say where Stein's identities fail
+    if act is not None and (note := gaussian_constants(act).note(act.name)):
+        warn(note)
     ident = exp.identity()
     cacheable = cache.enabled and isinstance(ident, dict)
     not_cached = None if isinstance(ident, dict) else ident

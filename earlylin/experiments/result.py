@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin.config import early_window
+from earlylin.config import REGIME_EPS, theorem_window
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.comparison import escape_step
+from earlylin.experiments.regime import escape_from_minimum, initial_mismatch, regime_end, regime_threshold
 from earlylin.runtime import records
 from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic
 
@@ -36,22 +37,35 @@ def summarise(
     record: dict[str, Any], wall_time_s: float, cache_hits: int = 0, code_fingerprint: str | None = None,
     not_cached: str | None = None,
 ) -> dict[str, Any]:
-    """The stable summary of one run.
+    """The stable summary of one run (every key: :class:`Summary`; docs/theory.md §4.5).
 
-    Keys: d, early_window_steps, max_test_mse_early, max_rel_test_mse_early (and their per-seed
-    lists), max_test_mse_stripped_early, max_test_mse_fw_early (finite-width model),
-    max_test_mse_ntk_lin_early (with --ntk-lin), max_rel_test_mse_ntk_inf_early (CIFAR with
-    --ntk-model), escape_step (on the seed-mean test MSE curve; null if not reached),
-    escape_step_per_seed, test_loss_net, test_loss_lin, test_loss_stripped (last step, seed mean),
-    diverged_seeds, wall_time_s (of this call), compute_wall_time_s (the training time the seeds took when they were
-    computed, also for seeds from the cache), cache_hits (seeds loaded from the cache), code_fingerprint (of the
-    code that computed them), not_cached (why a run could not be cached, or null).
+    The maxima ``max_*_early`` are over the theorem's window t ≤ T where a theorem gives T (two-layer net,
+    1D CNN; ``maxima_over`` says "window", or "whole run" when the run ends inside T), else over the
+    measured linear regime t ≤ ``linear_regime_steps`` ("linear regime", or "whole run" when the relative
+    distance never exceeds ε). :mod:`earlylin.experiments.regime` measures the regime, the initial mismatch
+    and the observed escape; :class:`earlylin.experiments.train.LossWatch` the loss spikes.
     """
     cfg = record["config"]
     first = next(iter(record["per_seed"].values()))
-    steps = first["steps"]
-    window = early_window(cfg["d"], cfg["lr"], cfg["window_c"])
-    early = np.array(steps) <= window
+    steps = np.asarray(first["steps"])
+    family = cfg.get("family", "two_layer")
+    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"])
+    eps = float(cfg.get("regime_eps", REGIME_EPS))
+    factor = cfg["escape_factor"]
+    rel = seed_curves(record, "test_rel_mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps (step 0)
+        rel_mean = np.nanmean(rel, axis=0)
+    mismatch_step, mismatch = initial_mismatch(steps, rel_mean)
+    threshold = regime_threshold(mismatch, eps, factor)
+    regime = regime_end(steps, rel_mean, threshold)
+    if window is not None:
+        end, over = window, "whole run" if window >= steps[-1] else "window"
+    else:
+        end, over = (regime, "linear regime") if regime is not None else (int(steps[-1]), "whole run")
+    early = steps <= end
+    spikes = {s: m.get("loss_spikes", []) for s, m in record["per_seed"].items()}
+    spikes = {s: v for s, v in spikes.items() if v}
 
     def early_max(key: str) -> np.ndarray:
         with warnings.catch_warnings():
@@ -63,6 +77,11 @@ def summarise(
 
     def mean_last(key: str) -> float:
         return float(np.mean(seed_curves(record, key)[:, -1]))
+
+    def escape(curve: np.ndarray) -> int | None:  # after T where a theorem gives T, else wherever it happens
+        if window is not None:
+            return escape_step(steps.tolist(), curve.tolist(), window, factor)
+        return escape_from_minimum(steps, curve, factor)
 
     mse_seed, rel_seed = early_max("test_mse"), early_max("test_rel_mse")
     test_mse = seed_curves(record, "test_mse")
@@ -77,13 +96,30 @@ def summarise(
         "max_test_mse_fw_early": mean_early("test_mse_fw"),
         "max_test_mse_ntk_lin_early": mean_early("test_mse_ntk_lin"),
         "max_rel_test_mse_ntk_inf_early": mean_early("test_rel_mse_ntk_inf"),
-        "escape_step": escape_step(steps, np.mean(test_mse, axis=0).tolist(), window, cfg["escape_factor"]),
-        "escape_step_per_seed": [
-            escape_step(steps, row.tolist(), window, cfg["escape_factor"]) for row in test_mse
-        ],
+        "max_rel_test_mse_early_step": _argmax_step(steps, rel_mean, early),
+        "rel_test_mse_at_maxima_end": _value_at(steps, rel_mean, end),
+        "maxima_over": over,
+        "maxima_steps": int(end),
+        "run_ends_inside_window": window is not None and window >= steps[-1],
+        "escape_step": escape(np.mean(test_mse, axis=0) if window is not None else rel_mean),
+        "escape_step_per_seed": [escape(row) for row in (test_mse if window is not None else rel)],
+        "escape_step_observed": escape_from_minimum(steps, rel_mean, factor),
+        "escape_step_observed_per_seed": [escape_from_minimum(steps, row, factor) for row in rel],
+        "initial_mismatch": mismatch,
+        "initial_mismatch_step": mismatch_step,
+        "initial_mismatch_per_seed": [initial_mismatch(steps, row)[1] for row in rel],
+        "regime_eps": eps,
+        "linear_regime_steps": regime,
+        "linear_regime_time": None if regime is None else regime * cfg["lr"],
+        "regime_threshold": threshold,
+        "linear_regime_steps_per_seed": [
+            regime_end(steps, row, regime_threshold(initial_mismatch(steps, row)[1], eps, factor)) for row in rel],
+        "loss_spikes": spikes,
+        "maxima_include_spikes": any(0 < t <= end for v in spikes.values() for t in v),
         "test_loss_net": mean_last("test_loss_net"),
         "test_loss_lin": mean_last("test_loss_lin"),
         "test_loss_stripped": mean_last("test_loss_stripped"),
+        "constants": record.get("constants"),
         "diverged_seeds": {s: m["diverged_at"] for s, m in record["per_seed"].items() if m["diverged_at"] is not None},
         "wall_time_s": wall_time_s,
         "compute_wall_time_s": float(sum(m.get("wall_time_s") or 0.0 for m in record["per_seed"].values())),
@@ -91,6 +127,18 @@ def summarise(
         "code_fingerprint": code_fingerprint,
         "not_cached": not_cached,
     })
+
+
+def _argmax_step(steps: np.ndarray, curve: np.ndarray, mask: np.ndarray) -> int | None:
+    """The recorded step (within ``mask``) where the curve is largest, None if it is undefined there."""
+    values = np.where(mask & np.isfinite(curve), curve, -np.inf)
+    return int(steps[int(np.argmax(values))]) if np.isfinite(values).any() else None
+
+
+def _value_at(steps: np.ndarray, curve: np.ndarray, step: int) -> float | None:
+    """The curve at the last recorded step ≤ ``step`` (None if undefined there)."""
+    i = int(np.searchsorted(steps, step, side="right")) - 1
+    return float(curve[i]) if i >= 0 and np.isfinite(curve[i]) else None
 
 
 class Result:
@@ -109,6 +157,7 @@ class Result:
         r.curve("test_mse").shape         # (seeds, recorded steps)
         r.table()["step"][:3]             # tidy columns: seed, step, one column per metric
         r.save("runs/example/record.json")
+        r.plot("runs/example/verify.png")
         again = earlylin.Result.load("runs/example/record.json")
     """
 
@@ -168,6 +217,16 @@ class Result:
                   "sweep": {"ds": [self.config["d"]]}, "environment": env,
                   "runs": [self.record], "summary": sweep_summary([self.record])}
         return write_json_atomic(path, record)
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw the verifier's figure of this run (:mod:`earlylin.experiments.figure`: losses, distances, the
+        relative distance with the measured linear regime, outputs, the V_lin split) as a PNG at ``path``;
+        for every family, a user's network included. Returns the path written."""
+        from earlylin.experiments.figure import plot_verify  # matplotlib only when drawing
+
+        record = {"kind": self.config.get("family", "two_layer"), "argv": None, "runs": [self.record],
+                  "summary": sweep_summary([self.record])}
+        return plot_verify(record, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], index: int = 0) -> Result:

@@ -5,7 +5,7 @@ training outputs (K, n) and one gradient per parameter, and every tensor has the
 K seeds advance as one computation. ``on_record(t, f_train, params)`` runs at each recorded step.
 
 A :class:`Checkpoint` makes a long run survive a kill: every ``every_s`` seconds :func:`run_gd` saves
-the parameters, the step, the divergence state and the rows recorded so far (``checkpoint.rows``)
+the parameters, the step, the loss watch's state (divergence, spikes) and the rows recorded so far (``checkpoint.rows``)
 atomically (:func:`earlylin.runtime.records.write_bytes_atomic`). Given the same checkpoint,
 a rerun resumes there; GD is deterministic, so on a CPU the finished record is bit-identical to an
 uninterrupted run's.
@@ -35,7 +35,13 @@ RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]
 BLOWUP_FACTOR = 1e4
 CHECK_EVERY = 50
 
-CHECKPOINT_FORMAT = "earlylin.checkpoint/1"
+# A loss spike (docs/theory.md §4.5): a step whose train loss exceeds SPIKE_FACTOR × the lowest loss of the steps
+# before it, by more than SPIKE_FLOOR × the initial loss; each excursion is counted once, at its first step.
+SPIKE_FACTOR = 1.5
+SPIKE_FLOOR = 1e-3
+MAX_SPIKES = 32  # spike steps kept per seed (the count goes on)
+
+CHECKPOINT_FORMAT = "earlylin.checkpoint/2"
 CHECKPOINT_EVERY_S = 2.0  # default seconds of training between checkpoints: a kill loses at most this much
 CHECKPOINT_ENV = "EARLYLIN_CHECKPOINT_EVERY_S"  # overrides the default (tests use a fraction of a second)
 
@@ -51,6 +57,53 @@ def diverged_seeds(first_bad: torch.Tensor, seeds: Sequence[int]) -> dict[int, i
     """{seed: first step with a non-finite or exploded loss} for the seeds that diverged."""
     bad = first_bad.cpu().tolist()
     return {seed: int(step) for seed, step in zip(seeds, bad, strict=True) if step >= 0}
+
+
+class LossWatch:
+    """What the trainer watches in every step's per-seed train loss, on the loss's device (no sync per step):
+
+    - divergence: the first step whose loss is NaN/inf or above BLOWUP_FACTOR × the initial loss;
+    - loss spikes: the first step of each excursion above SPIKE_FACTOR × the lowest earlier loss (and above it
+      by more than SPIKE_FLOOR × the initial loss) — GD below the stability bound lowers a smooth loss, so a
+      rise is instability, not closeness (docs/theory.md §4.5)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.state: dict[str, torch.Tensor] = {}
+
+    def update(self, t: int, loss: torch.Tensor) -> None:
+        st = self.state
+        if not st:
+            st["first_bad"] = torch.full_like(loss, -1, dtype=torch.long)
+            st["limit"] = torch.where(loss > 0, loss * BLOWUP_FACTOR, torch.full_like(loss, 1e6))
+            st["floor"] = loss.abs() * SPIKE_FLOOR
+            st["low"] = torch.full_like(loss, math.inf)
+            st["in_spike"] = torch.zeros_like(loss, dtype=torch.bool)
+            st["spike_steps"] = torch.full((*loss.shape, MAX_SPIKES), -1, dtype=torch.long, device=loss.device)
+            st["spike_count"] = torch.zeros_like(loss, dtype=torch.long)
+        bad = ~torch.isfinite(loss) | (loss > st["limit"])
+        st["first_bad"] = torch.where((st["first_bad"] < 0) & bad, torch.full_like(st["first_bad"], t), st["first_bad"])
+        up = torch.isfinite(loss) & (loss > SPIKE_FACTOR * st["low"]) & (loss - st["low"] > st["floor"])
+        onset = up & ~st["in_spike"]
+        slot = st["spike_count"].clamp(max=MAX_SPIKES - 1).unsqueeze(-1)
+        kept = st["spike_steps"].gather(-1, slot)
+        st["spike_steps"].scatter_(-1, slot, torch.where(onset.unsqueeze(-1) & (kept < 0), t, kept))
+        st["spike_count"] += onset.long()
+        st["in_spike"] = up
+        st["low"] = torch.where(torch.isfinite(loss), torch.minimum(st["low"], loss), st["low"])
+
+    def all_diverged(self) -> bool:
+        return bool((self.state["first_bad"] >= 0).all())
+
+    def diverged(self, seeds: Sequence[int]) -> dict[int, int]:
+        return diverged_seeds(self.state["first_bad"], seeds)
+
+    def spikes(self, seeds: Sequence[int]) -> dict[int, list[int]]:
+        """{seed: the first step of each loss spike (the first MAX_SPIKES)} — an empty list: none — before any
+        divergence."""
+        kept = self.state["spike_steps"].cpu().tolist()
+        bad = self.state["first_bad"].cpu().tolist()
+        return {seed: [t for t in kept[k] if t >= 0 and (bad[k] < 0 or t < bad[k])] for k, seed in enumerate(seeds)}
 
 
 def checkpoint_interval(every_s: float | None = None) -> float:
@@ -94,15 +147,13 @@ class Checkpoint:
         self.elapsed_s = 0.0
         self.saves = 0
 
-    def save(self, step: int, params: list[torch.Tensor], first_bad: torch.Tensor, limit: torch.Tensor,
-             elapsed_s: float) -> None:
+    def save(self, step: int, params: list[torch.Tensor], watch: dict[str, torch.Tensor], elapsed_s: float) -> None:
         """Write the state at the start of ``step`` (θ_step, rows of the steps before) atomically."""
         state = {
             "format": CHECKPOINT_FORMAT,
             "step": step,
             "params": [p.detach().cpu().clone() for p in params],
-            "first_bad": first_bad.cpu().clone(),
-            "limit": limit.cpu().clone(),
+            "watch": {k: v.cpu().clone() for k, v in watch.items()},
             "rows": _stack_rows(self.rows),
             "elapsed_s": elapsed_s,
         }
@@ -144,29 +195,29 @@ def run_gd(
     seeds: Sequence[int],
     progress: bool = False,
     checkpoint: Checkpoint | None = None,
-) -> dict[int, int]:
+) -> LossWatch:
     """Run ``steps`` GD updates p ← p − η ∇L (in place) and record at ``record_steps``.
 
     ``progress``: a progress bar on stderr (when it is a terminal). ``checkpoint``: resume from its
     file if it holds a state of this run, and save one every ``checkpoint.every_s`` seconds.
 
     Returns:
-        {seed: step} for seeds whose loss became NaN/inf or exceeded BLOWUP_FACTOR × its initial
-        value; their later records hold NaN. The other seeds are unaffected (independent batch rows).
+        The :class:`LossWatch` of the run: ``diverged(seeds)`` gives {seed: step} for seeds whose loss became
+        NaN/inf or exceeded BLOWUP_FACTOR × its initial value (their later records hold NaN; the other seeds are
+        unaffected, independent batch rows), ``spikes(seeds)`` the loss spikes of every seed.
 
     Raises:
         DivergenceError: every seed diverged (names the step, the seeds and the learning rate).
     """
     to_record = set(record_steps)
-    first_bad: torch.Tensor | None = None
-    limit: torch.Tensor | None = None
+    watch = LossWatch(steps)
     start_step = 0
     if checkpoint is not None and (state := checkpoint.load(params, steps)) is not None:
         device = params[0].device
         with torch.no_grad():
             for p, saved in zip(params, state["params"], strict=True):
                 p.copy_(saved)
-        first_bad, limit = state["first_bad"].to(device), state["limit"].to(device)
+        watch.state = {k: v.to(device) for k, v in state["watch"].items()}
         checkpoint.rows[:] = _unstack_rows(state["rows"], device)
         start_step = checkpoint.resumed_from = int(state["step"])
         checkpoint.elapsed_s = float(state["elapsed_s"])
@@ -176,23 +227,18 @@ def run_gd(
     with bar(total=steps, initial=start_step, desc="GD steps", unit="step", enabled=progress) as shown:
         for t in range(start_step, steps + 1):
             if checkpoint is not None and t > start_step and time.monotonic() - last_save >= checkpoint.every_s:
-                assert first_bad is not None and limit is not None
-                checkpoint.save(t, params, first_bad, limit, checkpoint.elapsed_s + time.perf_counter() - started)
+                checkpoint.save(t, params, watch.state, checkpoint.elapsed_s + time.perf_counter() - started)
                 last_save = time.monotonic()
             loss, f_train, grads = step_fn(params)
             if t == 0 and not bool(torch.isfinite(loss).all()):  # before any update: not a learning-rate problem
                 bad = [s for s, ok in zip(seeds, torch.isfinite(loss).tolist(), strict=True) if not ok]
                 raise ConfigError(f"the loss at step 0, before any update, is NaN or inf for seed(s) {bad}: the "
                                   "network's initial outputs or the targets are not finite")
-            if first_bad is None or limit is None:
-                first_bad = torch.full_like(loss, -1, dtype=torch.long)
-                limit = torch.where(loss > 0, loss * BLOWUP_FACTOR, torch.full_like(loss, 1e6))
-            bad = ~torch.isfinite(loss) | (loss > limit)
-            first_bad = torch.where((first_bad < 0) & bad, torch.full_like(first_bad, t), first_bad)
+            watch.update(t, loss)
             if t in to_record:
                 on_record(t, f_train, params)
-            if (t in to_record or t % CHECK_EVERY == 0 or t == steps) and bool((first_bad >= 0).all()):
-                worst = diverged_seeds(first_bad, seeds)
+            if (t in to_record or t % CHECK_EVERY == 0 or t == steps) and watch.all_diverged():
+                worst = watch.diverged(seeds)
                 raise DivergenceError(
                     f"gradient descent diverged for every seed (first bad step per seed: {worst}) at "
                     f"learning rate {lrs}: the loss became NaN/inf or grew {BLOWUP_FACTOR:g}× past its "
@@ -205,5 +251,4 @@ def run_gd(
                     if g is not None and lr != 0.0:
                         p.sub_(g, alpha=lr)
             shown.update(1)
-    assert first_bad is not None
-    return diverged_seeds(first_bad, seeds)
+    return watch

@@ -11,6 +11,7 @@ or data arrays (:class:`~earlylin.experiments.inputs.SyntheticInputs`) and an ac
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,19 +53,22 @@ class TwoLayer(SyntheticFamily):
         dtype = DTYPES[cfg.dtype]
         batch = self.inputs.batch(cfg, seeds, device)
         consts = gaussian_constants(act)
-        nu = consts.nu(batch.tr_sigma2_over_d)
+        nu, nu2 = consts.nu(batch.tr_sigma2_over_d), consts.nu2(batch.tr_sigma2_over_d)
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
 
-        psi, psi_t = features(X64, consts, nu, cfg.layers), features(Xt64, consts, nu, cfg.layers)
+        def psi_of(A: torch.Tensor, **kw: Any) -> torch.Tensor:  # Ψ of inputs A with this run's constants
+            return features(A, consts, nu, cfg.layers, nu2=nu2, **kw)
+
+        psi, psi_t = psi_of(X64), psi_of(Xt64)
         bound = stability_bound(psi)
         check_lr(cfg.lr, bound, self.lr_context)  # before the costly parts of the set-up
-        psi_s, psi_st = (features(A, consts, nu, cfg.layers, stripped=True) for A in (X64, Xt64))
+        psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
         inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
         v64 = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=torch.float64)
-        psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers) for A in (X64, Xt64))
-        ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop) else
-                     tuple(features(A, consts, nu, cfg.layers, drop=drop) for A in (X64, Xt64)) for drop in ABLATIONS}
+        psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers, nu2=nu2) for A in (X64, Xt64))
+        ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop, nu2=nu2) else
+                     (psi_of(X64, drop=drop), psi_of(Xt64, drop=drop)) for drop in ABLATIONS}
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw,
                                               psi_ablations=ablations, bound=bound)
 
@@ -112,6 +116,7 @@ class TwoLayer(SyntheticFamily):
             test_outputs=lambda ps: test_forward(act, ps[0], ps[1], Xt),
             comparison=comparison,
             lr_context=self.lr_context,
-            shared={"constants": consts.as_dict(), "net_step": nets.step_info(nets.resolve_step(cfg.step, device))},
+            shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d),
+                    "net_step": nets.step_info(nets.resolve_step(cfg.step, device))},
             extra_row=extra_row,
         )

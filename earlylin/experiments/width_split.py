@@ -44,7 +44,8 @@ def width_split(
     act = get_activation(activation)
     consts = gaussian_constants(act)
     data = [make_dataset(s, d, n, n_test) for s in seeds]
-    nu = consts.nu(tr_sigma2_over_d(data[0].spectrum))
+    tr = tr_sigma2_over_d(data[0].spectrum)
+    nu, nu2 = consts.nu(tr), consts.nu2(tr)
 
     def stack(arrays: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack(arrays)).double()
@@ -53,16 +54,16 @@ def width_split(
     y = stack([b.y_train for b in data])
     window = early_window(d, lr, window_c)
     steps = torch.unique(torch.round(torch.logspace(0, math.log10(window), n_steps)).long())
-    lin = LinearTrajectory.fit(features(X, consts, nu, "second"), y, lr)
-    ft_lin = lin.outputs(features(Xt, consts, nu, "second"), steps)
+    lin = LinearTrajectory.fit(features(X, consts, nu, "second", nu2=nu2), y, lr)
+    ft_lin = lin.outputs(features(Xt, consts, nu, "second", nu2=nu2), steps)
     rows = []
     for m in widths:
         inits = [symmetric_init(s, m, d) for s in seeds]
         W, v = stack([w for w, _ in inits]), stack([v for _, v in inits])
         H, Ht = (act.phi(A @ W.transpose(-1, -2) / math.sqrt(d)) / math.sqrt(m) for A in (X, Xt))
         ft_net = svd_trajectory(H, y, lr).outputs(Ht, steps)
-        fw = LinearTrajectory.fit(finite_width_features(X, W, v, consts, nu, "second"), y, lr)
-        ft_fw = fw.outputs(finite_width_features(Xt, W, v, consts, nu, "second"), steps)
+        fw = LinearTrajectory.fit(finite_width_features(X, W, v, consts, nu, "second", nu2=nu2), y, lr)
+        ft_fw = fw.outputs(finite_width_features(Xt, W, v, consts, nu, "second", nu2=nu2), steps)
         rows.append({
             "m": m,
             "sqrt_d_over_m": math.sqrt(d / m),

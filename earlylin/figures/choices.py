@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from earlylin.experiments.analysis import Table, col
-from earlylin.figures.canvas import subplots
+from earlylin.runtime.canvas import subplots
 
 FIG2_MODELS = (("net", "net", "C0-"), ("lin", "f_lin", "C1--"), ("stripped", "x only (stripped)", "C2:"),
                ("no_norm", "f_lin without q", "C3-."), ("no_const", "f_lin without ν columns", "C4:"))

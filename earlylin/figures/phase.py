@@ -16,7 +16,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from earlylin.experiments.analysis import Table, col, loglog_fit
-from earlylin.figures.canvas import subplots
+from earlylin.runtime.canvas import subplots
 from earlylin.studies.phase import ALPHA_BOUNDARY, ALPHA_FIXED_M, ALPHA_GROWN, FIG1, grid_of, path_values
 
 

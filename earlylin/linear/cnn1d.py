@@ -56,7 +56,7 @@ def patch_norm_feature(X: torch.Tensor, consts: GaussianConstants, q: int) -> to
 
 def cnn1d_features(
     X: torch.Tensor, consts: GaussianConstants, nu: float, layers: str, q: int, stripped: bool = False,
-    drop: str | None = None,
+    drop: str | None = None, nu2: float | None = None,
 ) -> torch.Tensor:
     """Feature matrix Ψ (..., n, p) of the CNN's linear model (module docstring):
     ψ₁ = [ζx/√d ; ν/√q], ψ₂ = [ζx/√d ; ν/√(2q) ; q(x_[p])/√d for p = 1…d], both = [ψ₁ ; ψ₂];
@@ -65,13 +65,14 @@ def cnn1d_features(
     if drop is not None and drop not in ABLATIONS:
         raise ValueError(f"drop={drop!r}: valid are {ABLATIONS} or None")
     d = X.shape[-1]
-    x_part = consts.zeta * X / math.sqrt(d)
+    nu2 = nu if nu2 is None else nu2  # the second layer's ν₂ (from φ; equal to ν where Stein holds)
+    x1, x2 = consts.zeta * X / math.sqrt(d), consts.hermite1 * X / math.sqrt(d)  # ζ from φ′, a₁ = E[gφ] from φ
     if stripped:
-        return torch.cat([x_part] * (2 if layers == "both" else 1), dim=-1)
+        return torch.cat({"first": [x1], "second": [x2], "both": [x1, x2]}[layers], dim=-1)
     ones = torch.ones_like(X[..., :1])
     const1 = [] if drop == "const" else [ones * (nu / math.sqrt(q))]
-    const2 = [] if drop == "const" else [ones * (nu / math.sqrt(2 * q))]
+    const2 = [] if drop == "const" else [ones * (nu2 / math.sqrt(2 * q))]
     norm = [] if drop == "norm" else [patch_norm_feature(X, consts, q) / math.sqrt(d)]
-    psi1, psi2 = [x_part, *const1], [x_part, *const2, *norm]
+    psi1, psi2 = [x1, *const1], [x2, *const2, *norm]
     blocks = {"first": psi1, "second": psi2, "both": psi1 + psi2}[layers]
     return torch.cat(blocks, dim=-1)

@@ -81,6 +81,7 @@ def finite_width_features(
     consts: GaussianConstants,
     nu: float,
     layers: str,
+    nu2: float | None = None,
 ) -> torch.Tensor:
     """Ψ_fw of shape (K, n, p) for X (K, n, d), W (K, m, d), v (K, m); see the module docstring.
 
@@ -94,8 +95,9 @@ def finite_width_features(
         return psi1
     B = torch.cat([torch.ones_like(W[..., :1]), W], dim=-1).to(X.dtype)  # (K, m, d+1)
     M = B.transpose(-1, -2) @ B / m
-    Z = torch.cat([norm_feature(X, consts).unsqueeze(-1), consts.zeta * X / math.sqrt(d)], dim=-1)
-    const = torch.full((*X.shape[:-2], n, 1), nu / math.sqrt(2 * d), dtype=X.dtype, device=X.device)
+    Z = torch.cat([norm_feature(X, consts).unsqueeze(-1), consts.hermite1 * X / math.sqrt(d)], dim=-1)
+    nu2 = nu if nu2 is None else nu2  # the second layer's ν₂ (from φ), as in features()
+    const = torch.full((*X.shape[:-2], n, 1), nu2 / math.sqrt(2 * d), dtype=X.dtype, device=X.device)
     psi2 = torch.cat([Z @ _psd_sqrt(M), const], dim=-1)
     if layers == "second":
         return psi2

@@ -86,6 +86,8 @@ SUMMARY_SOURCES = {
     "max_test_mse_stripped_early": "test_mse_stripped", "max_test_mse_fw_early": "test_mse_fw",
     "max_test_mse_ntk_lin_early": "test_mse_ntk_lin", "max_rel_test_mse_ntk_inf_early": "test_rel_mse_ntk_inf",
     "test_loss_net": "test_loss_net", "test_loss_lin": "test_loss_lin", "test_loss_stripped": "test_loss_stripped",
+    "initial_mismatch": "test_rel_mse", "initial_mismatch_per_seed": "test_rel_mse",
+    "rel_test_mse_at_maxima_end": "test_rel_mse", "regime_threshold": "test_rel_mse",
 }
 # metrics that count the signs of the network's outputs: a tolerance per recorded step (counting_quanta)
 COUNTING = ("per_seed.train_err_net", "per_seed.test_err_net", "per_seed.mu")
