@@ -1,10 +1,10 @@
 """Behaviour unchanged: each family's ``--quick`` record matches its golden record (tests/golden/, made by
 tests/golden/make_golden.sh) to the per-metric tolerances of tests/golden/tolerances.json.
 
-The goldens were made at commit e105272 and remade (with --step reference, as the test runs them) when the summary gained the measured linear regime,
-the loss spikes and the constants taken from φ itself: there every metric of the e105272 goldens agreed with a
-fresh record within its tolerance (worst 0.33 × tolerance), except the deep CIFAR nets' ``early_window_steps``,
-which is null since (no theorem gives them a window; docs/theory.md §4.5).
+The goldens were made at commit e105272 and remade (with --step reference, as the test runs them) when the
+summary gained the measured linear regime, the loss spikes and the constants taken from φ itself: every metric of
+the e105272 goldens agreed with a fresh record within its tolerance (worst 0.33 × tolerance), except the deep
+CIFAR nets' ``early_window_steps``, null since (no theorem gives them a window; docs/theory.md §4.5).
 
 Why not bit for bit: the network runs in float32, and another CPU, BLAS kernel or vector width rounds its
 sums in another order, so a fresh record on another machine differs from the golden in the last fp32 bits,
