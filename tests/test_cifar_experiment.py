@@ -101,7 +101,9 @@ def test_pipeline_on_real_data(arch, width, linear):
         assert perp[0] > 0.05 and np.max(np.abs(perp - perp[0])) <= 1e-12 * perp[0]  # n_test > rank: V_lin⊥ ≠ {0}
         assert m["test_loss_net"][0] == pytest.approx(0.5)  # labels ±1, f₀ ≡ 0
         assert m["vlin_rank"] >= 192
-    assert res["summary"]["early_window_steps"] == round(5 * 192 * math.log(192))
+    # no theorem gives the deep nets a window: T is null and the maxima are over the measured regime
+    assert res["summary"]["early_window_steps"] is None
+    assert res["summary"]["maxima_over"] in ("linear regime", "whole run")
     if linear == "fitted":
         assert set(res["linear_model"]["derived_vs_fitted_rel"]) == {"A", "B"}
 

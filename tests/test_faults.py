@@ -49,7 +49,7 @@ def test_partial_divergence_reports_the_bad_seed_and_keeps_the_others():
     params = [torch.ones(2, dtype=torch.float64)]
     seen = []
     bad = run_gd(_quadratic([0.5, 5.0]), params, [1.0], 200, [0, 100, 200], lambda t, f, p: seen.append(t),
-                 seeds=[3, 4])
+                 seeds=[3, 4]).diverged([3, 4])
     assert list(bad) == [4] and 0 < bad[4] <= 10  # |1 − 5|^t passes 1e4× its start within a few steps
     assert seen == [0, 100, 200]
     assert abs(float(params[0][0])) < 1e-10  # the stable seed converged

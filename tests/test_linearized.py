@@ -56,7 +56,7 @@ def _train(step, params, lrs, steps, Xt, seeds):
         train_out.append(f_train.clone())
         test_out.append(step.forward(p[0], p[1], Xt))
 
-    diverged = run_gd(step, params, lrs, steps, range(steps + 1), on_record, seeds)
+    diverged = run_gd(step, params, lrs, steps, range(steps + 1), on_record, seeds).diverged(seeds)
     assert diverged == {}
     return torch.stack(train_out), torch.stack(test_out)
 

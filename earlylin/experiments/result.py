@@ -12,7 +12,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -27,6 +27,51 @@ from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic
 PER_STEP_EXCLUDED = ("logits_net", "logits_lin")  # (steps, 5) per seed: in per_seed, not in the tidy table
 
 
+class Summary(TypedDict, total=False):
+    """The keys of ``Result.summary`` (and of each run's ``summary`` in ``record.json``), docs/theory.md §4.5.
+    "Early" maxima are seed means of per-seed maxima over the range that ``maxima_over`` names."""
+
+    d: int
+    early_window_steps: int | None  #: T = c·d·log(d)/η where a theorem gives it (two-layer, 1D CNN), else None
+    max_test_mse_early: float  #: max MSE(net, lin) on the test set over the early range
+    max_rel_test_mse_early: float | None  #: the same, relative to mean f_net²
+    max_test_mse_early_per_seed: list[float]
+    max_rel_test_mse_early_per_seed: list[float | None]
+    max_rel_test_mse_early_step: int | None  #: where the seed-mean relative MSE is largest in that range
+    rel_test_mse_at_maxima_end: float | None  #: the seed-mean relative MSE at the end of that range
+    max_test_mse_stripped_early: float
+    max_test_mse_fw_early: float | None
+    max_test_mse_ntk_lin_early: float | None
+    max_rel_test_mse_ntk_inf_early: float | None
+    maxima_over: str  #: "window" (t ≤ T), "linear regime" (t ≤ linear_regime_steps) or "whole run"
+    maxima_steps: int  #: the last step of that range
+    run_ends_inside_window: bool  #: T is past the last step
+    escape_step: int | None  #: after T (MSE > escape_factor × its value at T); without T the observed escape
+    escape_step_per_seed: list[int | None]
+    escape_step_observed: int | None  #: r > escape_factor × its minimum so far, wherever it happens
+    escape_step_observed_per_seed: list[int | None]
+    initial_mismatch: float | None  #: r at the first recorded step after 0: the kernel's mismatch at init
+    initial_mismatch_step: int | None
+    initial_mismatch_per_seed: list[float | None]
+    regime_eps: float  #: ε
+    regime_threshold: float  #: max(ε, escape_factor × initial mismatch)
+    linear_regime_steps: int | None  #: first recorded step with r > threshold; None: never
+    linear_regime_time: float | None  #: the same in η·t
+    linear_regime_steps_per_seed: list[int | None]
+    loss_spikes: dict[str, list[int]]  #: seed → first step of each loss spike (seeds without any left out)
+    maxima_include_spikes: bool  #: a spike lies in the early range: its maxima measure instability
+    test_loss_net: float  #: at the last step, seed mean
+    test_loss_lin: float
+    test_loss_stripped: float
+    constants: dict[str, Any] | None  #: every constant of the derived linear model (docs/theory.md §2)
+    diverged_seeds: dict[str, int]
+    wall_time_s: float
+    compute_wall_time_s: float
+    cache_hits: int
+    code_fingerprint: str | None
+    not_cached: str | None
+
+
 def seed_curves(record: dict[str, Any], key: str) -> np.ndarray:
     """(K, R) array of one metric over seeds (null → NaN)."""
     rows = [record["per_seed"][s][key] for s in record["per_seed"]]
@@ -36,8 +81,8 @@ def seed_curves(record: dict[str, Any], key: str) -> np.ndarray:
 def summarise(
     record: dict[str, Any], wall_time_s: float, cache_hits: int = 0, code_fingerprint: str | None = None,
     not_cached: str | None = None,
-) -> dict[str, Any]:
-    """The stable summary of one run (every key: :class:`Summary`; docs/theory.md §4.5).
+) -> Summary:
+    """The stable summary of one run: a :class:`Summary` (docs/theory.md §4.5).
 
     The maxima ``max_*_early`` are over the theorem's window t ≤ T where a theorem gives T (two-layer net,
     1D CNN; ``maxima_over`` says "window", or "whole run" when the run ends inside T), else over the
@@ -165,7 +210,8 @@ class Result:
         self.record = record
 
     @property
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Summary:
+        """The run's :class:`Summary` (plain data, as in ``record.json``)."""
         return self.record["summary"]
 
     @property
