@@ -108,7 +108,7 @@ def regime_line(s: dict[str, Any], lr: float) -> str:
         " (past the last step)" if s.get("run_ends_inside_window") else "")
     step = s.get("initial_mismatch_step")
     return (f"  initial mismatch (rel MSE at step {step}: the tangent kernel's mismatch at initialisation, not drift): "
-            f"{_num(s.get('initial_mismatch'), '.3g')}   linear regime (rel MSE ≤ {_num(eps, 'g')}): {shown}   "
+            f"{_num(s.get('initial_mismatch'), '.3g')}   linear regime (rel MSE ≤ {_num(eps, '.3g')}): {shown}   "
             f"theorem's window T: {theorem}")
 
 
