@@ -51,8 +51,9 @@ from earlylin.sweep.spec import check_spec, grid_points, plain_value, resolve_fi
 
 MAX_POINTS = 1_000  # a larger grid needs max_points= / --max-points: one typo in an axis can make 10⁶ points
 KEY_FIELDS = ("d", "width", "n", "lr", "steps", "layers", "activation", "target", "arch", "depth")
-METRICS = ("early_window_steps", "max_mse_early", "max_rel_mse_early", "escape_step", "wall_time_s",
-           "point_wall_s", "device", "cached", "code_fingerprint", "error")
+METRICS = ("early_window_steps", "max_mse_early", "max_rel_mse_early", "escape_step", "initial_mismatch",
+           "linear_regime_steps", "escape_step_observed", "loss_spikes", "wall_time_s", "point_wall_s", "device",
+           "cached", "code_fingerprint", "error")
 
 
 # ---------------------------------------------------------------------------------------------- one point
@@ -74,7 +75,8 @@ def error_rows(family: str, fields: Mapping[str, Any], message: str, wall: float
 
 def run_point(family: str, fields: dict[str, Any], cache_dir: str | None, max_gb: float | None = None) -> Rows:
     """One grid point, its seeds as one batch: one plain-data row per seed (key config fields, seed,
-    early-window maxima of the test MSE and relative MSE to f^lin, escape step, wall time, device,
+    early-window maxima of the test MSE and relative MSE to f^lin, escape step, the initial mismatch, the
+    measured linear regime, the observed escape, the number of loss spikes, wall time, device,
     cached, code fingerprint, error). An :class:`EarlylinError` becomes error rows. ``max_gb``: the
     memory limit (default: what the machine running the point has available)."""
     start = time.perf_counter()
@@ -93,7 +95,11 @@ def run_point(family: str, fields: dict[str, Any], cache_dir: str | None, max_gb
         rows.append({**keys, "seed": seed, "early_window_steps": s["early_window_steps"],
                      "max_mse_early": s["max_test_mse_early_per_seed"][k],
                      "max_rel_mse_early": s["max_rel_test_mse_early_per_seed"][k],
-                     "escape_step": s["escape_step_per_seed"][k], "wall_time_s": m["wall_time_s"],
+                     "escape_step": s["escape_step_per_seed"][k],
+                     "initial_mismatch": s["initial_mismatch_per_seed"][k],
+                     "linear_regime_steps": s["linear_regime_steps_per_seed"][k],
+                     "escape_step_observed": s["escape_step_observed_per_seed"][k],
+                     "loss_spikes": len(m.get("loss_spikes") or []), "wall_time_s": m["wall_time_s"],
                      "point_wall_s": wall, "device": result.record["device"], "cached": bool(m["cached"]),
                      "code_fingerprint": s["code_fingerprint"],
                      "error": None if m["diverged_at"] is None else f"diverged at step {m['diverged_at']}"})
