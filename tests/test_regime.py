@@ -123,3 +123,37 @@ def test_plot_draws_every_family(family, tmp_path):
     assert (s["early_window_steps"] is None) is (family == "cifar")
     assert s["initial_mismatch_step"] == 1 and s["regime_threshold"] >= s["regime_eps"] == 0.1
     assert r.plot(tmp_path / f"{family}.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------------------------- predict
+def _own_data(d: int, seed: int = 3) -> earlylin.Arrays:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((300, d))
+    return earlylin.Arrays(x[:200], np.sign(x[:200, 0] + 0.3 * x[:200, 1]), x[200:], np.sign(x[200:, 0]))
+
+
+@pytest.mark.parametrize("family", ["two_layer", "cnn1d", "network"])
+def test_linear_model_predict_equals_the_recorded_outputs(family, tmp_path):
+    """predict on the first five test inputs gives the recorded f^lin outputs (logits_lin) at every recorded step,
+    from the record alone: also after save and load."""
+    data = _own_data(16)
+    if family == "two_layer":
+        r = earlylin.run(earlylin.TwoLayer(earlylin.TwoLayerConfig(width=32, steps=40, seeds=(0, 1), layers="second",
+                                                                   activation="relu"), data=data))
+    elif family == "cnn1d":
+        r = earlylin.run(earlylin.Cnn1d(earlylin.Cnn1dConfig(filter_size=4, width=16, steps=40), data=data))
+    else:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        r = earlylin.run_network(net, data, earlylin.NetworkConfig(lr=0.2, steps=40, n_fit=64))
+    again = earlylin.Result.load(r.save(tmp_path / "record.json"))
+    for res in (r, again):
+        for t in [*res.steps[:: max(1, len(res.steps) // 6)].tolist(), None]:
+            got = res.linear_model.predict(data.x_test[:5], step=t)
+            i = -1 if t is None else res.steps.tolist().index(t)
+            want = np.array([m["logits_lin"][i] for m in res.per_seed.values()])
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    with pytest.raises(earlylin.ConfigError, match="not a recorded step"):
+        r.linear_model.predict(data.x_test[:5], step=-3)
+    with pytest.raises(earlylin.ConfigError, match=r"need \(n, d = 16\)"):
+        r.linear_model.predict(data.x_test[:5, :4])

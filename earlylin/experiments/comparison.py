@@ -170,6 +170,7 @@ class LinearComparison:
     ) -> dict[int, dict]:
         """Stack recorded rows into {seed: {metric: [value per step]}} plain data."""
         table = {k: torch.stack([r[k] for r in rows], dim=1).cpu().numpy() for k in rows[0]}
+        coef = self.lin.coef(torch.tensor(steps)).cpu().numpy()  # (K, R, p): β_t of f^lin at every recorded step
         out: dict[int, dict] = {}
         for i, s in enumerate(seeds):
             metrics = {k: to_jsonable(val[i]) for k, val in table.items()}
@@ -178,6 +179,7 @@ class LinearComparison:
                 logits_y=to_jsonable(self.yt[i, :N_LOGITS]),
                 vlin_rank=int(self.vsplit.rank[i]),
                 stability_bound=float(self.bound[i]),
+                linear_coef=to_jsonable(coef[i]),
                 diverged_at=diverged.get(s),
                 wall_time_s=wall / len(seeds),
             )

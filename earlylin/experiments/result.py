@@ -20,11 +20,13 @@ import torch
 from earlylin.config import REGIME_EPS, theorem_window
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.comparison import escape_step
+from earlylin.experiments.linear_model import LinearModel
 from earlylin.experiments.regime import escape_from_minimum, initial_mismatch, regime_end, regime_threshold
 from earlylin.runtime import records
 from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic
 
-PER_STEP_EXCLUDED = ("logits_net", "logits_lin")  # (steps, 5) per seed: in per_seed, not in the tidy table
+# (steps, 5) and (steps, p) per seed: in per_seed, not in the tidy table
+PER_STEP_EXCLUDED = ("logits_net", "logits_lin", "linear_coef")
 
 
 class Summary(TypedDict, total=False):
@@ -196,13 +198,14 @@ class Result:
 
     Example::
 
-        import earlylin
+        import numpy as np, earlylin
         r = earlylin.run(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=50, seeds=(0, 1)))
         r.summary["max_test_mse_early"]   # seed mean of the early-window maximum of MSE(net, f^lin)
         r.curve("test_mse").shape         # (seeds, recorded steps)
         r.table()["step"][:3]             # tidy columns: seed, step, one column per metric
         r.save("runs/example/record.json")
         r.plot("runs/example/verify.png")
+        r.linear_model.predict(np.zeros((3, 10)))  # f^lin at the last step on new inputs, (seeds, 3)
         again = earlylin.Result.load("runs/example/record.json")
     """
 
@@ -263,6 +266,12 @@ class Result:
                   "sweep": {"ds": [self.config["d"]]}, "environment": env,
                   "runs": [self.record], "summary": sweep_summary([self.record])}
         return write_json_atomic(path, record)
+
+    @property
+    def linear_model(self) -> LinearModel:
+        """The run's linear model on new inputs: ``linear_model.predict(x, step=None)`` (two-layer net, 1D CNN, a
+        user's network; :class:`~earlylin.experiments.linear_model.LinearModel`)."""
+        return LinearModel(self.record)
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Draw the verifier's figure of this run (:mod:`earlylin.experiments.figure`: losses, distances, the
