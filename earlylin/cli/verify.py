@@ -39,12 +39,12 @@ from earlylin.config import (
     Cnn1dConfig,
     Sweep,
     TwoLayerConfig,
-    early_window,
+    theorem_window,
 )
 from earlylin.data.cifar_files import DATA_DIR_ENV
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import ConfigError
-from earlylin.experiments import experiment_for, memory
+from earlylin.experiments import experiment_for, family_of, memory
 from earlylin.experiments import run as run_experiment
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, checkpoint_interval
@@ -228,8 +228,8 @@ def warn_regime(configs: list[Any], quiet: bool) -> None:
         if cfg.n < cfg.d:
             progress.warn(f"--n {cfg.n} < d = {cfg.d}: fewer training points than input dimensions; the theorems "
                      "assume n ≳ d^(1+α) (docs/theory.md §4), so this run is outside their regime")
-        window = early_window(cfg.d, cfg.lr, cfg.window_c)
-        if window > cfg.steps:
+        window = theorem_window(family_of(cfg), cfg.d, cfg.lr, cfg.window_c)  # none for the CIFAR nets
+        if window is not None and window > cfg.steps:
             progress.say(f"note: the early window T = {window:,} steps is past the last step ({cfg.steps:,}): every "
                     "recorded step counts as early", not quiet)
 

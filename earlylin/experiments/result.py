@@ -106,6 +106,9 @@ def summarise(
     mismatch_step, mismatch = initial_mismatch(steps, rel_mean)
     threshold = regime_threshold(mismatch, eps, factor)
     regime = regime_end(steps, rel_mean, threshold)
+    mismatch_seed = [initial_mismatch(steps, row)[1] for row in rel]
+    observed, observed_seed = escape_from_minimum(steps, rel_mean, factor), [
+        escape_from_minimum(steps, row, factor) for row in rel]
     if window is not None:
         end, over = window, "whole run" if window >= steps[-1] else "window"
     else:
@@ -125,10 +128,9 @@ def summarise(
     def mean_last(key: str) -> float:
         return float(np.mean(seed_curves(record, key)[:, -1]))
 
-    def escape(curve: np.ndarray) -> int | None:  # after T where a theorem gives T, else wherever it happens
-        if window is not None:
-            return escape_step(steps.tolist(), curve.tolist(), window, factor)
-        return escape_from_minimum(steps, curve, factor)
+    def after_window(curve: np.ndarray) -> int | None:  # the theorem's escape: after T
+        assert window is not None
+        return escape_step(steps.tolist(), curve.tolist(), window, factor)
 
     mse_seed, rel_seed = early_max("test_mse"), early_max("test_rel_mse")
     test_mse = seed_curves(record, "test_mse")
@@ -148,19 +150,20 @@ def summarise(
         "maxima_over": over,
         "maxima_steps": int(end),
         "run_ends_inside_window": window is not None and window >= steps[-1],
-        "escape_step": escape(np.mean(test_mse, axis=0) if window is not None else rel_mean),
-        "escape_step_per_seed": [escape(row) for row in (test_mse if window is not None else rel)],
-        "escape_step_observed": escape_from_minimum(steps, rel_mean, factor),
-        "escape_step_observed_per_seed": [escape_from_minimum(steps, row, factor) for row in rel],
+        # after T where a theorem gives T, else the observed escape
+        "escape_step": observed if window is None else after_window(np.mean(test_mse, axis=0)),
+        "escape_step_per_seed": observed_seed if window is None else [after_window(row) for row in test_mse],
+        "escape_step_observed": observed,
+        "escape_step_observed_per_seed": observed_seed,
         "initial_mismatch": mismatch,
         "initial_mismatch_step": mismatch_step,
-        "initial_mismatch_per_seed": [initial_mismatch(steps, row)[1] for row in rel],
+        "initial_mismatch_per_seed": mismatch_seed,
         "regime_eps": eps,
         "linear_regime_steps": regime,
         "linear_regime_time": None if regime is None else regime * cfg["lr"],
         "regime_threshold": threshold,
-        "linear_regime_steps_per_seed": [
-            regime_end(steps, row, regime_threshold(initial_mismatch(steps, row)[1], eps, factor)) for row in rel],
+        "linear_regime_steps_per_seed": [regime_end(steps, row, regime_threshold(m, eps, factor))
+                                         for row, m in zip(rel, mismatch_seed, strict=True)],
         "loss_spikes": spikes,
         "maxima_include_spikes": any(0 < t <= end for v in spikes.values() for t in v),
         "test_loss_net": mean_last("test_loss_net"),
