@@ -12,7 +12,7 @@
 # make lock: rewrites requirements/lock.txt from a fresh temporary venv (pip install -e ".[test,nt,ray]" without
 # the lock, then pip freeze --all --exclude-editable --exclude pip).
 # Variables: PYTHON (the interpreter that makes .venv), EXTRAS (those of `make test`), PYTEST_ARGS
-# (e.g. PYTEST_ARGS=tests/test_cli.py).
+# (e.g. PYTEST_ARGS=tests/cli/test_verify.py).
 
 PYTHON ?= python3
 VENV ?= .venv

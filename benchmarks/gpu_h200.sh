@@ -6,7 +6,7 @@
 # run from the repository root. It leaves 7 files in $OUT (default runs/gpu_h200/; the device tool
 # returns at most 8), and its scratch (records, figures) in $WORK (default /tmp/earlylin_gpu):
 #   0. machine.log         — GPU, torch, Triton, JAX versions
-#   1. tests.log           — tests/test_fused.py on the *compiled* kernels (TRITON_INTERPRET=0): the fused
+#   1. tests.log           — tests/nets/test_fused.py on the *compiled* kernels (TRITON_INTERPRET=0): the fused
 #                            3×TF32 step against the reference step to fp32 rounding, every mask and activation
 #   2. gpu_h200.json/.log  — the table: naive, reference, shipped, fused (3×TF32, autotuned tiles),
 #                            fused_ieee, compiled (CUDA graph), JAX at K = 1, 16, 64; fused_check (errors on
@@ -30,8 +30,8 @@ stage "machine"
 { nvidia-smi -L; $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, \
 torch.cuda.get_device_name())"; $PY -c "import jax; print('jax', jax.__version__, jax.devices())"; } 2>&1 | tee "$OUT/machine.log"
 
-stage "1. fused kernels compiled, against the reference (tests/test_fused.py)"
-TRITON_INTERPRET=0 timeout 100 $PY -m pytest tests/test_fused.py -q -x -p no:cacheprovider 2>&1 | tail -15 \
+stage "1. fused kernels compiled, against the reference (tests/nets/test_fused.py)"
+TRITON_INTERPRET=0 timeout 100 $PY -m pytest tests/nets/test_fused.py -q -x -p no:cacheprovider 2>&1 | tail -15 \
   | tee "$OUT/tests.log"
 
 stage "2. benchmark table"

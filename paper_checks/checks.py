@@ -9,7 +9,7 @@ unknown detail, or with one choice run, has a one-row table. Several checks can 
 (:data:`CLAIM_OF`); the report counts claims by class. The criteria are fixed here, before any run,
 and never tuned to a result; the thresholds are module constants. A check reads only the study
 records of :mod:`earlylin.studies` (the same ones the figures are drawn from), so a constructed
-record can exercise each verdict (tests/test_paper_checks.py).
+record can exercise each verdict (tests/checks/test_checks.py).
 """
 
 from __future__ import annotations

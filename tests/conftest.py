@@ -15,6 +15,9 @@ import torch
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.data.synthetic import make_dataset
 
+# The repository's root: tests sit one or two folders below it, mirroring the package (tests/<subpackage>/).
+ROOT = Path(__file__).resolve().parent.parent
+
 # Tolerances, by what is compared (float64 throughout unless a test says otherwise).
 TOL = {
     "exact": 1e-12,  # two exact routes in float64 (closed form vs iteration, formula vs features)

@@ -15,15 +15,14 @@ import shlex
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 import earlylin
 from earlylin.cli import verify
 from earlylin.cli.main import COMMANDS
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # `python -m <module>` forms → the module whose build_parser() parses the rest
 MODULES = {"earlylin.verify": "earlylin.cli.verify", "earlylin.sweep": "earlylin.cli.sweep",

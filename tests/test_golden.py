@@ -28,8 +28,8 @@ the metrics by orders of magnitude more than these tolerances: test_comparison_c
 that the comparison fails for any metric moved by 100× its tolerance and for another seed's record.
 
 What does hold bit for bit is checked by reruns on one machine, not against committed bits: the same
-command gives an identical record (tests/test_faults.py::test_same_seed_same_record_bit_for_bit), a
-resumed run equals an uninterrupted one (tests/test_checkpoint.py), and the default two-layer step's
+command gives an identical record (tests/runtime/test_faults.py::test_same_seed_same_record_bit_for_bit), a
+resumed run equals an uninterrupted one (tests/experiments/test_train.py), and the default two-layer step's
 network does not depend on torch's thread count (test_thread_count_does_not_change_the_network, here).
 """
 

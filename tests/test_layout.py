@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "earlylin"
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "earlylin"
 MAX_LINES = 450  # "about 400": a module past this has more than one concern
 
 

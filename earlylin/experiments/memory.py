@@ -9,7 +9,7 @@ cache is on) and the temporaries. The peak is counted as what the run keeps, plu
 the set-up (features, eigendecompositions, exact NTK kernels, empirical NTK), plus the larger of the
 training step's and a recorded step's temporaries: the set-up's temporaries are freed before training, but
 the allocator keeps blocks below its mmap threshold (glibc: up to 32 MiB) resident, so they are not counted
-as reusable. The estimate errs on the generous side; tests/test_memory.py checks it against the peak RSS of
+as reusable. The estimate errs on the generous side; tests/experiments/test_memory.py checks it against the peak RSS of
 real runs. :func:`check_fits` turns an estimate over the limit into a
 :class:`~earlylin.errors.ConfigError` that names the sizes, the estimate, the limit and what to change.
 """

@@ -30,7 +30,7 @@ and a TF32 remainder and sums three tensor-core products (big·big + big·small 
 accumulation: about fp32 accuracy (the dropped small·small term is ≈ 2⁻²² relative) at tensor-core
 speed. ``"ieee"`` uses fp32 CUDA-core products. Triton's CPU interpreter computes every ``tl.dot`` in
 fp32 whatever the mode, so the interpreter tests check the kernels' logic, and the 3×TF32 numerics are
-checked by ``tests/test_fused.py`` against an emulation of the split (:func:`tf32x3_matmul`) and, on a
+checked by ``tests/nets/test_fused.py`` against an emulation of the split (:func:`tf32x3_matmul`) and, on a
 GPU, by ``benchmarks/gpu_h200.sh``.
 
 Padding. d is padded to D = the next power of two ≥ 16 (50 → 64) by masked loads (zeros), never copied.

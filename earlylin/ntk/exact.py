@@ -3,7 +3,7 @@
 The one concern here is the layer recursion (K2)–(K4) over pairs of inputs; the Gaussian
 expectations F, G, V it needs come from :mod:`earlylin.quadrature`. Everything is float64 numpy: no
 JAX at run time. neural-tangents' analytic ``kernel_fn`` is only the test oracle
-(tests/test_kernels_nt.py).
+(tests/ntk/test_exact_nt.py).
 
 Architectures (NTK parameterisation: every weight N(0, 1), the forward pass divides by √fan_in, no
 biases; φ from :func:`earlylin.activations.get_activation`):

@@ -129,7 +129,7 @@ def golden_argv(golden: dict[str, Any], out: Path, *extra: str) -> list[str]:
     argv = list(golden["argv"])
     i = argv.index("--out")
     # the golden records were made with the whole-matrix step; the faster default (--step auto) sums in
-    # another fp32 order (tests/test_speed_paths.py checks it against this one)
+    # another fp32 order (tests/nets/test_speed_paths.py checks it against this one)
     step = [] if "--dataset" in argv or "--step" in argv else ["--step", "reference"]
     return [*argv[:i], *argv[i + 2:], *step, *extra, "--out", str(out)]
 

@@ -19,6 +19,7 @@ from earlylin.experiments import TwoLayer
 from earlylin.experiments import run as run_experiment
 from earlylin.experiments.train import record_schedule, run_gd
 from earlylin.runtime.records import Cache, write_json_atomic
+from tests.conftest import ROOT
 
 
 def run_two_layer(cfg: TwoLayerConfig, cache: Cache | None = None) -> dict:
@@ -177,7 +178,7 @@ def test_batch_of_seeds_equals_seeds_run_alone():
 FIGURES_DRIVER = """
 import json, sys
 sys.path.insert(0, {tests!r})
-from test_paper_figures import TINY
+from tests.figures.test_command import TINY
 from earlylin import studies
 from earlylin.cli import figures
 from earlylin.studies import presets
@@ -198,7 +199,7 @@ sys.exit(figures.main(["--quick", "--device", "cpu", "--quiet", "--out", {out!r}
 
 def test_killed_figures_run_resumes_with_only_what_is_missing(tmp_path):
     """SIGKILL the figures command while its third study runs; the re-run recomputes that study only."""
-    tests = str(Path(__file__).resolve().parent)
+    tests = str(ROOT)
     out, cache, log = tmp_path / "out", tmp_path / "cache", tmp_path / "ran.log"
 
     def driver(slow: bool) -> str:

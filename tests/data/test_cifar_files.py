@@ -22,7 +22,7 @@ import pytest
 from earlylin.data import cifar_files as files
 from earlylin.data.cifar import CatHorse, load_cat_horse
 from earlylin.errors import ConfigError, DataError
-from tests.test_cifar_data import LABEL_NAMES, encode_rows, make_batch_dir
+from tests.data.test_cifar import LABEL_NAMES, encode_rows, make_batch_dir
 
 KEYS = ("x_train", "y_train", "x_test", "y_test", "mean", "std", "idx_train", "idx_test")
 NAME = files.TARBALL_NAME
@@ -250,7 +250,7 @@ def test_nothing_local_without_download_is_one_clear_line(tmp_path: Path, server
     assert "\n" not in msg and str(data_dir) in msg and server.url() in msg
     assert "--download" in msg and "$EARLYLIN_CIFAR_NPZ" in msg and "--cifar-root" in msg
     assert server.requests == [] and not data_dir.exists()
-    # With the npz search: every place searched is named (the search itself is tested in test_cifar_data).
+    # With the npz search: every place searched is named (the search itself is tested in tests/data/test_cifar.py).
     places = files.npz_candidates(environ={files.NPZ_ENV: str(tmp_path / "x.npz")}, repo_root=tmp_path / "r",
                                   cwd=tmp_path / "c")
     msg = str(files.not_found_error(places, data_dir, files.CIFAR_URL))

@@ -21,8 +21,8 @@ from earlylin.cli import figures as figures_cli
 from earlylin.cli import kernel_bound as kernel
 from earlylin.cli import sweep as sweep_command
 from earlylin.cli import verify
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--d", "8", "--n", "50", "--n-test", "20", "--width", "8", "--steps", "5", "--device", "cpu", "--quiet"]
 CIFAR = ["--dataset", "cifar", "--quick", "--device", "cpu", "--quiet"]
 
@@ -161,7 +161,7 @@ CASES: list[Case] = [
     ("bench", lambda t: ["--d", "0"], "--d 0"),
     ("bench", lambda t: ["--device", "tpu"], "--device 'tpu'"),
     ("bench", lambda t: ["--out", str(t)], "is a directory"),
-    # python -m earlylin.sweep (its own value checks: tests/test_sweep.py)
+    # python -m earlylin.sweep (its own value checks: tests/sweep/test_sweep.py)
     ("sweep", lambda t: ["--grid", "d=6,8", "--out", str(a_file(t))], "--out"),
     ("sweep", lambda t: ["--grid", "d=6,8", "--cache-dir", str(unwritable(t))], "--cache-dir"),
     ("sweep", lambda t: ["--grid", f"d={','.join(map(str, range(2, 1002)))}", "width=4,8"],

@@ -22,7 +22,7 @@ from earlylin.linear.features import features
 from earlylin.nets.two_layer import symmetric_init
 from tests.oracles import ntk_blocks
 
-from .conftest import assert_close
+from tests.conftest import assert_close
 
 F64 = torch.float64
 
@@ -156,7 +156,7 @@ def test_lanczos_indefinite_and_low_rank():
 
 def test_ratio_decreases_with_d():
     """‖Θ(0) − ΨΨᵀ‖/‖ΨΨᵀ‖ falls with d at n = ⌈d^{1.5}⌉, m = 16d², for Θ₁, Θ₂ and their sum — the
-    proof's key step, through the matrix-free routine (compare tests/test_closeness.py)."""
+    proof's key step, through the matrix-free routine (compare tests/bound/test_closeness.py)."""
     act = get_activation("erf")
     c = gaussian_constants(act)
     ds = (8, 16, 32)

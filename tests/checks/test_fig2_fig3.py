@@ -1,14 +1,13 @@
 """Fig 2's targets with the f^lin ablations and Fig 3's grid: small studies, their tables, figures and checks.
 
 Runs are tiny (d = 10, n = 300, a few dozen steps); the check verdicts are flipped both ways on
-constructed records, as tests/test_paper_checks.py does for the other checks.
+constructed records, as tests/checks/test_checks.py does for the other checks.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +24,9 @@ from earlylin.studies import study_configs
 from earlylin.studies.presets import FIG2_TARGETS, STUDY_SPECS
 from paper_checks.checks import CHECKS, FIG2_STUDIES
 from paper_checks.verdicts import ALL_FAIL, ALL_HOLD, SOME, UNDECIDED, Row, claim_classes, class_of, summarise
+from tests.conftest import ROOT
 
-RECORDS = Path(__file__).resolve().parent.parent / "figures" / "records"
+RECORDS = ROOT / "figures" / "records"
 TINY = {"d": 10, "n": 300, "n_test": 100, "width": 32, "steps": 30, "activation": "relu", "seeds": (0,)}
 
 

@@ -1,5 +1,5 @@
 """The command line: records, summary keys, tables, help, signals, the CIFAR download through the CLI,
-and bad input rejected before any work (more cases: tests/test_bad_input.py)."""
+and bad input rejected before any work (more cases: tests/cli/test_bad_input.py)."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def test_help_is_clean(name, capsys):
     import paper_checks.__main__ as checks_cli
     from earlylin.cli import figures
     from earlylin.cli import kernel_bound as kernel
-    from tests.test_bad_input import bench
+    from tests.cli.test_bad_input import bench
 
     main = {"verify": verify.main, "kernel": kernel.main, "figures": figures.main, "checks": checks_cli.main,
             "bench": bench.main}[name]
@@ -249,8 +249,8 @@ def test_cifar_quick_download_through_the_cli(tmp_path):
     """`python -m earlylin.verify --dataset cifar --quick --download` where no data are: it fetches the
     archive from a local 127.0.0.1 server into $EARLYLIN_DATA_DIR (hash checked) and runs."""
     from earlylin.data import cifar_files as files
-    from tests.test_cifar_data import make_batch_dir
-    from tests.test_cifar_download import Server, md5, tar_folder
+    from tests.data.test_cifar import make_batch_dir
+    from tests.data.test_cifar_files import Server, md5, tar_folder
 
     quick = [[3] * 50 + [7] * 50] * 5  # 500 training images, as --quick needs
     make_batch_dir(tmp_path / "src", train_labels=quick, test_labels=[3] * 250 + [7] * 250)

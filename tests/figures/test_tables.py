@@ -36,8 +36,9 @@ import pytest
 from earlylin import config
 from earlylin.figures.tables import TABLES
 from earlylin.runtime.records import write_csv_atomic
+from tests.conftest import ROOT
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = ROOT / "figures"
 TOL = 1e-12
 INTEGER = re.compile(r"-?\d+")
 

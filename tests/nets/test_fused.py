@@ -12,7 +12,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +20,7 @@ from earlylin.activations import Activation, get_activation
 from earlylin.errors import ConfigError
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import exact_fp32
+from tests.conftest import ROOT
 
 # Triton's interpreter runs the kernels on CPU tensors; TRITON_INTERPRET must be set before triton is
 # first imported. TRITON_INTERPRET=0 on a GPU machine runs the same checks on the compiled kernels.
@@ -60,7 +60,7 @@ def test_in_fresh_process():
         pytest.skip("the kernel tests run in this process")
     env = {**os.environ, CHILD: "1", "TRITON_INTERPRET": os.environ.get("TRITON_INTERPRET", "1")}
     done = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-x"],
-                          env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent)
+                          env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 DEVICE = "cpu" if fused._interpreting() else "cuda"
 if DEVICE == "cuda" and not torch.cuda.is_available():

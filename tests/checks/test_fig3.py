@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,9 @@ from earlylin.studies import get_study, study_configs
 from earlylin.studies.presets import FIG3_CNN_SETTINGS, STUDY_SPECS
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CLAIM_OF, UNKNOWNS
 from paper_checks.result import FIG3_GRIDS, FIG3_SINGLE, FIG3_WINDOW_CHECKS, VLIN_PERP_CHECKS
+from tests.conftest import ROOT
 
-RECORDS = Path(__file__).resolve().parent.parent / "figures" / "records"
+RECORDS = ROOT / "figures" / "records"
 
 
 def _base_run() -> dict:

@@ -7,14 +7,14 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from paper_checks import CHECK_STUDIES, CHECKS
 from paper_checks.__main__ import main as checks_main
+from tests.conftest import ROOT
 
-RECORDS = Path(__file__).resolve().parent.parent / "figures" / "records"
+RECORDS = ROOT / "figures" / "records"
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_fig1c_measured_verdicts(paper):
 
 @pytest.mark.skipif(not committed("fig2_norm"), reason="the Fig 2 target studies have no committed records")
 def test_fig2_norm_flips(paper):
-    """One row per target; each flips on its own (constructed runs: tests/test_fig2_fig3.py)."""
+    """One row per target; each flips on its own (constructed runs: tests/checks/test_fig2_fig3.py)."""
     rec = copy.deepcopy(paper)
     sums = [rec[s]["runs"][0]["summary"] for s in CHECK_STUDIES["fig2_norm"]]
     for s in sums:

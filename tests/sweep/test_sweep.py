@@ -20,8 +20,8 @@ from earlylin.errors import ConfigError
 from earlylin.runtime.records import read_csv
 from earlylin.sweep import run_point
 from earlylin.sweep.spec import parse_assignments, resolve_fields
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 GRID = {"d": [6, 8], "width": [8, 16]}  # 4 points
 FIXED = {"n": 60, "n_test": 40, "steps": 40, "device": "cpu"}
 SEEDS = [0, 1]
