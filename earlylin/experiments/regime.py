@@ -56,6 +56,16 @@ def regime_end(steps: Sequence[int], r: Sequence[float], eps: float) -> int | No
     return int(s[np.argmax(over)]) if over.any() else None
 
 
+def linear_regime(steps: Sequence[int], r: Sequence[float], eps: float, factor: float
+                  ) -> tuple[float | None, float, int | None]:
+    """(initial mismatch, threshold, end of the linear regime) of one curve r: :func:`initial_mismatch`,
+    :func:`regime_threshold` and :func:`regime_end` in the one order every caller uses (the run's summary, the
+    paper checks' measured window)."""
+    mismatch = initial_mismatch(steps, r)[1]
+    threshold = regime_threshold(mismatch, eps, factor)
+    return mismatch, threshold, regime_end(steps, r, threshold)
+
+
 def escape_from_minimum(steps: Sequence[int], r: Sequence[float], factor: float) -> int | None:
     """The first recorded step t > 0 with r(t) > factor × min of r over the recorded steps in (0, t) and
     r(t) > ESCAPE_FLOOR, or None."""

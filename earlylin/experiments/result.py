@@ -21,7 +21,11 @@ from earlylin.config import REGIME_EPS, theorem_window
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.comparison import escape_step
 from earlylin.experiments.linear_model import LinearModel
-from earlylin.experiments.regime import escape_from_minimum, initial_mismatch, regime_end, regime_threshold
+from earlylin.experiments.regime import (
+    escape_from_minimum,
+    initial_mismatch,
+    linear_regime,
+)
 from earlylin.runtime import records
 from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic
 
@@ -103,9 +107,8 @@ def summarise(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps (step 0)
         rel_mean = np.nanmean(rel, axis=0)
-    mismatch_step, mismatch = initial_mismatch(steps, rel_mean)
-    threshold = regime_threshold(mismatch, eps, factor)
-    regime = regime_end(steps, rel_mean, threshold)
+    mismatch_step = initial_mismatch(steps, rel_mean)[0]
+    mismatch, threshold, regime = linear_regime(steps, rel_mean, eps, factor)
     mismatch_seed = [initial_mismatch(steps, row)[1] for row in rel]
     observed, observed_seed = escape_from_minimum(steps, rel_mean, factor), [
         escape_from_minimum(steps, row, factor) for row in rel]
@@ -162,8 +165,7 @@ def summarise(
         "linear_regime_steps": regime,
         "linear_regime_time": None if regime is None else regime * cfg["lr"],
         "regime_threshold": threshold,
-        "linear_regime_steps_per_seed": [regime_end(steps, row, regime_threshold(m, eps, factor))
-                                         for row, m in zip(rel, mismatch_seed, strict=True)],
+        "linear_regime_steps_per_seed": [linear_regime(steps, row, eps, factor)[2] for row in rel],
         "loss_spikes": spikes,
         "maxima_include_spikes": any(0 < t <= end for v in spikes.values() for t in v),
         "test_loss_net": mean_last("test_loss_net"),

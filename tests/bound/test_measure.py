@@ -20,9 +20,8 @@ from earlylin.cli import kernel_bound as kernel
 from earlylin.data.synthetic import make_dataset, tr_sigma2_over_d
 from earlylin.linear.features import features
 from earlylin.nets.two_layer import symmetric_init
-from tests.oracles import ntk_blocks
-
 from tests.conftest import assert_close
+from tests.oracles import ntk_blocks
 
 F64 = torch.float64
 

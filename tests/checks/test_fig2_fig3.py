@@ -182,4 +182,6 @@ def test_claims_pool_rows_across_checks(grid_records):
     results = [CHECKS["fig3_grid_window"](rec), CHECKS["fig3_fc_window"](paper)]
     claims = claim_classes(results)
     assert list(claims) == ["fig3_window"] and claims["fig3_window"]["class"] == SOME
-    assert claims["fig3_window"]["rows"] == {"holds": 4, "fails": 1, "inconclusive": 0}
+    # each run under both early windows: the grid's 4 runs hold under each; the paper-size FC run fails under the
+    # paper's ~1,000 steps and is inconclusive under its measured regime (it ends at step 326, before 500)
+    assert claims["fig3_window"]["rows"] == {"holds": 8, "fails": 1, "inconclusive": 1}

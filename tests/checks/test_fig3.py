@@ -89,7 +89,7 @@ def test_grid_study_checks_flip(study):
     rec = _record(study, [{k: getattr(c, k) for k in ("arch", "width", "activation", "cifar_norm")} for c in cfgs])
     _window_cases(copy.deepcopy(rec), study, f"{study}_window")
     _perp_cases(copy.deepcopy(rec), study, f"vlin_perp{study.removeprefix('fig3')}")
-    assert len(CHECKS[f"{study}_window"](rec).rows) == len(cfgs)
+    assert len(CHECKS[f"{study}_window"](rec).rows) == 2 * len(cfgs)  # each run under both early windows
 
 
 def test_every_fig3_check_is_registered_with_its_claim():
@@ -127,12 +127,34 @@ def test_quick_cnn_study_end_to_end(tmp_path):
     runs = rec["fig3_cnn_cpu"]["runs"]
     assert [(r["config"]["activation"], r["config"]["cifar_norm"]) for r in runs] == [("erf", "sphere"),
                                                                                      ("relu", "coordinate")]
-    for name in ("fig3_cnn_cpu_window", "vlin_perp_cnn_cpu"):
+    for name, rows in (("fig3_cnn_cpu_window", 4), ("vlin_perp_cnn_cpu", 2)):  # the window: 2 runs × 2 windows
         r = CHECKS[name](rec)
-        assert len(r.rows) == 2 and r.verdict in ("holds", "fails", "depends", "inconclusive")
+        assert len(r.rows) == rows and r.verdict in ("holds", "fails", "depends", "inconclusive")
     assert "exact-NTK model's" in CHECKS["vlin_perp_cnn_cpu"](rec).rows[0].measured
     table = TABLES["fig3_cnn_cpu"].table(rec)
     assert table["n"] == [STUDY_SPECS["quick"]["fig3_cnn_cpu"]["cifar"]["n"]] * 2
     assert all(v == v for v in table["max_rel_mse_ntk_early"])  # no NaN: the exact-NTK model ran
     assert len(PLOTS["fig3_cnn_cpu"](table).axes) == 2
     assert get_study("fig3_cnn_cpu", "quick", "cpu", cache) == rec["fig3_cnn_cpu"]
+
+
+@pytest.mark.parametrize(("rel", "verdict", "end"), [
+    (lambda t: 0.02 if t < 800 else 0.3, "holds", 800),         # tracks for ~1,000 steps, then departs
+    (lambda t: 0.02 if t < 100 else 0.3, "fails", 100),         # departs far earlier than the claim
+    (lambda t: 0.02 if t < 400 else 0.3, "inconclusive", 400),  # between a quarter and half of the claim
+    (lambda t: 0.02, "inconclusive", None),                     # never departs within the run
+    (lambda t: 0.3 if t < 700 else 0.5, "inconclusive", None),  # 0.5 < 2 × the initial mismatch 0.3: not departure
+    (lambda t: 0.3 if t < 700 else 0.7, "holds", 700),
+])
+def test_measured_window_row(rel, verdict, end):
+    """The measured-window row of a CIFAR run: the linear regime's end, against max(ε, 2 × initial mismatch)."""
+    from paper_checks.rows import fig3_regime_row, fig3_rows
+
+    run = _base_run()
+    _curve(run, "test_rel_mse", lambda t: None if t == 0 else rel(t))
+    row = fig3_regime_row(run)
+    steps = next(iter(run["per_seed"].values()))["steps"]
+    first = None if end is None else min(t for t in steps if t >= end)  # the first recorded step past the jump
+    assert (row.verdict, row.numbers["linear_regime_steps"]) == (verdict, first)
+    assert [r.choice.split("window: ")[1] for r in fig3_rows(run)] == ["the paper's ~1,000 steps",
+                                                                       "the measured linear regime"]
