@@ -14,11 +14,12 @@ chain of operations. A float cell is accepted when
 
 ≈ 4,500 ulp (tests/conftest.py's TOL["table"]): a margin of several hundred over that chain, and still a
 bound that any real change of a table (another formula, another record, a moved row) exceeds by orders of
-magnitude. The column term is for cells that are sums or differences of larger numbers that cancel (a
-seed mean of outputs of both signs, a V_lin⊥ drop of exactly 0.0): their rounding error is relative to
-the numbers summed, which are of the column's size, not to the cell. On this machine the rebuilt tables are byte-identical to the
-committed CSVs, also with other OpenBLAS kernels (OPENBLAS_CORETYPE), MKL code paths, torch's and numpy's
-vector code restricted and one thread; test_a_last_bit_change_of_log_passes emulates another C library.
+magnitude. The column term is for cells that are sums or differences of larger numbers that cancel (a seed
+mean of outputs of both signs, a V_lin⊥ drop of exactly 0.0): their rounding error is relative to the
+numbers summed, which are of the column's size, not to the cell. On this machine the rebuilt tables are
+byte-identical to the committed CSVs, also with other OpenBLAS kernels (OPENBLAS_CORETYPE), MKL code
+paths, torch's and numpy's vector code restricted and one thread; test_a_last_bit_change_of_log_passes
+emulates another C library.
 """
 
 from __future__ import annotations
