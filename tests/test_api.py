@@ -12,6 +12,7 @@ import torch
 import earlylin
 from earlylin.data.synthetic import make_dataset, make_teacher
 from earlylin.errors import ConfigError
+from tests.conftest import TOL, assert_close
 
 SMALL = {"d": 10, "n": 300, "n_test": 100, "width": 32, "steps": 120, "n_log": 12}
 
@@ -77,7 +78,7 @@ def test_user_activation_callable_matches_builtin_tanh():
     builtin = earlylin.run(cfg)
     custom = earlylin.run(cfg, activation=my_tanh)
     assert custom.config["activation"] == "custom:my_tanh"
-    _metrics_equal(custom, builtin, rtol=1e-9, atol=1e-12)
+    _metrics_equal(custom, builtin, rtol=TOL["conditioned"], atol=TOL["exact"])
 
 
 def test_cnn1d_takes_user_pieces_too():
@@ -118,7 +119,7 @@ def test_user_module_starts_at_zero_and_tracks_its_fitted_linear_model():
     cfg = earlylin.NetworkConfig(lr=1.0, steps=150, n_log=12, seeds=(0, 1), n_fit=100)
     r = earlylin.run_network(TwoLayerModule(10, 256), arrays, cfg)
     train_loss = r.curve("train_loss_net")
-    np.testing.assert_allclose(train_loss[:, 0], 0.5 * np.mean(arrays.y_train**2), rtol=1e-6)  # f₀ ≡ 0
+    assert_close(train_loss[:, 0], 0.5 * np.mean(arrays.y_train**2), "fp32_loss", atol=0)  # f₀ ≡ 0
     assert r.summary["max_rel_test_mse_early"] < 0.1
     assert not np.allclose(r.curve("test_mse")[0], r.curve("test_mse")[1])  # seeds initialise differently
     fit = r.record["linear_model"]["fitted"]

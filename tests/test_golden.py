@@ -46,6 +46,7 @@ import pytest
 
 from earlylin.cli import verify
 from earlylin.ntk import linearise
+from tests.conftest import TOL
 from tests.golden.derive_tolerances import (
     FACTOR,
     NOT_REPRODUCIBLE,
@@ -279,7 +280,7 @@ def test_thread_count_does_not_change_the_network(tmp_path):
                 if path[-1] in NETWORK_ONLY or (section == "summary" and path[-1] == "test_loss_net"):
                     assert mine == value, f"{section}.{'.'.join(path)}: depends on the threads"
                 else:
-                    atol = 1e-12 * np.nanmax(np.abs(as_array(value)), initial=0.0)
+                    atol = TOL["exact"] * np.nanmax(np.abs(as_array(value)), initial=0.0)
                     np.testing.assert_allclose(as_array(mine), as_array(value), rtol=0, atol=atol,
                                                err_msg=f"{section}.{'.'.join(path)}")
         assert set(NETWORK_ONLY) <= set(b["per_seed"]["0"])

@@ -19,7 +19,7 @@ from earlylin.studies import get_study, study_configs
 from earlylin.studies.presets import FIG3_CNN_SETTINGS, STUDY_SPECS
 from paper_checks.checks import CHECK_STUDIES, CHECKS, CLAIM_OF, UNKNOWNS
 from paper_checks.result import FIG3_GRIDS, FIG3_SINGLE, FIG3_WINDOW_CHECKS, VLIN_PERP_CHECKS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TOL
 
 RECORDS = ROOT / "figures" / "records"
 
@@ -64,7 +64,7 @@ def _perp_cases(rec: dict, study: str, name: str) -> None:
         _curve(run, "test_res_perp_ntk_inf", lambda t: 0.9)  # the kernel's own drop, reported apart
         _curve(run, "test_res_perp_net", lambda t: 0.9 if t <= 1000 else 0.8)
     r = CHECKS[name](rec)
-    assert r.verdict == "holds" and abs(r.rows[0].numbers["kernel_early_drop"] - 0.1) < 1e-12
+    assert r.verdict == "holds" and abs(r.rows[0].numbers["kernel_early_drop"] - 0.1) < TOL["exact"]
     _curve(runs[0], "test_res_perp_net", lambda t: 0.8)  # leaves its kernel early
     assert CHECKS[name](rec).verdict == ("fails" if len(runs) == 1 else "depends")
 

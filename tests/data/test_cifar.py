@@ -17,6 +17,7 @@ import pytest
 from earlylin.data import cifar, cifar_batches, cifar_files
 from earlylin.data.cifar import CatHorse, DataError, load_cat_horse
 from earlylin.errors import ConfigError
+from tests.conftest import TOL, assert_close
 
 LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 # Labels of the small batch folder: cats (3) and horses (7) among other classes.
@@ -169,12 +170,12 @@ def test_batch_folder_selection_pooling_standardisation(tmp_path: Path) -> None:
     p_tr, p_te = pool_loop(x_tr), pool_loop(x_te)
     mean, std = p_tr.mean(axis=0), p_tr.std(axis=0)
     assert data.mean.shape == data.std.shape == (3, 8, 8)
-    np.testing.assert_allclose(data.mean, mean, rtol=1e-13)
-    np.testing.assert_allclose(data.std, std, rtol=1e-13)
-    np.testing.assert_allclose(data.x_train, (p_tr - mean) / std, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(data.x_test, (p_te - mean) / std, rtol=1e-12, atol=1e-12)
+    assert_close(data.mean, mean, "roundoff", atol=0)
+    assert_close(data.std, std, "roundoff", atol=0)
+    assert_close(data.x_train, (p_tr - mean) / std, "exact")
+    assert_close(data.x_test, (p_te - mean) / std, "exact")
     assert data.x_train.shape == (14, 3, 8, 8) and data.x_train.dtype == np.float64
-    assert np.mean(np.sum(data.flat("train") ** 2, axis=1)) == pytest.approx(192.0, rel=1e-12)
+    assert np.mean(np.sum(data.flat("train") ** 2, axis=1)) == pytest.approx(192.0, rel=TOL["exact"])
     assert data.source == str(tmp_path / cifar_files.BATCH_DIR) and not data.from_cache
 
 
@@ -414,9 +415,9 @@ def test_real_npz_checksum_counts_and_shapes(real_npz: Path, real: CatHorse) -> 
 
 def test_real_npz_standardised_with_train_statistics(real: CatHorse) -> None:
     x = real.flat("train")
-    np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-10)
-    np.testing.assert_allclose(x.std(axis=0), 1.0, atol=1e-10)
-    assert np.mean(np.sum(x**2, axis=1)) == pytest.approx(192.0, abs=1e-9)
+    assert_close(x.mean(axis=0), 0.0, "dataset")
+    assert_close(x.std(axis=0), 1.0, "dataset")
+    assert np.mean(np.sum(x**2, axis=1)) == pytest.approx(192.0, abs=TOL["dataset_norm"])
     # The test split uses the training statistics: its means are close to, not exactly, 0.
     assert 0 < np.abs(real.flat("test").mean(axis=0)).max() < 0.2
     # README: the training per-channel means of the pooled set are those of CIFAR-10's cats and horses.
@@ -429,9 +430,9 @@ def test_real_npz_on_sphere(real: CatHorse) -> None:
     for split in cifar.SPLITS:
         x, z = real.flat(split), s.flat(split)
         norms = np.sum(z * z, axis=1)
-        np.testing.assert_allclose(norms, 192.0, rtol=1e-12)
+        assert_close(norms, 192.0, "exact", atol=0)
         cos = np.sum(x * z, axis=1) / np.sqrt(np.sum(x * x, axis=1) * norms)
-        np.testing.assert_allclose(cos, 1.0, rtol=1e-12)
+        assert_close(cos, 1.0, "exact", atol=0)
     # before: ‖x‖²/d spreads far from 1 (the reason for the option)
     q = np.sum(real.flat("train") ** 2, axis=1) / 192
     assert q.min() < 0.3 and q.max() > 3.0

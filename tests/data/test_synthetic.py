@@ -19,6 +19,7 @@ from earlylin.data.synthetic import (
 )
 from earlylin.linear.features import ABLATIONS, ablation_is_lin, features, norm_feature
 from earlylin.runtime.rng import stream
+from tests.conftest import TOL, assert_close
 
 
 @pytest.mark.parametrize("kind", TARGET_NAMES)
@@ -35,7 +36,7 @@ def test_relu_teacher_homogeneous_before_scaling_and_mean_not_zero():
     t = make_relu_teacher(0, 30)
     x = sample_inputs(stream(0, 1), 400, sigma_spectrum("iso", 30))
     for c in (0.3, 1.0, 2.5):
-        np.testing.assert_allclose(t(c * x), c * t(x), rtol=1e-12, atol=1e-14)
+        assert_close(t(c * x), c * t(x), "exact", atol=TOL["arith"])
     assert np.all(t.a > 0) and set(t.a) <= {0.5, 1.5}
     np.testing.assert_array_equal(t.u, make_teacher(0, 30).u)  # the same stream and draw order as the erf teacher
     y = make_dataset(0, 30, 4000, 100, target_kind="relu_teacher").y_train
@@ -67,9 +68,9 @@ def test_radial_invariant_under_rotations():
     x = sample_inputs(stream(0, 1), 200, spec)
     R, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((d, d)))
     y = target(x, make_teacher(0, d), "radial", spec)
-    np.testing.assert_allclose(target(x @ R.T, make_teacher(0, d), "radial", spec), y, atol=1e-12)
+    assert_close(target(x @ R.T, make_teacher(0, d), "radial", spec), y, "exact")
     s = (np.sum(x * x, -1) - d) / np.sqrt(2 * d)
-    np.testing.assert_allclose(y, np.tanh(s), atol=1e-15)
+    assert_close(y, np.tanh(s), "ulp")
 
 
 def test_cli_target_choices_follow_target_names():
@@ -90,7 +91,7 @@ def test_ablation_kernel_is_lin_kernel_minus_dropped_block(layers, drop):
     else:
         dropped = [ones * nu / d**0.5] * (layers != "second") + [ones * nu / (2 * d) ** 0.5] * (layers != "first")
     expected = full @ full.T - sum((torch.outer(c, c) for c in dropped), torch.zeros(40, 40, dtype=torch.float64))
-    torch.testing.assert_close(ab @ ab.T, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ab @ ab.T, expected, rtol=TOL["exact"], atol=TOL["exact"])
     assert ab.shape[-1] == full.shape[-1] - len(dropped)
     assert ablation_is_lin(consts, nu, layers, drop) == (len(dropped) == 0)
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from earlylin.experiments import mu
-from tests.conftest import assert_close
+from tests.conftest import TOL, assert_close
 
 LOG2 = math.log(2.0)
 
@@ -52,7 +52,7 @@ I_F8_Y8 = LOG2 - h(0.25)  # = (3/4) log 3 − log 2
 
 def test_mi_closed_form_and_unit():
     """I = log 2 − h(1/4) = ¾ log 3 − log 2 nats for the 6-of-8 agreement table; I(Y;Y) = H(Y) = log 2."""
-    assert math.isclose(I_F8_Y8, 0.75 * math.log(3.0) - LOG2, rel_tol=1e-14)
+    assert math.isclose(I_F8_Y8, 0.75 * math.log(3.0) - LOG2, rel_tol=TOL["arith"])
     assert_close(mu.mutual_information(F8, Y8), I_F8_Y8)
     assert_close(mu.mutual_information(Y8, Y8), LOG2)
     assert_close(mu.mutual_information(Y8, -Y8), LOG2)
@@ -132,15 +132,17 @@ def test_agrees_with_entropy_formulas(n, seed, p):
     a, b, c = _signs(rng, 3, n, p)
     b = np.where(rng.random(n) < 0.6, a, b)  # some dependence
     i_ab = float(mu.mutual_information(a, b))
-    assert math.isclose(i_ab, mi_by_entropy(a, b), rel_tol=1e-9, abs_tol=1e-12)
-    assert math.isclose(i_ab, float(mu.mutual_information(b, a)), rel_tol=1e-12, abs_tol=1e-15)
-    assert 0.0 <= i_ab <= min(entropy(a), entropy(b)) + 1e-12 <= LOG2 + 1e-12
+    assert math.isclose(i_ab, mi_by_entropy(a, b), rel_tol=TOL["conditioned"], abs_tol=TOL["exact"])
+    assert math.isclose(i_ab, float(mu.mutual_information(b, a)), rel_tol=TOL["exact"], abs_tol=TOL["ulp"])
+    assert 0.0 <= i_ab <= min(entropy(a), entropy(b)) + TOL["exact"] <= LOG2 + TOL["exact"]
     i_abc = float(mu.conditional_mutual_information(a, b, c))
-    assert math.isclose(i_abc, cmi_by_entropy(a, b, c), rel_tol=1e-9, abs_tol=1e-12)
-    assert math.isclose(i_abc, float(mu.conditional_mutual_information(b, a, c)), rel_tol=1e-12, abs_tol=1e-15)
-    assert 0.0 <= i_abc <= LOG2 + 1e-12
+    assert math.isclose(i_abc, cmi_by_entropy(a, b, c), rel_tol=TOL["conditioned"], abs_tol=TOL["exact"])
+    assert math.isclose(i_abc, float(mu.conditional_mutual_information(b, a, c)), rel_tol=TOL["exact"],
+                        abs_tol=TOL["ulp"])
+    assert 0.0 <= i_abc <= LOG2 + TOL["exact"]
     m = float(mu.mu_metric(a, c, b))
-    assert math.isclose(m, mi_by_entropy(a, b) - cmi_by_entropy(a, b, c), rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(m, mi_by_entropy(a, b) - cmi_by_entropy(a, b, c), rel_tol=TOL["conditioned"],
+                        abs_tol=TOL["exact"])
 
 
 # ---- batching, types, NaN -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ import earlylin
 from earlylin.config import theorem_window
 from earlylin.experiments.regime import escape_from_minimum, initial_mismatch, regime_end, regime_threshold
 from earlylin.experiments.train import SPIKE_FACTOR, LossWatch
+from tests.conftest import TOL, assert_close
 
 STEPS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
@@ -152,7 +153,7 @@ def test_linear_model_predict_equals_the_recorded_outputs(family, tmp_path):
             got = res.linear_model.predict(data.x_test[:5], step=t)
             i = -1 if t is None else res.steps.tolist().index(t)
             want = np.array([m["logits_lin"][i] for m in res.per_seed.values()])
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+            assert_close(got, want, "iterated", atol=TOL["exact"])
     with pytest.raises(earlylin.ConfigError, match="not a recorded step"):
         r.linear_model.predict(data.x_test[:5], step=-3)
     with pytest.raises(earlylin.ConfigError, match=r"need \(n, d = 16\)"):

@@ -18,6 +18,7 @@ from earlylin.runtime.records import Cache, read_csv
 from earlylin.studies.phase import ALPHA_FIXED_M, ALPHA_GROWN, grid_of, path_slopes
 from earlylin.studies.presets import STUDY_SPECS
 from paper_checks.checks import phase_diagram
+from tests.conftest import assert_close
 
 DS, RS = (8, 16, 32, 64), (1, 2, 4, 8, 16)
 
@@ -42,12 +43,12 @@ def test_path_slopes_of_a_power_law():
     for alpha, expect in ((ALPHA_GROWN, 0.2 - 0.8 * 0.5), (ALPHA_FIXED_M, 0.2 + 0.8), (0.0, 0.2)):
         paths = path_slopes(table, alpha)
         assert paths and all(len(p["d"]) >= 3 for p in paths)
-        np.testing.assert_allclose([p["slope"] for p in paths], expect, rtol=0, atol=1e-12)
+        assert_close([p["slope"] for p in paths], expect, "exact", rtol=0)
     grown = path_slopes(table, ALPHA_GROWN)
     # from m/d = 1 at d = 8: m/d = 1, √2, 2, 2√2 — every column, interpolated between rows
     first = next(p for p in grown if p["m_over_d_at_d0"] == 1.0 and p["seed"] == 0)
-    np.testing.assert_allclose(first["m"], [8 * (d / 8) ** 1.5 for d in DS], rtol=1e-12)
-    np.testing.assert_allclose(first["values"], [d**0.2 * (d / 8) ** (-0.4) for d in DS], rtol=1e-12)
+    assert_close(first["m"], [8 * (d / 8) ** 1.5 for d in DS], "exact", atol=0)
+    assert_close(first["values"], [d**0.2 * (d / 8) ** (-0.4) for d in DS], "exact", atol=0)
     # from m/d = 8 the path spans 3 columns (8, 8√2, 16), from 16 only 1: left out
     assert {p["m_over_d_at_d0"]: len(p["d"]) for p in grown if p["seed"] == 0} == {1.0: 4, 2.0: 4, 4.0: 4, 8.0: 3}
 
@@ -118,7 +119,7 @@ def test_quick_study_end_to_end(quick):
     mesh = fig.axes[0].collections[0].get_array()
     d, ratio, y = col(table, "d"), col(table, "m_over_d"), col(table, "max_rel_mse_early")
     expect = [[y[(d == dv) & (ratio == rv)].mean() for dv in (8, 16, 32)] for rv in (1, 4, 16)]
-    np.testing.assert_allclose(np.asarray(mesh).reshape(3, 3), expect, rtol=1e-12)
+    assert_close(np.asarray(mesh).reshape(3, 3), expect, "exact", atol=0)
     plt.close(fig)
     assert (out / "phase.png").stat().st_size > 10_000
 

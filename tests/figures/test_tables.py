@@ -12,13 +12,14 @@ chain of operations. A float cell is accepted when
 
     |new − committed| ≤ TOL · (|committed| + largest |value| of its column),  TOL = 1e-12,
 
-≈ 4,500 ulp: a margin of several hundred over that chain, and still a bound that any real change of a
-table (another formula, another record, a moved row) exceeds by orders of magnitude. The column term is
-for cells that are sums or differences of larger numbers that cancel (a seed mean of outputs of both
-signs, a V_lin⊥ drop of exactly 0.0): their rounding error is relative to the numbers summed, which are
-of the column's size, not to the cell. On this machine the rebuilt tables are byte-identical to the
-committed CSVs, also with other OpenBLAS kernels (OPENBLAS_CORETYPE), MKL code paths, torch's and numpy's
-vector code restricted and one thread; test_a_last_bit_change_of_log_passes emulates another C library.
+≈ 4,500 ulp (tests/conftest.py's TOL["table"]): a margin of several hundred over that chain, and still a
+bound that any real change of a table (another formula, another record, a moved row) exceeds by orders of
+magnitude. The column term is for cells that are sums or differences of larger numbers that cancel (a seed
+mean of outputs of both signs, a V_lin⊥ drop of exactly 0.0): their rounding error is relative to the
+numbers summed, which are of the column's size, not to the cell. On this machine the rebuilt tables are
+byte-identical to the committed CSVs, also with other OpenBLAS kernels (OPENBLAS_CORETYPE), MKL code
+paths, torch's and numpy's vector code restricted and one thread; test_a_last_bit_change_of_log_passes
+emulates another C library.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ import pytest
 from earlylin import config
 from earlylin.figures.tables import TABLES
 from earlylin.runtime.records import write_csv_atomic
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TOL
 
 FIGURES = ROOT / "figures"
-TOL = 1e-12
+TABLE_TOL = TOL["table"]
 INTEGER = re.compile(r"-?\d+")
 
 
@@ -90,7 +91,7 @@ def assert_same_table(new: str, old: str, name: str) -> float:
             if b_val is None or a_val is None or not (math.isfinite(a_val) and math.isfinite(b_val)):
                 assert a == b, f"{where}: {a!r} != {b!r}"
                 continue
-            tol = TOL * (abs(b_val) + scale[j])
+            tol = TABLE_TOL * (abs(b_val) + scale[j])
             diff = abs(a_val - b_val)
             assert diff <= tol, f"{where}: {a} != {b} (|diff| {diff:.3g} > tolerance {tol:.3g})"
             worst = max(worst, diff / tol if tol else 0.0)
@@ -143,7 +144,7 @@ def test_comparison_catches_a_change():
     def moved(by: float) -> str:
         new = [list(r) for r in rows]
         b = float(new[1][j])
-        new[1][j] = repr(b + by * TOL * (abs(b) + scale))
+        new[1][j] = repr(b + by * TABLE_TOL * (abs(b) + scale))
         return _text(new)
 
     assert assert_same_table(old, old, "fig1c") == 0.0

@@ -18,7 +18,7 @@ from earlylin.linear.finite_width import (
 )
 from earlylin.linear.trajectory import LinearTrajectory
 from earlylin.nets.two_layer import symmetric_init
-from tests.conftest import assert_close
+from tests.conftest import TOL, assert_close
 from tests.oracles import feature_kernel, finite_width_kernel, ntk_blocks
 
 
@@ -44,7 +44,8 @@ def test_gram_equals_term_by_term_formula(act_name: str, layers: str) -> None:
     v = v * torch.linspace(0.5, 1.5, 32)  # |v_r| ≠ 1 exercises the mean(v²) scale of ψ₁
     psi = finite_width_features(X, W, v, consts, nu, layers)
     assert psi.shape[-1] == {"first": 7, "second": 8, "both": 15}[layers]
-    assert_close(psi @ psi.transpose(-1, -2), finite_width_kernel(X, X, W, v, consts, nu, layers), rtol=1e-11)
+    assert_close(psi @ psi.transpose(-1, -2), finite_width_kernel(X, X, W, v, consts, nu, layers), "cancellation",
+                 atol=TOL["exact"])
 
 
 def test_second_layer_kernel_is_the_neuron_average() -> None:
@@ -63,7 +64,7 @@ def test_second_layer_kernel_is_the_neuron_average() -> None:
         K += torch.outer(h, h) / 10
     K += nu**2 / (2 * d)
     psi = finite_width_features(X, W, v, consts, nu, "second")[0]
-    assert_close(psi @ psi.T, K, rtol=1e-11)
+    assert_close(psi @ psi.T, K, "cancellation", atol=TOL["exact"])
 
 
 @pytest.mark.parametrize("act_name", ["erf", "relu"])
@@ -114,7 +115,7 @@ def test_svd_trajectory_matches_eigh_trajectory() -> None:
     steps = torch.tensor([0, 1, 7, 50])
     a = LinearTrajectory.fit(psi, y, 0.3).outputs(psi_t, steps)
     b = svd_trajectory(psi, y, 0.3).outputs(psi_t, steps)
-    assert_close(a, b, rtol=1e-10, atol=1e-11)
+    assert_close(a, b, "iterated", atol=TOL["cancellation"])
 
 
 def test_width_split_smoke() -> None:

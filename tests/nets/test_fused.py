@@ -20,7 +20,7 @@ from earlylin.activations import Activation, get_activation
 from earlylin.errors import ConfigError
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import exact_fp32
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TOL, random_two_layer_problem
 
 # Triton's interpreter runs the kernels on CPU tensors; TRITON_INTERPRET must be set before triton is
 # first imported. TRITON_INTERPRET=0 on a GPU machine runs the same checks on the compiled kernels.
@@ -73,17 +73,8 @@ def _true_fp32():
     with exact_fp32():
         yield
 
-# Relative to each tensor's scale: fp32 results summed in another order (3×TF32 on a GPU: ≈ 2⁻²² more).
-RTOL = 2e-5
 
-
-def _problem(K: int, n: int, d: int, m: int, seed: int = 0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(K, n, d, generator=g, dtype=torch.float64)
-    y = torch.sign(torch.randn(K, n, generator=g, dtype=torch.float64))
-    W = torch.randn(K, m, d, generator=g, dtype=torch.float64)
-    v = torch.randn(K, m, generator=g, dtype=torch.float64)
-    return tuple(t.to(DEVICE, dtype) for t in (X, y, W, v))
+RTOL = TOL["fp32"]  # relative to each tensor's scale
 
 
 def _assert_matches(actual, expected, what: str, rtol: float = RTOL) -> None:
@@ -98,7 +89,7 @@ def _assert_matches(actual, expected, what: str, rtol: float = RTOL) -> None:
 
 def _check(act_name: str, K: int, n: int, d: int, m: int, grad_W: bool, grad_v: bool, **knobs) -> None:
     act = get_activation(act_name)
-    X, y, W, v = _problem(K, n, d, m)
+    X, y, W, v = random_two_layer_problem(K, n, d, m, device=DEVICE)
     ref = nets.TwoLayerStep(act, X, y, grad_W, grad_v)(W, v)
     out = fused.FusedTwoLayerStep(act, X, y, grad_W, grad_v, **knobs)(W, v)
     for name, a, e in zip(("loss", "f", "gW", "gv"), out, ref, strict=True):
@@ -130,7 +121,7 @@ def test_other_activations(act_name):
 @needs_triton
 def test_unbatched_and_deterministic():
     act = get_activation("erf")
-    X, y, W, v = _problem(1, 40, 50, 32)
+    X, y, W, v = random_two_layer_problem(1, 40, 50, 32, device=DEVICE)
     step = fused.FusedTwoLayerStep(act, X[0], y[0], True, True)
     ref = nets.TwoLayerStep(act, X[0], y[0], True, True)(W[0], v[0])
     first, second = step(W[0], v[0]), step(W[0], v[0])
@@ -144,7 +135,7 @@ def test_unbatched_and_deterministic():
 @needs_triton
 def test_refusals():
     custom = Activation("cube", lambda z: z**3, lambda z: 3 * z**2)
-    X, y, _, _ = _problem(1, 8, 4, 16)
+    X, y, _, _ = random_two_layer_problem(1, 8, 4, 16, device=DEVICE)
     assert not fused.fused_available(custom, DEVICE)
     assert fused.fused_available(get_activation("erf"), DEVICE)  # CPU counts under the interpreter
     with pytest.raises(ConfigError, match="fused step implements"):
@@ -199,5 +190,5 @@ def test_tf32x3_split_is_fp32_accurate():
         out = _emulated_step(*args32, mm)
         errors[name] = [((a.double() - e).abs().max() / e.abs().max()).item() for a, e in zip(out, exact, strict=True)]
     for i, what in enumerate(("f", "gW")):
-        assert errors["tf32x3"][i] <= 3 * errors["fp32"][i] + 1e-7, (what, errors)
+        assert errors["tf32x3"][i] <= 3 * errors["fp32"][i] + TOL["fp32_ulp"], (what, errors)
         assert errors["tf32"][i] > 30 * errors["fp32"][i], (what, errors)

@@ -14,7 +14,7 @@ from earlylin.activations import get_activation
 from earlylin.experiments.train import run_gd
 from earlylin.nets import linearized as lz
 from earlylin.nets import two_layer as nets
-from tests.conftest import ALL_ACTIVATIONS, assert_close
+from tests.conftest import ALL_ACTIVATIONS, TOL, assert_close
 from tests.oracles import empirical_ntk, loss_and_grads, ntk_blocks
 
 LAYERS = {"first": (True, False), "second": (False, True), "both": (True, True)}
@@ -187,10 +187,10 @@ def test_trajectory_is_kernel_gd_with_empirical_ntk(name, layers):
     theta, theta_x = eta1 * t1 + eta2 * t2, eta1 * t1x + eta2 * t2x
     f = nets.forward(act, W0, v0, X)  # f₀ (≡ 0 at the symmetric init)
     ft = nets.forward(act, W0, v0, Xt)
-    assert float(f.abs().max()) < 1e-12
+    assert float(f.abs().max()) < TOL["exact"]
     for t in range(steps + 1):
-        assert_close(f_tr[t], f, atol=1e-12, rtol=1e-10)
-        assert_close(f_te[t], ft, atol=1e-12, rtol=1e-10)
+        assert_close(f_tr[t], f, "iterated", atol=TOL["exact"])
+        assert_close(f_te[t], ft, "iterated", atol=TOL["exact"])
         r = (f - y).unsqueeze(-1)
         f = f - (theta @ r).squeeze(-1) / n
         ft = ft - (theta_x @ r).squeeze(-1) / n
@@ -215,10 +215,10 @@ def test_batched_seeds_equal_separate_runs(layers):
         one = lz.LinearizedStep(act, W0[sl], v0[sl], X[sl], y[sl], grad_W, grad_v)
         p1 = one.init_params()
         o_tr, o_te = _train(one, p1, lrs, 12, Xt[sl], [s])
-        assert_close(o_tr[:, 0], b_tr[:, k], atol=1e-13, rtol=1e-12)
-        assert_close(o_te[:, 0], b_te[:, k], atol=1e-13, rtol=1e-12)
-        assert_close(p1[0][0], params[0][k], atol=1e-13, rtol=1e-12)
-        assert_close(p1[1][0], params[1][k], atol=1e-13, rtol=1e-12)
+        assert_close(o_tr[:, 0], b_tr[:, k], "roundoff", rtol=TOL["exact"])
+        assert_close(o_te[:, 0], b_te[:, k], "roundoff", rtol=TOL["exact"])
+        assert_close(p1[0][0], params[0][k], "roundoff", rtol=TOL["exact"])
+        assert_close(p1[1][0], params[1][k], "roundoff", rtol=TOL["exact"])
 
 
 def test_init_params_are_separate_copies():

@@ -16,16 +16,7 @@ from earlylin.activations import get_activation
 from earlylin.config import TwoLayerConfig
 from earlylin.errors import ConfigError
 from earlylin.nets import two_layer as nets
-from tests.conftest import ALL_ACTIVATIONS, assert_close
-
-
-def _problem(K: int, n: int, d: int, m: int, dtype=torch.float32, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(K, n, d, generator=g, dtype=torch.float64)
-    y = torch.sign(torch.randn(K, n, generator=g, dtype=torch.float64))
-    W = torch.randn(K, m, d, generator=g, dtype=torch.float64)
-    v = torch.randn(K, m, generator=g, dtype=torch.float64)
-    return tuple(t.to(dtype) for t in (X, y, W, v))
+from tests.conftest import ALL_ACTIVATIONS, assert_close, random_two_layer_problem
 
 
 def _rel_err(a: torch.Tensor, e: torch.Tensor) -> float:
@@ -37,7 +28,7 @@ def _rel_err(a: torch.Tensor, e: torch.Tensor) -> float:
 def test_fast_equals_reference_in_float64(name, grad_W, grad_v):
     """Same equations: in float64 the blocked step equals the reference to 1e-12 (n not a multiple of B)."""
     act = get_activation(name)
-    X, y, W, v = _problem(2, 103, 7, 12, torch.float64)
+    X, y, W, v = random_two_layer_problem(2, 103, 7, 12, torch.float64)
     ref = nets.TwoLayerStep(act, X, y, grad_W, grad_v)(W, v)
     out = nets.BlockedTwoLayerStep(act, X, y, grad_W, grad_v, block_rows=16)(W, v)
     for a, e in zip(out, ref, strict=True):
@@ -51,7 +42,7 @@ def test_fast_matches_reference_to_fp32_rounding(name):
     """In float32 the blocked step is as close to the float64 step as the fp32 reference is (within 4×,
     the fp32 sums are only reordered), on the benchmark's d and m at a small n."""
     act = get_activation(name)
-    X, y, W, v = _problem(2, 700, 50, 256, torch.float64)
+    X, y, W, v = random_two_layer_problem(2, 700, 50, 256, torch.float64)
     W = W / 2.0
     exact = nets.TwoLayerStep(act, X, y, True, True)(W, v)
     X32, y32, W32, v32 = (t.float() for t in (X, y, W, v))
@@ -66,7 +57,7 @@ def test_threads_do_not_change_the_result():
     """The partial sums are added in block order: 1, 2 or 3 worker threads give the same bits; so do
     repeated calls (the reused buffers carry nothing over); unbatched inputs give the batched result."""
     act = get_activation("erf")
-    X, y, W, v = _problem(2, 300, 20, 32)
+    X, y, W, v = random_two_layer_problem(2, 300, 20, 32)
     outs = [nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64, threads=t)(W, v) for t in (1, 2, 3)]
     step = nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64)
     outs += [step(W, v), step(W, v)]
@@ -84,7 +75,7 @@ def test_torch_thread_count_does_not_change_a_single_block_or_the_test_outputs()
     (vᵀHᵀ at n = 100, m = 256 on an AVX-512 Xeon), the calling thread's ops would differ; the pool's
     workers run every op single-threaded. forward_rows equals forward in float64 (same equations)."""
     act = get_activation("erf")
-    X, y, W, v = _problem(1, 100, 20, 256)
+    X, y, W, v = random_two_layer_problem(1, 100, 20, 256)
     main = torch.get_num_threads()
     outs, tests = [], []
     try:
@@ -97,13 +88,13 @@ def test_torch_thread_count_does_not_change_a_single_block_or_the_test_outputs()
     for a, b in zip(*outs, strict=True):
         assert torch.equal(a, b)
     assert torch.equal(tests[0], tests[1])
-    X64, _, W64, v64 = _problem(3, 103, 7, 12, torch.float64)
+    X64, _, W64, v64 = random_two_layer_problem(3, 103, 7, 12, torch.float64)
     assert_close(nets.forward_rows(act, W64, v64, X64, block_rows=16), nets.forward(act, W64, v64, X64))
 
 
 def test_block_larger_than_n_and_bad_knobs():
     act = get_activation("erf")
-    X, y, W, v = _problem(1, 10, 3, 4, torch.float64)
+    X, y, W, v = random_two_layer_problem(1, 10, 3, 4, torch.float64)
     ref = nets.TwoLayerStep(act, X, y, True, True)(W, v)
     for a, e in zip(nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=4096)(W, v), ref, strict=True):
         assert_close(a, e)
@@ -114,7 +105,7 @@ def test_block_larger_than_n_and_bad_knobs():
 
 def test_step_selection():
     act = get_activation("erf")
-    X, y, _, _ = _problem(1, 10, 3, 4)
+    X, y, _, _ = random_two_layer_problem(1, 10, 3, 4)
     assert nets.resolve_step("auto", "cpu") == "fast"
     assert nets.resolve_step("auto", "cuda") == "reference"
     assert nets.resolve_step("reference", "cpu") == "reference"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from earlylin.activations import get_activation
 from earlylin.nets import two_layer as nets
-from tests.conftest import ALL_ACTIVATIONS, assert_close
+from tests.conftest import ALL_ACTIVATIONS, TOL, assert_close
 from tests.oracles import loss_and_grads
 
 
@@ -40,7 +40,7 @@ def test_symmetric_init_gives_zero_function(half, d, n, seed, name):
     assert torch.equal(W[0, :half], W[0, half:])
     assert torch.equal(v[0, :half], -v[0, half:])
     f0 = nets.forward(get_activation(name), W, v, X)
-    assert float(f0.abs().max()) < 1e-12
+    assert float(f0.abs().max()) < TOL["exact"]
 
 
 @pytest.mark.parametrize("name", ALL_ACTIVATIONS)

@@ -31,6 +31,7 @@ from earlylin.ntk.linearise import (
     fit_linear_coeffs,
 )
 from earlylin.quadrature import diag_expectations, gaussian_pair_expectations
+from tests.conftest import TOL, assert_close
 from tests.oracles import feature_kernel
 
 # ---------------------------------------------------------------------------------------------
@@ -58,8 +59,8 @@ def test_erf_quadrature_matches_arcsin_closed_forms():
     root = np.sqrt((1 + 2 * s) * (1 + 2 * sp))
     F, G = 2 / np.pi * np.arcsin(2 * c / root), 4 / np.pi / np.sqrt(root**2 - 4 * c * c)
     for got in (E, closed):
-        np.testing.assert_allclose(got["F"], F, rtol=0, atol=1e-13)
-        np.testing.assert_allclose(got["G"], G, rtol=1e-13, atol=0)
+        assert_close(got["F"], F, "quadrature_pair", rtol=0)
+        assert_close(got["G"], G, "quadrature_pair", atol=0)
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu:0.2"])
@@ -67,8 +68,8 @@ def test_kink_aware_rule_matches_arccos_closed_forms(name):
     s, sp, c = _random_points()
     exact = gaussian_pair_expectations(get_activation(name), s, sp, c)
     quad = gaussian_pair_expectations(get_activation(name), s, sp, c, closed_form=False)
-    np.testing.assert_allclose(quad["F"], exact["F"], rtol=0, atol=1e-13)
-    np.testing.assert_allclose(quad["G"], exact["G"], rtol=0, atol=1e-13)
+    assert_close(quad["F"], exact["F"], "quadrature_pair", rtol=0)
+    assert_close(quad["G"], exact["G"], "quadrature_pair", rtol=0)
 
 
 @pytest.mark.parametrize("name", ["erf", "relu", "gelu"])
@@ -78,9 +79,9 @@ def test_hermite_weights_satisfy_price_theorem(name):
     s, sp, c = _random_points(8)
     terms = ("G", "phi_h12", "phi_h1122", "dphi_h12", "phi_h1112", "dphi_h11")
     E = gaussian_pair_expectations(get_activation(name), s, sp, c, terms=terms, closed_form=False)
-    np.testing.assert_allclose(E["phi_h12"], E["G"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(E["phi_h1122"], E["dphi_h12"], rtol=0, atol=1e-11)
-    np.testing.assert_allclose(E["phi_h1112"], E["dphi_h11"], rtol=0, atol=1e-11)
+    assert_close(E["phi_h12"], E["G"], "exact", rtol=0)
+    assert_close(E["phi_h1122"], E["dphi_h12"], "cancellation", rtol=0)
+    assert_close(E["phi_h1112"], E["dphi_h11"], "cancellation", rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,15 +136,15 @@ def test_fc_kernel_matches_wide_network_monte_carlo(name, depth):
 def test_fc_kernel_diagonal_and_symmetry():
     X = np.random.default_rng(1).standard_normal((5, 9))
     nngp, ntk = fc_kernel(X, activation="gelu", depth=2)
-    np.testing.assert_allclose(ntk, ntk.T, atol=1e-15)
+    assert_close(ntk, ntk.T, "ulp")
     q = (X * X).sum(1) / 9
     for i in range(5):  # the diagonal through the 1-D recursion V, V̇
         s, th = q[i], q[i]
         for _ in range(2):
             dg = diag_expectations(get_activation("gelu"), np.array(s))
             th, s = dg["V"] + th * dg["Vdot"], dg["V"]
-        assert ntk[i, i] == pytest.approx(float(th), rel=1e-12)
-        assert nngp[i, i] == pytest.approx(float(s), rel=1e-12)
+        assert ntk[i, i] == pytest.approx(float(th), rel=TOL["exact"])
+        assert nngp[i, i] == pytest.approx(float(s), rel=TOL["exact"])
 
 
 def test_cross_kernels_are_blocks_of_the_joint_kernel():
@@ -160,7 +161,7 @@ def test_cross_kernels_are_blocks_of_the_joint_kernel():
         joint = fn(np.concatenate([A, B]))
         cross = fn(A, B)
         for j, c in zip(joint, cross, strict=True):
-            np.testing.assert_allclose(c, j[:3, 3:], rtol=1e-14, atol=1e-15)
+            assert_close(c, j[:3, 3:], "arith", atol=TOL["ulp"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,24 +186,24 @@ def test_fc_linear_coeffs_match_finite_differences(name, depth):
     for kernel in ("ntk", "nngp"):
         co = fc_linear_coeffs(name, depth, d=50, kernel=kernel)
         in_rho, in_q, in_qq = (fits[k][kernel] for k in ("rho", "q", "qq"))
-        tol = 1e-9 * (abs(in_rho[0]) + abs(in_rho[1]))
+        tol = TOL["conditioned"] * (abs(in_rho[0]) + abs(in_rho[1]))
         assert co.A0 == pytest.approx(in_rho[0], abs=tol)
         assert co.B == pytest.approx(in_rho[1], abs=tol)
         assert co.curvature == pytest.approx(2 * in_rho[2], abs=tol)
         assert co.C == pytest.approx(in_q[1], abs=tol)
         assert co.D == pytest.approx(2 * in_q[2], abs=tol)
         assert co.E == pytest.approx(in_qq[2] - 2 * in_q[2], abs=tol)
-        assert co.A == pytest.approx(co.A0 + 0.5 * co.curvature / 50, rel=1e-14)
+        assert co.A == pytest.approx(co.A0 + 0.5 * co.curvature / 50, rel=TOL["arith"])
 
 
 def test_odd_activation_has_no_norm_terms_and_homogeneous_has_sqrt_form():
     erf = fc_linear_coeffs("erf", 3, d=10)
-    assert erf.A0 == erf.C == erf.D == erf.E == 0.0 or max(abs(erf.A0), abs(erf.C), abs(erf.D), abs(erf.E)) < 1e-15
+    assert erf.A0 == erf.C == erf.D == erf.E == 0.0 or max(abs(erf.A0), abs(erf.C), abs(erf.D), abs(erf.E)) < TOL["ulp"]
     # ReLU: K(q, q′, 0) = A₀√(qq′) ⇒ C = A₀/2, D = −A₀/4, E = A₀/4
     relu = fc_linear_coeffs("relu", 3, d=10)
-    assert relu.C == pytest.approx(relu.A0 / 2, rel=1e-12)
-    assert relu.D == pytest.approx(-relu.A0 / 4, rel=1e-12)
-    assert relu.E == pytest.approx(relu.A0 / 4, rel=1e-12)
+    assert relu.C == pytest.approx(relu.A0 / 2, rel=TOL["exact"])
+    assert relu.D == pytest.approx(-relu.A0 / 4, rel=TOL["exact"])
+    assert relu.E == pytest.approx(relu.A0 / 4, rel=TOL["exact"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ def test_one_hidden_layer_reduces_to_theory_constants(name):
     ntk = fc_linear_coeffs(name, 1, d=d)
     nngp = fc_linear_coeffs(name, 1, d=d, kernel="nngp")
     m1, m2 = g.theta1 / 2, g.theta2 / 2 - g.theta1 / 4  # m′(1), m″(1) in q
-    tol = dict(rel=1e-9, abs=1e-12)
+    tol = dict(rel=TOL["conditioned"], abs=TOL["exact"])
     assert ntk.B == pytest.approx(2 * g.zeta**2, **tol)
     assert nngp.B == pytest.approx(g.zeta**2, **tol)
     assert ntk.A == pytest.approx(g.theta0**2 + 1.5 * nu2_over_d, **tol)
@@ -284,7 +285,7 @@ def test_fit_recovers_coefficients_of_an_exact_taylor_kernel_and_of_the_true_ker
     true = fc_linear_coeffs("relu", 2, d=d)
     fitted = fit_linear_coeffs(true.taylor(q[:, None], q[None, :], rho), X)
     for k in "ABCDE":
-        assert getattr(fitted, k) == pytest.approx(getattr(true, k), rel=1e-9, abs=1e-12)
+        assert getattr(fitted, k) == pytest.approx(getattr(true, k), rel=TOL["conditioned"], abs=TOL["exact"])
     # on the exact kernel the fit is close to the analytic coefficients (ρ², ρε terms are noise here)
     ntk = fc_kernel(X, activation="relu", depth=2)[1]
     fit2 = fit_linear_coeffs(ntk, X)
@@ -364,7 +365,7 @@ def test_cnn_linear_coeffs_match_brute_force_autograd(name, depth):
     e0 = torch.zeros(P, dtype=torch.float64)
     jac = torch.autograd.functional.jacobian(lambda R: ntk(R, e0, e0), R0).reshape(P, P)
     # M = P·∂K/∂R_{pp′}: diagonal (no cross-position products), equal to m
-    np.testing.assert_allclose(P * jac.numpy(), np.diag(co.m), rtol=0, atol=1e-12)
+    assert_close(P * jac.numpy(), np.diag(co.m), "exact", rtol=0)
     diag_idx = torch.arange(P) * (P + 1)
 
     def on_diag(a):
@@ -372,14 +373,14 @@ def test_cnn_linear_coeffs_match_brute_force_autograd(name, depth):
         return ntk(R, e0, e0)
 
     hess = torch.autograd.functional.hessian(on_diag, torch.zeros(P, dtype=torch.float64))
-    np.testing.assert_allclose(hess.numpy(), co.H, rtol=0, atol=1e-11)
+    assert_close(hess.numpy(), co.H, "cancellation", rtol=0)
     both = torch.autograd.functional.hessian(lambda e: ntk(R0, e[:P], e[P:]), torch.zeros(2 * P, dtype=torch.float64))
     grad = torch.autograd.functional.jacobian(lambda e: ntk(R0, e, e0), e0)
-    np.testing.assert_allclose(grad.numpy(), co.c, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(both[:P, :P].numpy(), co.D, rtol=0, atol=1e-11)
-    np.testing.assert_allclose(both[:P, P:].numpy(), co.E, rtol=0, atol=1e-11)
-    assert co.A0 == pytest.approx(float(ntk(R0, e0, e0)), rel=1e-12)
-    assert co.A == pytest.approx(co.A0 + 0.5 * float(torch.diagonal(hess).sum()) / C, rel=1e-12)
+    assert_close(grad.numpy(), co.c, "exact", rtol=0)
+    assert_close(both[:P, :P].numpy(), co.D, "cancellation", rtol=0)
+    assert_close(both[:P, P:].numpy(), co.E, "cancellation", rtol=0)
+    assert co.A0 == pytest.approx(float(ntk(R0, e0, e0)), rel=TOL["exact"])
+    assert co.A == pytest.approx(co.A0 + 0.5 * float(torch.diagonal(hess).sum()) / C, rel=TOL["exact"])
 
 
 @pytest.mark.parametrize("name", ["erf", "relu"])
@@ -392,8 +393,8 @@ def test_cnn_kernel_matches_all_pairs_recursion(name):
         for j in range(3):
             gram = lambda a, b: torch.einsum("chw,cij->hwij", a, b) / C  # noqa: E731
             out = _all_pairs_cnn(name, gram(Xt[i], Xt[j]), gram(Xt[i], Xt[i]), gram(Xt[j], Xt[j]), depth, k)
-            assert nngp[i, j] == pytest.approx(float(out[0]), rel=1e-12, abs=1e-14)
-            assert ntk[i, j] == pytest.approx(float(out[1]), rel=1e-12, abs=1e-14)
+            assert nngp[i, j] == pytest.approx(float(out[0]), rel=TOL["exact"], abs=TOL["arith"])
+            assert ntk[i, j] == pytest.approx(float(out[1]), rel=TOL["exact"], abs=TOL["arith"])
 
 
 def test_same_padding_border_variances():
@@ -418,9 +419,9 @@ def test_circular_padding_gives_the_fc_linear_coefficient():
                     T[h * W + w, ((h + dh) % H) * W + (w + dw) % W] += 1 / k**2
     fc = fc_linear_coeffs("relu", depth, d=10)
     _, ntk = propagate(get_activation("relu"), T, np.full((1, P), 1 / P), T @ np.ones(P), depth)
-    np.testing.assert_allclose(P * ntk.a[0], fc.B, rtol=1e-12)
-    assert ntk.v[0] == pytest.approx(fc.A0, rel=1e-12)
-    np.testing.assert_allclose(ntk.e[0].sum(), fc.C, rtol=1e-12)  # all pixels' norms moving together = q
+    assert_close(P * ntk.a[0], fc.B, "exact", atol=0)
+    assert ntk.v[0] == pytest.approx(fc.A0, rel=TOL["exact"])
+    assert_close(ntk.e[0].sum(), fc.C, "exact", atol=0)  # all pixels' norms moving together = q
 
 
 def _mc_cnn(name: str, X: torch.Tensor, depth: int, width: int, seeds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -473,5 +474,5 @@ def test_cnn_features_realise_the_linearised_kernel():
     psi = cnn_features(X, co)
     pix = X.reshape(6, 3, 16)
     lin = torch.einsum("icp,jcp,p->ij", pix, pix, torch.from_numpy(co.m)) / 48
-    np.testing.assert_allclose((psi @ psi.T).numpy(), (lin + co.A).numpy(), atol=1e-13)
+    assert_close((psi @ psi.T).numpy(), (lin + co.A).numpy(), "roundoff")
     assert psi.shape == (6, 48 + 1 + 16)

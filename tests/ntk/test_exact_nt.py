@@ -39,8 +39,9 @@ from neural_tangents import stax  # noqa: E402
 
 from earlylin.ntk.exact import cnn_kernel, fc_kernel  # noqa: E402
 from earlylin.ntk.linearise import cnn_linear_coeffs, fc_linear_coeffs  # noqa: E402
+from tests.conftest import TOL  # noqa: E402
 
-RTOL = 1e-6
+RTOL = TOL["neural_tangents"]
 ACTIVATIONS = {
     "erf": stax.Erf,  # a·erf(b·x) + c with a = b = 1, c = 0
     "relu": stax.Relu,
