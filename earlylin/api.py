@@ -37,6 +37,7 @@ from earlylin.runtime.records import Cache
 def run(
     config: Any, *, target: Callable | None = None, data: Arrays | None = None, activation: Any = None,
     cache_dir: str | os.PathLike[str] | None = None, progress: bool = False, max_gb: float | None = None,
+    keep_outputs: bool = False,
 ) -> Result:
     """Train the network of ``config`` and its predicted linear model side by side (docs/theory.md §3–§4).
 
@@ -56,9 +57,14 @@ def run(
         progress: progress on stderr.
         max_gb: the memory limit in GiB (default: the memory available now); a run estimated past it is
             refused (:mod:`earlylin.experiments.memory`).
+        keep_outputs: also keep the full train and test outputs of the network and of its linear model(s) at
+            every recorded step (``Result.outputs()``; ``Result.save`` writes them to ``outputs.npz`` beside
+            ``record.json``, record key ``outputs_file``). Refused before any work when seeds × recorded steps ×
+            points × 8 bytes per array would not fit in memory. Such a run reads no cache entry (entries hold
+            no outputs): every seed trains.
 
     Returns:
-        The :class:`Result`: ``summary``, per-seed curves, a tidy table, ``save``.
+        The :class:`Result`: ``summary``, per-seed curves, a tidy table, ``save``, ``outputs()``.
 
     Raises:
         ConfigError: bad input, before any work (values named as ``lr=``); a learning rate past the
@@ -70,10 +76,13 @@ def run(
         import earlylin
         result = earlylin.run(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=50))
         print(result.summary["max_rel_test_mse_early"])
+        kept = earlylin.run(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=50), keep_outputs=True)
+        kept.outputs()["test_net"].shape  # (seeds, recorded steps, n_test)
     """
     pieces = {k: v for k, v in (("target", target), ("data", data), ("activation", activation)) if v is not None}
     _check_config(config, pieces)
-    return pipeline.run(experiment_for(config, **pieces), Cache(cache_dir), progress, max_gb=max_gb)
+    return pipeline.run(experiment_for(config, **pieces), Cache(cache_dir), progress, max_gb=max_gb,
+                        keep_outputs=keep_outputs)
 
 
 def _check_config(config: Any, pieces: dict[str, Any]) -> None:
@@ -97,7 +106,7 @@ def _check_config(config: Any, pieces: dict[str, Any]) -> None:
 def run_network(
     network: torch.nn.Module | Callable, data: Arrays, config: NetworkConfig | None = None, *,
     init: Callable[[int], Sequence[Any]] | None = None, cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = False, max_gb: float | None = None,
+    progress: bool = False, max_gb: float | None = None, keep_outputs: bool = False,
 ) -> Result:
     """Train your own network against the affine model fitted to its own empirical tangent kernel at
     initialisation (docs/theory.md §4): the network runs as a doubled copy, so that f₀ ≡ 0.
@@ -114,6 +123,8 @@ def run_network(
         cache_dir: the result cache (None: none); the network's source and parameters are fingerprinted.
         progress: progress on stderr.
         max_gb: the memory limit in GiB (default: the memory available now).
+        keep_outputs: also keep the full train and test outputs of the network and of its fitted affine model
+            at every recorded step (``Result.outputs()``, as for :func:`run`).
 
     Returns:
         The :class:`Result`.
@@ -131,4 +142,5 @@ def run_network(
         own = earlylin.run_network(net, data, earlylin.NetworkConfig(lr=0.1, steps=30, n_fit=64))
         print(own.summary["max_rel_test_mse_early"])
     """
-    return pipeline.run(Network(network, data, config, init=init), Cache(cache_dir), progress, max_gb=max_gb)
+    return pipeline.run(Network(network, data, config, init=init), Cache(cache_dir), progress, max_gb=max_gb,
+                        keep_outputs=keep_outputs)

@@ -156,3 +156,95 @@ def test_user_function_network_with_init():
 def test_bad_user_pieces_are_refused_before_work(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------------- keep_outputs
+TINY = {"d": 8, "n": 40, "n_test": 20, "width": 16, "steps": 20, "n_log": 8, "seeds": (0, 1), "device": "cpu"}
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.mean((a - b) ** 2, axis=-1)
+
+
+def _check_outputs_gave_the_metrics(r: earlylin.Result, x_test: np.ndarray) -> dict[str, np.ndarray]:
+    """The stored outputs at recorded step j are those the record's metrics at j were computed from, and the last
+    step's f^lin on the test set is ``linear_model.predict(x_test)``."""
+    from tests.conftest import assert_close
+
+    out = r.outputs()
+    K, R = len(r.seeds), r.steps.size
+    assert out["steps"].tolist() == r.steps.tolist() and out["seeds"].tolist() == r.seeds
+    assert out["train_net"].shape == out["train_lin"].shape == (K, R, r.config["n"])
+    assert out["test_net"].shape == out["test_lin"].shape == (K, R, r.config["n_test"])
+    assert all(v.dtype == np.float64 for k, v in out.items() if k not in ("steps", "seeds"))
+    net, lin = out["test_net"], out["test_lin"]
+    assert_close(_mse(net, lin), r.curve("test_mse"))
+    assert_close(_mse(out["train_net"], out["train_lin"]), r.curve("train_mse"))
+    assert_close(_mse(net, out["test_stripped"]), r.curve("test_mse_stripped"))
+    with np.errstate(invalid="ignore", divide="ignore"):  # step 0: f_net ≡ 0, the relative distance is undefined
+        denom = np.mean(net**2, axis=-1)
+        rel = np.where(denom > 1e-12, _mse(net, lin) / denom, np.nan)
+    np.testing.assert_allclose(rel, r.curve("test_rel_mse"), rtol=1e-12, atol=1e-12, equal_nan=True)
+    for i, s in enumerate(r.seeds):  # the 5 outputs the record always kept
+        assert_close(net[i, :, :5], np.asarray(r.per_seed[s]["logits_net"]))
+        assert_close(lin[i, :, :5], np.asarray(r.per_seed[s]["logits_lin"]))
+    np.testing.assert_allclose(lin[:, -1], r.linear_model.predict(x_test), rtol=1e-10, atol=1e-10)
+    return out
+
+
+@pytest.mark.parametrize("family", ["two_layer", "cnn1d"])
+def test_keep_outputs_stores_the_outputs_the_metrics_came_from(tmp_path, family):
+    arrays = _arrays(TINY["d"], TINY["n"], TINY["n_test"])
+    cfg = (earlylin.TwoLayerConfig(**TINY, ntk_lin=True) if family == "two_layer"
+           else earlylin.Cnn1dConfig(**TINY, filter_size=4))
+    r = earlylin.run(cfg, data=arrays, keep_outputs=True)
+    out = _check_outputs_gave_the_metrics(r, arrays.x_test)
+    if family == "two_layer":  # the finite-width model and the θ-linearised net too
+        assert_close = np.testing.assert_allclose
+        assert_close(_mse(out["test_net"], out["test_fw"]), r.curve("test_mse_fw"), rtol=1e-12, atol=1e-12)
+        assert_close(_mse(out["test_net"], out["test_ntk_lin"]), r.curve("test_mse_ntk_lin"), rtol=1e-12, atol=1e-12)
+    else:
+        assert "test_fw" not in out and "test_ntk_lin" not in out
+    plain = earlylin.run(cfg, data=arrays)  # off by default: the same metrics, no outputs
+    _metrics_equal(plain, r)
+    with pytest.raises(ConfigError, match="without keep_outputs"):
+        plain.outputs()
+    assert "outputs_file" not in plain.record
+    plain.save(tmp_path / "plain" / "record.json")
+    assert not (tmp_path / "plain" / "outputs.npz").exists()
+    path = r.save(tmp_path / "kept" / "record.json")  # beside record.json, named by the record
+    assert r.record["outputs_file"] == "outputs.npz" and (tmp_path / "kept" / "outputs.npz").is_file()
+    again = earlylin.Result.load(path)
+    assert again.record["outputs_file"] == "outputs.npz"
+    for key, value in out.items():
+        np.testing.assert_array_equal(again.outputs()[key], value)
+
+
+def test_keep_outputs_of_a_user_network():
+    arrays = _arrays(TINY["d"], TINY["n"], TINY["n_test"])
+    cfg = earlylin.NetworkConfig(lr=0.5, steps=20, n_log=8, seeds=(0, 1), n_fit=32, device="cpu")
+    r = earlylin.run_network(TwoLayerModule(TINY["d"], 16), arrays, cfg, keep_outputs=True)
+    out = _check_outputs_gave_the_metrics(r, arrays.x_test)
+    assert np.all(out["train_net"][:, 0] == 0.0)  # the doubled copy: f₀ ≡ 0
+
+
+def test_keep_outputs_is_never_answered_by_the_cache(tmp_path):
+    """Cache entries hold metrics, not outputs: a keep_outputs run trains every seed (and gives the cached
+    run's metrics); a plain run after it is served from the cache."""
+    cfg = earlylin.TwoLayerConfig(**TINY)
+    first = earlylin.run(cfg, cache_dir=tmp_path)
+    kept = earlylin.run(cfg, cache_dir=tmp_path, keep_outputs=True)
+    assert kept.summary["cache_hits"] == 0 and kept.outputs()["test_net"].shape[0] == 2
+    _metrics_equal(kept, first)
+    assert earlylin.run(cfg, cache_dir=tmp_path).summary["cache_hits"] == 2
+
+
+def test_keep_outputs_too_large_is_refused_before_work(monkeypatch):
+    from earlylin.experiments import pipeline
+
+    monkeypatch.setattr(pipeline, "train", lambda *a: pytest.fail("trained despite the refusal"))
+    cfg = earlylin.TwoLayerConfig(**{**TINY, "n": 2000, "n_test": 2000, "steps": 100_000, "n_log": 20_000})
+    with pytest.raises(ConfigError, match=r"keep_outputs=True: the full outputs .* more than the limit max_gb=0\.3"):
+        earlylin.run(cfg, keep_outputs=True, max_gb=0.3)
+    with pytest.raises(ConfigError, match="keep_outputs='yes'"):
+        earlylin.run(earlylin.TwoLayerConfig(**TINY), keep_outputs="yes")

@@ -9,12 +9,13 @@ Usage:
 
 Writes ``<out>/record.json`` (config, environment, metrics per recorded step and seed, summary) and
 ``<out>/verify.png`` (loss curves, MSE between net and linear model, and MSE vs d), and prints a
-compact table. Every flag is checked before any work (exit status 2, one line naming the flag): its
-range, flags that do not apply to the chosen data set, and that ``--out`` and ``--cache-dir`` can
-be written. Long runs save a checkpoint beside the cache every ``--checkpoint-every-s`` seconds; the
-same command resumes there after a kill. Exit status: 0 success, 2 invalid input, 3 some seeds
-diverged (their steps are named; the record is still written), 4 every seed diverged, 1 other
-errors, 130 Ctrl-C, 143 SIGTERM.
+compact table; with ``--keep-outputs`` also ``<out>/outputs.npz``, the full outputs of the network and its
+linear model(s) at every recorded step (:meth:`earlylin.Result.outputs`). Every flag is checked before any
+work (exit status 2, one line naming the flag): its range, flags that do not apply to the chosen data set,
+that ``--out`` and ``--cache-dir`` can be written, and that ``--keep-outputs``'s arrays fit in memory. Long
+runs save a checkpoint beside the cache every ``--checkpoint-every-s`` seconds; the same command resumes
+there after a kill. Exit status: 0 success, 2 invalid input, 3 some seeds diverged (their steps are named;
+the record is still written), 4 every seed diverged, 1 other errors, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from earlylin.errors import ConfigError
 from earlylin.experiments import experiment_for, family_of, memory
 from earlylin.experiments import run as run_experiment
 from earlylin.experiments.analysis import sweep_summary
+from earlylin.experiments.result import outputs_name, write_outputs
 from earlylin.experiments.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, checkpoint_interval
 from earlylin.linear.features import LAYERS
 from earlylin.nets.two_layer import NET_STEPS, check_step
@@ -181,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
       f"(default: ${CHECKPOINT_ENV}, else {CHECKPOINT_EVERY_S:g})")
     g("--max-gb", type=float, default=None,
       help="refuse a run whose estimated memory (GiB) exceeds this (default: the memory available now)")
+    g("--keep-outputs", action="store_true",
+      help="also store the full train and test outputs of the network and of its linear model(s) at every "
+      "recorded step in <out>/outputs.npz (outputs_d<d>.npz for each d of a sweep; record key outputs_file; "
+      "Result.outputs() reads it); refused before any work when seeds × recorded steps × points × 8 bytes per "
+      "array would not fit in memory; reads no cache entry (every seed trains)")
     g("--no-plot", action="store_true", help="skip verify.png")
     g("--quiet", action="store_true", help="no progress bars or status lines on stderr")
     return p
@@ -305,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     for cfg in configs if kind == "two_layer" else ():
         check_step(cfg.step, cfg.activation, device, cfg.dtype)  # --step fused where it cannot run: exit 2
     memory.check_fits(configs, device, args.max_gb)  # every d of a sweep, before the first starts
-    out = cli.probe_dir(args.out, "--out")
+    if args.keep_outputs:  # each d's outputs in memory until written: refused before the first starts
+        memory.check_outputs_fit(configs, device, args.max_gb)
+    kept_bytes = sum(memory.outputs_bytes(cfg) for cfg in configs) if args.keep_outputs else 0
+    out = cli.probe_dir(args.out, "--out", kept_bytes)
     cache_dir = None if args.no_cache else cli.probe_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
     if args.data_dir is not None or args.download:
         from earlylin.data.cifar_files import resolve_data_dir
@@ -342,7 +352,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None, configs: list[Any], k
                     raise ConfigError(f"--n {cfg.n} --n-test {cfg.n_test}: the data hold {data.n_train} training "
                                       f"and {data.n_test} test images; give --n ≤ {data.n_train} and "
                                       f"--n-test ≤ {data.n_test}")
-            result = run_experiment(exp, cache, progress=not quiet, checkpoint_every_s=every_s, max_gb=args.max_gb)
+            result = run_experiment(exp, cache, progress=not quiet, checkpoint_every_s=every_s, max_gb=args.max_gb,
+                                    keep_outputs=args.keep_outputs)
+            if args.keep_outputs:  # written at once (then freed), before the record that names it
+                name = outputs_name(cfg.d if len(configs) > 1 else None)
+                write_outputs(out / name, result.outputs())
+                result.record["outputs_file"] = name
             runs.append(result.record)
             progress.say(cache_line(result.summary, len(cfg.seeds), cache.enabled), not quiet)
             sweep_bar.update(1)

@@ -119,20 +119,37 @@ class LinearComparison:
         self.stripped = LinearTrajectory.fit(psi_stripped[0], self.y, lr)
         self.vsplit = VlinSplit(psi[1])
 
-    def row(self, t: int, f_train: torch.Tensor, f_test: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All per-seed metrics at step t, given the network's train and test outputs."""
-        f_net, ft_net, y, yt = f_train.double(), f_test.double(), self.y, self.yt
+    def outputs(self, t: int, f_train: torch.Tensor, f_test: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The full outputs at step t that :meth:`row` compares, float64, by name: ``train_net`` and ``test_net``
+        (the network's, given), ``train_lin``, ``test_lin`` (f^lin), ``train_stripped``, ``test_stripped``, and
+        where the family has them ``test_fw`` (the finite-width model) and ``test_ntk_inf`` (the exact NTK
+        model); each (K, n) or (K, n_test). What ``keep_outputs`` stores (:mod:`earlylin.experiments.pipeline`)."""
         tt = torch.tensor([t])
-        f_lin, ft_lin = (self.lin.outputs(p, tt)[:, 0] for p in self.psi)
-        f_str, ft_str = (self.stripped.outputs(p, tt)[:, 0] for p in self.psi_s)
+        out = {"train_net": f_train.double(), "test_net": f_test.double()}
+        out["train_lin"], out["test_lin"] = (self.lin.outputs(p, tt)[:, 0] for p in self.psi)
+        out["train_stripped"], out["test_stripped"] = (self.stripped.outputs(p, tt)[:, 0] for p in self.psi_s)
+        if self.fw is not None and self.psi_fw is not None:
+            out["test_fw"] = self.fw.outputs(self.psi_fw[1], tt)[:, 0]
+        if self.inf is not None and self.psi_inf is not None:
+            out["test_ntk_inf"] = self.inf.outputs(self.psi_inf[1], tt)[:, 0]
+        return out
+
+    def row(self, t: int, f_train: torch.Tensor, f_test: torch.Tensor,
+            outputs: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """All per-seed metrics at step t, given the network's train and test outputs; ``outputs``: those of
+        :meth:`outputs` at this step where the caller has them already."""
+        o = self.outputs(t, f_train, f_test) if outputs is None else outputs
+        f_net, ft_net, y, yt = o["train_net"], o["test_net"], self.y, self.yt
+        tt = torch.tensor([t])
+        f_lin, ft_lin, f_str, ft_str = o["train_lin"], o["test_lin"], o["train_stripped"], o["test_stripped"]
         par_net, perp_net = self.vsplit.split(ft_net - yt)
         par_lin, perp_lin = self.vsplit.split(ft_lin - yt)
         extra = {}
-        if self.fw is not None and self.psi_fw is not None:  # finite-width model: the width part of the error
-            ft_fw = self.fw.outputs(self.psi_fw[1], tt)[:, 0]
+        if "test_fw" in o:  # finite-width model: the width part of the error
+            ft_fw = o["test_fw"]
             extra = {"test_mse_fw": mse(ft_net, ft_fw), "test_mse_lin_fw": mse(ft_fw, ft_lin)}
-        if self.inf is not None and self.psi_inf is not None:  # exact infinite-width NTK model (kernel GD)
-            ft_inf = self.inf.outputs(self.psi_inf[1], tt)[:, 0]
+        if "test_ntk_inf" in o:  # exact infinite-width NTK model (kernel GD)
+            ft_inf = o["test_ntk_inf"]
             extra |= {"test_mse_ntk_inf": mse(ft_net, ft_inf), "test_rel_mse_ntk_inf": relative_mse(ft_net, ft_inf),
                       "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin), "test_loss_ntk_inf": half_mse_loss(ft_inf, yt),
                       "test_res_perp_ntk_inf": self.vsplit.split(ft_inf - yt)[1]}

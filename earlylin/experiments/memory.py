@@ -225,6 +225,18 @@ def _sizes(cfg: Any) -> tuple[str, list[str], list[str]]:
     return family, sizes, ["n", "width", "d"]
 
 
+def _limit(device: torch.device, max_gb: float | None) -> tuple[int, str]:
+    """(bytes, how the message names it): ``max_gb`` GiB if given (checked: a finite number > 0), else what
+    ``device`` has available now."""
+    if max_gb is not None and (isinstance(max_gb, bool) or not isinstance(max_gb, int | float)
+                               or not math.isfinite(max_gb) or max_gb <= 0):
+        raise ConfigError(f"{arg('max_gb', max_gb)}: must be a finite number of GiB > 0")
+    if max_gb is not None:
+        return int(max_gb * GIB), f"the limit {arg('max_gb', max_gb)}"
+    limit = available_bytes(device)
+    return limit, f"the {limit / GIB:.1f} GiB {'free on' if device.type == 'cuda' else 'available on'} {device}"
+
+
 def check_fits(configs: Iterable[Any] | Any, device: torch.device | str, max_gb: float | None = None) -> None:
     """Refuse, before any work, a config whose :func:`estimate_bytes` exceeds the limit: ``max_gb`` GiB if
     given, else :func:`available_bytes` of ``device``. ``configs``: one config or several.
@@ -233,15 +245,8 @@ def check_fits(configs: Iterable[Any] | Any, device: torch.device | str, max_gb:
         ConfigError: naming the config's sizes, the estimate, the limit and what to change; or a ``max_gb``
             that is not a finite number > 0.
     """
-    if max_gb is not None and (isinstance(max_gb, bool) or not isinstance(max_gb, int | float)
-                               or not math.isfinite(max_gb) or max_gb <= 0):
-        raise ConfigError(f"{arg('max_gb', max_gb)}: must be a finite number of GiB > 0")
     device = torch.device(device)
-    if max_gb is not None:
-        limit, where = int(max_gb * GIB), f"the limit {arg('max_gb', max_gb)}"
-    else:
-        limit = available_bytes(device)
-        where = f"the {limit / GIB:.1f} GiB {'free on' if device.type == 'cuda' else 'available on'} {device}"
+    limit, where = _limit(device, max_gb)
     for cfg in [configs] if hasattr(configs, "seeds") else configs:
         need = estimate_bytes(cfg, device)
         if need > limit:
@@ -253,3 +258,70 @@ def check_fits(configs: Iterable[Any] | Any, device: torch.device | str, max_gb:
                 f"use a smaller {smaller} (or fewer seeds), or raise the limit to "
                 f"{arg('max_gb', float(math.ceil(need / GIB)))} if the estimate is too cautious for this machine"
             )
+
+
+# ---------------------------------------------------------------------------------------------- keep_outputs
+def output_names(config: Any) -> tuple[list[str], list[str]]:
+    """The arrays ``keep_outputs`` stores for ``config``, as (train arrays, test arrays): the network, f^lin and
+    the stripped model on both sets (:meth:`earlylin.experiments.comparison.LinearComparison.outputs`); on the
+    test set also the finite-width model (two-layer net), the θ-linearised net (``ntk_lin``) and the exact NTK
+    model (CIFAR, ``ntk_model``)."""
+    train, test = ["train_net", "train_lin", "train_stripped"], ["test_net", "test_lin", "test_stripped"]
+    if isinstance(config, TwoLayerConfig) and not isinstance(config, Cnn1dConfig):
+        test += ["test_fw", *(["test_ntk_lin"] if config.ntk_lin else [])]
+    if isinstance(config, CifarConfig) and config.ntk_model:
+        test.append("test_ntk_inf")
+    return train, test
+
+
+def recorded_steps(config: Any) -> int:
+    """How many steps a run of ``config`` records (:func:`earlylin.experiments.train.record_schedule`, T included
+    where a theorem gives it)."""
+    from earlylin.config import theorem_window
+    from earlylin.experiments.train import record_schedule
+
+    family = ("cnn1d" if isinstance(config, Cnn1dConfig) else "two_layer" if isinstance(config, TwoLayerConfig)
+              else "cifar" if isinstance(config, CifarConfig) else "network")
+    window = theorem_window(family, config.d, config.lr, config.window_c)
+    return len(record_schedule(config.steps, config.n_log, extra=[] if window is None else [window]))
+
+
+def outputs_bytes(config: Any) -> int:
+    """Bytes of the outputs ``keep_outputs`` stores: seeds × recorded steps × points × 8 for every array of
+    :func:`output_names` (float64; points: n on the training set, n_test on the test set)."""
+    train, test = output_names(config)
+    return F64 * len(config.seeds) * recorded_steps(config) * (len(train) * config.n + len(test) * config.n_test)
+
+
+def check_outputs_fit(configs: Iterable[Any] | Any, device: torch.device | str, max_gb: float | None = None) -> None:
+    """Refuse, before any work, ``keep_outputs`` for a config whose stored outputs would not fit in memory. They
+    are gathered in host memory and held twice while they are stacked and written (:func:`outputs_bytes` × 2);
+    on a CPU device beside the run itself (:func:`estimate_bytes`). The limit is ``max_gb`` GiB if given, else
+    the memory available on the CPU now. ``configs``: one config or several (each run's outputs are written and
+    freed before the next starts).
+
+    Raises:
+        ConfigError: naming the value (``keep_outputs=True`` or ``--keep-outputs``), the sizes, the estimate
+            and the limit, and what to change.
+    """
+    device = torch.device(device)
+    limit, where = _limit(torch.device("cpu"), max_gb)
+    flag = arg("keep_outputs") if arg("keep_outputs").startswith("--") else arg("keep_outputs", True)
+    for cfg in [configs] if hasattr(configs, "seeds") else configs:
+        raw = outputs_bytes(cfg)
+        run = estimate_bytes(cfg, device) if device.type == "cpu" and covers(cfg) else 0
+        need = 2 * raw + run
+        if need > limit:
+            train, test = output_names(cfg)
+            beside = f" beside the run's own ≈ {_size(run)}" if run else ""
+            raise ConfigError(
+                f"{flag}: the full outputs of this run ({len(cfg.seeds)} seed(s) × {recorded_steps(cfg)} recorded "
+                f"steps × ({len(train)} arrays × {arg('n', cfg.n)} + {len(test)} arrays × {arg('n_test', cfg.n_test)})"
+                f" × 8 bytes) take ≈ {_size(raw)}, held twice while they are written{beside}: ≈ {_size(need)}, more "
+                f"than {where}; leave {flag.split('=')[0] if '=' in flag else flag} out, or record fewer steps "
+                f"({arg('n_log')}), fewer seeds or a smaller n or n_test"
+            )
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB" if nbytes < GIB else f"{nbytes / GIB:,.2f} GiB"

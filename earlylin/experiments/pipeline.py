@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from earlylin.activations import gaussian_constants
@@ -35,12 +36,14 @@ from earlylin.config import theorem_window
 from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.experiments import memory
 from earlylin.experiments.comparison import LinearComparison
+from earlylin.experiments.comparison import mse as compare_mse
 from earlylin.experiments.result import Result, summarise
 from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
 from earlylin.runtime.devices import exact_fp32, resolve_device
 from earlylin.runtime.progress import say, warn
 from earlylin.runtime.records import Cache, probe_dir, to_jsonable
 
+KEPT = "outputs:"  # prefix of a recorded row's full outputs (keep_outputs), taken out before the metrics
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
 
 
@@ -49,9 +52,11 @@ class Prepared:
     """One batch of seeds, ready to train: every tensor has the seed axis first.
 
     ``step(params)`` → (loss (K,), train outputs (K, n), one gradient per parameter);
-    ``test_outputs(params)`` → the network's test outputs (K, n_test); ``extra_row(params, f_test)``
-    adds family-specific metrics to a recorded row; ``shared`` is plain data stored with every seed
-    (constants, data source, linear-model coefficients)."""
+    ``test_outputs(params)`` → the network's test outputs (K, n_test); ``extra_outputs(params)`` → {name: test
+    outputs (K, n_test)} of further models trained alongside (the θ-linearised net ``ntk_lin``): each adds
+    ``test_mse_<name>`` (MSE to the net) to a recorded row, and ``keep_outputs`` stores it as ``test_<name>``;
+    ``extra_row(params, f_test)`` adds family-specific metrics to a recorded row; ``shared`` is plain data stored
+    with every seed (constants, data source, linear-model coefficients)."""
 
     params: list[torch.Tensor]
     lrs: list[float]
@@ -62,6 +67,7 @@ class Prepared:
     shared: dict[str, Any] = field(default_factory=dict)
     extra_row: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]] | None = None
     seed_data: dict[int, dict[str, Any]] = field(default_factory=dict)  # plain data of one seed (its fitted model)
+    extra_outputs: Callable[[list[torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
 
 class Experiment(Protocol):
@@ -82,15 +88,17 @@ class Experiment(Protocol):
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared: ...
 
 
-def _disk_bytes(cfg: Any) -> int:
+def _disk_bytes(cfg: Any, keep_outputs: bool = False) -> int:
     """A generous bound on what a run writes into the cache dir: per seed its entry (metrics at every recorded
     step, ≤ 1 MiB), two copies of the checkpoint (the file and its temporary twin: every parameter of both
-    network copies in float64 terms), and the pooled CIFAR arrays (≈ 18 MB) for a CIFAR run."""
+    network copies in float64 terms, and with ``keep_outputs`` the outputs recorded so far), and the pooled
+    CIFAR arrays (≈ 18 MB) for a CIFAR run."""
     K = len(cfg.seeds)
     width, d = int(getattr(cfg, "width", 0)), int(getattr(cfg, "d", 0))
     depth, k = int(getattr(cfg, "depth", 1)), int(getattr(cfg, "kernel_size", 1))
     params = 2 * (width * d + depth * width * width * k * k + width)  # both copies of every layer, roughly
-    return K * 2**20 + 2 * K * 8 * params + (40 * 2**20 if hasattr(cfg, "cifar_norm") else 0)
+    kept = 2 * memory.outputs_bytes(cfg) if keep_outputs else 0
+    return K * 2**20 + 2 * K * 8 * params + kept + (40 * 2**20 if hasattr(cfg, "cifar_norm") else 0)
 
 
 def check_lr(lr: float, bound: torch.Tensor, context: str,
@@ -106,9 +114,12 @@ def check_lr(lr: float, bound: torch.Tensor, context: str,
 
 
 def train(exp: Experiment, seeds: list[int], device: torch.device, progress: bool,
-          checkpoint: Checkpoint | None = None) -> tuple[dict[int, dict], dict]:
+          checkpoint: Checkpoint | None = None, outputs: dict[str, Any] | None = None) -> tuple[dict[int, dict], dict]:
     """Train ``seeds`` of ``exp`` as one batch: ({seed: metrics per recorded step}, shared data).
-    ``checkpoint``: resume from it and save to it (:func:`earlylin.experiments.train.run_gd`)."""
+    ``checkpoint``: resume from it and save to it (:func:`earlylin.experiments.train.run_gd`). ``outputs``: a
+    dict to fill with the full outputs at every recorded step (``keep_outputs``): ``steps`` (R,), ``seeds``
+    (K,) and one float64 (K, R, n) array per model and set (:meth:`LinearComparison.outputs`, ``test_<name>``
+    of ``extra_outputs``); they travel with the recorded rows (so a checkpoint keeps them) on the CPU."""
     cfg = exp.config
     ntk = f"; exact NTK model: the {cfg.n}×{cfg.n} kernel and its eigendecomposition" if getattr(
         cfg, "ntk_model", False) else ""
@@ -122,14 +133,25 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
     def on_record(t: int, f_train: torch.Tensor, params: list[torch.Tensor]) -> None:
         with torch.no_grad():
             f_test = prep.test_outputs(params)
-            row = prep.comparison.row(t, f_train, f_test)
+            outs = prep.comparison.outputs(t, f_train, f_test)
+            row = prep.comparison.row(t, f_train, f_test, outs)
+            more = prep.extra_outputs(params) if prep.extra_outputs is not None else {}
+            row.update({f"test_mse_{k}": compare_mse(outs["test_net"], v.double()) for k, v in more.items()})
             if prep.extra_row is not None:
                 row.update(prep.extra_row(params, f_test))
+            if outputs is not None:
+                outs.update({f"test_{k}": v.double() for k, v in more.items()})
+                row.update({KEPT + k: v.detach().cpu() for k, v in outs.items()})
         rows.append(row)
 
     start = time.perf_counter()
     watch = run_gd(prep.step, prep.params, prep.lrs, cfg.steps, steps, on_record, seeds, progress, checkpoint)
     wall = time.perf_counter() - start + (checkpoint.elapsed_s if checkpoint is not None else 0.0)
+    if outputs is not None:  # out of the rows before they become plain data
+        names = [k for k in rows[0] if k.startswith(KEPT)]
+        outputs.update(steps=np.asarray(steps), seeds=np.asarray(seeds))
+        outputs.update({k.removeprefix(KEPT): torch.stack([r.pop(k).cpu() for r in rows], dim=1).numpy()
+                        for k in names})
     per_seed = prep.comparison.per_seed(rows, steps, seeds, watch.diverged(seeds), wall)
     for seed, spikes in watch.spikes(seeds).items():
         per_seed[seed].update(prep.seed_data.get(seed, {}), loss_spikes=spikes)
@@ -137,18 +159,25 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
 
 
 def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
-        checkpoint_every_s: float | None = None, max_gb: float | None = None) -> Result:
+        checkpoint_every_s: float | None = None, max_gb: float | None = None, keep_outputs: bool = False) -> Result:
     """Run (or load from ``cache``) every seed of ``exp``; the missing seeds train as one batch.
     ``max_gb``: the memory limit in GiB (default: what the device has available; :mod:`earlylin.experiments.memory`).
     ``checkpoint_every_s``: seconds between checkpoints of that batch (default
-    :func:`earlylin.experiments.train.checkpoint_interval`); none without the cache."""
+    :func:`earlylin.experiments.train.checkpoint_interval`); none without the cache. ``keep_outputs``: keep the
+    full outputs of every recorded step (:meth:`Result.outputs`); refused before any work when they would not fit
+    in memory (:func:`earlylin.experiments.memory.check_outputs_fit`). The cache holds metrics, not outputs, so
+    such a run reads no cache entry: every seed trains (and is stored as usual), and its checkpoint is its own."""
     cfg = exp.config
+    if not isinstance(keep_outputs, bool):
+        raise ConfigError(f"{arg('keep_outputs', keep_outputs)}: give True or False")
     device = resolve_device(cfg.device)
     if memory.covers(cfg):  # before any work: a run that cannot fit is refused with its estimate
         memory.check_fits(cfg, device, max_gb)
+    if keep_outputs:
+        memory.check_outputs_fit(cfg, device, max_gb)
     cache = cache or Cache(None)
     if cache.directory is not None:
-        probe_dir(cache.directory, arg("cache_dir"), _disk_bytes(cfg))
+        probe_dir(cache.directory, arg("cache_dir"), _disk_bytes(cfg, keep_outputs))
     check = getattr(exp, "check", None)
     if check is not None:
         check()
@@ -162,7 +191,7 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
             **(ident if isinstance(ident, dict) else {})}
 
     entries: dict[int, dict] = {}
-    if cacheable:
+    if cacheable and not keep_outputs:  # an entry holds no outputs: a keep_outputs run trains every seed
         for s in cfg.seeds:
             hit = cache.load({**base, "seed": s})
             if hit is not None:
@@ -170,15 +199,17 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
     hits = len(entries)
     missing = [s for s in cfg.seeds if s not in entries]
     start = time.perf_counter()
+    kept: dict[str, Any] | None = {} if keep_outputs else None
     if missing:
         checkpoint = None
         if cacheable:
             assert cache.directory is not None
-            key = cache.key({**base, "seed": None, "batch": missing, "checkpoint": True})
+            key = cache.key({**base, "seed": None, "batch": missing, "checkpoint": True,
+                             **({"keep_outputs": True} if keep_outputs else {})})  # its rows hold the outputs
             checkpoint = Checkpoint(cache.directory / "checkpoints" / f"{key}.pt", checkpoint_every_s)
         try:
             with exact_fp32():  # fp32 means fp32 for the run, torch's settings restored after it
-                per_seed, shared = train(exp, missing, device, progress, checkpoint)
+                per_seed, shared = train(exp, missing, device, progress, checkpoint, kept)
         except DivergenceError:
             if checkpoint is not None:
                 checkpoint.delete()
@@ -199,4 +230,4 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
     }
     record["summary"] = summarise(record, wall, cache_hits=hits, code_fingerprint=cache.fingerprint,
                                   not_cached=not_cached if cache.enabled else None)
-    return Result(record)
+    return Result(record, outputs=kept)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from earlylin.config import REGIME_EPS, theorem_window
+from earlylin.errors import ConfigError, DataError
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.comparison import escape_step
 from earlylin.experiments.linear_model import LinearModel
@@ -27,10 +28,11 @@ from earlylin.experiments.regime import (
     linear_regime,
 )
 from earlylin.runtime import records
-from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic
+from earlylin.runtime.records import SCHEMA, to_jsonable, write_json_atomic, write_npz_atomic
 
 # (steps, 5) and (steps, p) per seed: in per_seed, not in the tidy table
 PER_STEP_EXCLUDED = ("logits_net", "logits_lin", "linear_coef")
+OUTPUTS_FILE = "outputs.npz"  # a run's full outputs (keep_outputs), beside its record.json
 
 
 class Summary(TypedDict, total=False):
@@ -212,10 +214,17 @@ class Result:
         r.plot("runs/example/verify.png")
         r.linear_model.predict(np.zeros((3, 10)))  # f^lin at the last step on new inputs, (seeds, 3)
         again = earlylin.Result.load("runs/example/record.json")
+        kept = earlylin.run(earlylin.TwoLayerConfig(d=10, n=200, n_test=100, width=64, steps=50), keep_outputs=True)
+        kept.outputs()["test_lin"].shape  # (seeds, recorded steps, n_test): every output, every recorded step
     """
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: dict[str, Any], outputs: dict[str, np.ndarray] | None = None,
+                 directory: str | os.PathLike[str] | None = None) -> None:
+        """``outputs``: the run's full outputs where it kept them (``keep_outputs``); ``directory``: where the
+        record was read from, so that its ``outputs_file`` is found beside it."""
         self.record = record
+        self._outputs = outputs
+        self._directory = None if directory is None else Path(directory)
 
     @property
     def summary(self) -> Summary:
@@ -267,10 +276,53 @@ class Result:
         the environment (versions, device, precision, code fingerprint) of this process unless given."""
         device = torch.device(self.record["device"])
         env = environment or records.environment(device, self.config.get("dtype", "float32"))
+        if self._outputs is not None or "outputs_file" in self.record:  # the outputs file first, then the record
+            write_outputs(Path(path).parent / OUTPUTS_FILE, self.outputs())
+            self.record["outputs_file"], self._directory = OUTPUTS_FILE, Path(path).parent
         record = {"schema": SCHEMA, "kind": self.config.get("family", "two_layer"), "argv": None,
                   "sweep": {"ds": [self.config["d"]]}, "environment": env,
                   "runs": [self.record], "summary": sweep_summary([self.record])}
         return write_json_atomic(path, record)
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The full outputs of the run at every recorded step, kept by ``keep_outputs=True`` (``--keep-outputs``):
+        from memory, or from the run's ``outputs_file`` beside the ``record.json`` it was loaded from.
+
+        Returns:
+            {name: array}: ``steps`` (R,) and ``seeds`` (K,), then float64 arrays of shape (K, R, n) on the
+            training set and (K, R, n_test) on the test set: ``train_net``, ``test_net`` (the network),
+            ``train_lin``, ``test_lin`` (f^lin, or the fitted affine model), ``train_stripped``, ``test_stripped``,
+            and where the family has them ``test_fw`` (finite-width model), ``test_ntk_lin`` (θ-linearised net)
+            and ``test_ntk_inf`` (exact NTK model). Each metric of ``per_seed`` at recorded step j is computed
+            from these arrays at index j (docs/reference.md).
+
+        Raises:
+            ConfigError: the run was made without ``keep_outputs``.
+            DataError: the record names an outputs file that is missing or unreadable.
+
+        Example::
+
+            import earlylin
+            r = earlylin.run(earlylin.TwoLayerConfig(d=8, n=40, n_test=20, width=16, steps=10), keep_outputs=True)
+            out = r.outputs()
+            out["test_net"][:, -1] - out["test_lin"][:, -1]   # net minus f^lin on the test set at the last step
+        """
+        if self._outputs is not None:
+            return dict(self._outputs)
+        name = self.record.get("outputs_file")
+        if name is None:
+            raise ConfigError("outputs: this run was made without keep_outputs, so only 5 test outputs per step "
+                              "are in its record (logits_net, logits_lin); rerun it with keep_outputs=True "
+                              "(python -m earlylin.verify --keep-outputs)")
+        if self._directory is None:
+            raise ConfigError(f"outputs: the record names {name}, but not where it lies; read it with "
+                              "Result.load(path), beside which the file is looked for")
+        path = self._directory / name
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read the run's outputs {path}: {exc}") from None
 
     @property
     def linear_model(self) -> LinearModel:
@@ -290,11 +342,23 @@ class Result:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], index: int = 0) -> Result:
-        """Run ``index`` of a saved ``record.json``."""
+        """Run ``index`` of a saved ``record.json`` (its ``outputs_file``, if any, is read beside it by
+        :meth:`outputs`)."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(data["runs"][index])
+        return cls(data["runs"][index], directory=Path(path).parent)
 
     def __repr__(self) -> str:
         s = self.summary
         return (f"Result(family={self.config.get('family')!r}, d={s['d']}, seeds={self.seeds}, "
                 f"max_test_mse_early={s['max_test_mse_early']:.4g}, cache_hits={s.get('cache_hits')})")
+
+
+def outputs_name(d: int | None = None) -> str:
+    """The name of a run's outputs file beside its ``record.json``: ``outputs.npz`` for a single run, and
+    ``outputs_d<d>.npz`` for the run at ``d`` of a sweep over several d."""
+    return OUTPUTS_FILE if d is None else f"outputs_d{d}.npz"
+
+
+def write_outputs(path: str | os.PathLike[str], outputs: dict[str, np.ndarray]) -> Path:
+    """Write a run's full outputs (:meth:`Result.outputs`) as one compressed ``.npz``, atomically."""
+    return write_npz_atomic(path, outputs)

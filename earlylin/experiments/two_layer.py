@@ -101,11 +101,8 @@ class TwoLayer(SyntheticFamily):
                 grads = [*grads, *ntk_step(params[2:])[2]]
             return loss, f, grads
 
-        def extra_row(params: list[torch.Tensor], ft_net: torch.Tensor) -> dict[str, torch.Tensor]:
-            if ntk_step is None:
-                return {}
-            ft_ntk = ntk_step.forward(params[2], params[3], Xt)
-            return {"test_mse_ntk_lin": compare.mse(ft_net.double(), ft_ntk.double())}
+        def extra_outputs(params: list[torch.Tensor]) -> dict[str, torch.Tensor]:  # test_mse_ntk_lin, test_ntk_lin
+            return {"ntk_lin": ntk_step.forward(params[2], params[3], Xt)} if ntk_step is not None else {}
 
         lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
         params = [W, v, *ntk_step.init_params()] if ntk_step is not None else [W, v]
@@ -118,5 +115,5 @@ class TwoLayer(SyntheticFamily):
             lr_context=self.lr_context,
             shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d),
                     "net_step": nets.step_info(nets.resolve_step(cfg.step, device))},
-            extra_row=extra_row,
+            extra_outputs=extra_outputs,
         )

@@ -1,9 +1,10 @@
 """Plain-data records: atomic JSON writes, the run environment, and a checksummed result cache.
 
-- :func:`write_json_atomic` writes to a temporary file in the target's directory, fsyncs and renames
-  it over the target, so a run killed at any moment leaves the previous file or none, never half. Files
-  get the mode a plain ``open()`` would give them (0666 less the user's umask). A write that fails (a
-  full disk, a permission) raises :class:`~earlylin.errors.DataError` naming the path.
+- :func:`write_json_atomic` (and :func:`write_bytes_atomic`, :func:`write_npz_atomic`) writes to a temporary
+  file in the target's directory, fsyncs and renames it over the target, so a run killed at any moment
+  leaves the previous file or none, never half. Files get the mode a plain ``open()`` would give them
+  (0666 less the user's umask). A write that fails (a full disk, a permission) raises
+  :class:`~earlylin.errors.DataError` naming the path.
 - :func:`probe_dir` / :func:`probe_file` check before any work that an output can be written there, and
   that its disk has the room a run needs.
 - :func:`environment` is what every record carries: versions, device, dtype, TF32 flags, threads.
@@ -196,6 +197,15 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as JSON (NaN → null) to ``path`` atomically."""
     text = json.dumps(to_jsonable(obj), indent=1) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_npz_atomic(path: str | os.PathLike[str], arrays: dict[str, Any]) -> Path:
+    """Write ``arrays`` (name → array) as one compressed ``.npz`` (``numpy.savez_compressed``) to ``path``
+    atomically (:func:`write_bytes_atomic`: the user's umask; a failed write raises
+    :class:`~earlylin.errors.DataError` naming the path)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return write_bytes_atomic(path, buf.getvalue())
 
 
 def environment(device: torch.device, dtype: str, net_step: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -388,3 +388,42 @@ def test_help_states_the_quick_sizes_that_run(arch, capsys):
         quick = helped.group(1)  # "2000" or "2000, cnn1d 500"
         shown = quick.split("cnn1d ")[1] if arch == "cnn1d" and "cnn1d" in quick else quick.split(",")[0]
         assert int(shown) == getattr(base, key), (flag, quick)
+
+
+TINY = ["--d", "8", "--n", "40", "--n-test", "20", "--width", "16", "--steps", "20", "--n-log", "8",
+        "--no-cache", "--no-plot", "--quiet", "--device", "cpu"]
+
+
+def test_keep_outputs_writes_outputs_npz_named_by_the_record(tmp_path):
+    import numpy as np
+
+    from earlylin.experiments.result import Result
+
+    assert verify.main([*TINY, "--seeds", "0", "1", "--out", str(tmp_path / "kept"), "--keep-outputs"]) == 0
+    rec = json.loads((tmp_path / "kept" / "record.json").read_text())
+    assert rec["runs"][0]["outputs_file"] == "outputs.npz"
+    with np.load(tmp_path / "kept" / "outputs.npz") as out:
+        assert out["test_net"].shape == (2, len(rec["runs"][0]["per_seed"]["0"]["steps"]), 20)
+        mse = np.mean((out["test_net"] - out["test_lin"]) ** 2, axis=-1)
+    recorded = np.array([rec["runs"][0]["per_seed"][s]["test_mse"] for s in "01"])
+    np.testing.assert_allclose(mse, recorded, rtol=1e-12, atol=1e-12)
+    assert Result.load(tmp_path / "kept" / "record.json").outputs()["train_lin"].shape[-1] == 40
+    assert verify.main([*TINY, "--out", str(tmp_path / "plain")]) == 0  # without the flag: no file, no key
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["record.json"]
+    assert "outputs_file" not in json.loads((tmp_path / "plain" / "record.json").read_text())["runs"][0]
+    assert verify.main([*TINY, "--d", "8", "10", "--out", str(tmp_path / "sweep"), "--keep-outputs"]) == 0
+    runs = json.loads((tmp_path / "sweep" / "record.json").read_text())["runs"]
+    assert [r["outputs_file"] for r in runs] == ["outputs_d8.npz", "outputs_d10.npz"]
+    assert all((tmp_path / "sweep" / r["outputs_file"]).is_file() for r in runs)
+
+
+def test_keep_outputs_too_large_is_refused_with_exit_2_before_work(tmp_path, capsys, monkeypatch):
+    from earlylin.experiments import pipeline
+
+    monkeypatch.setattr(pipeline, "train", lambda *a: pytest.fail("trained despite the refusal"))
+    code = verify.main([*TINY, "--n", "2000", "--n-test", "2000", "--steps", "100000", "--n-log", "20000",
+                        "--max-gb", "0.3", "--keep-outputs", "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--keep-outputs: the full outputs" in err and "more than the limit --max-gb 0.3" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

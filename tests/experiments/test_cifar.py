@@ -215,3 +215,22 @@ def test_cifar_cache_is_per_seed(tmp_path, monkeypatch):
         entry.write_text(entry.read_text().replace('"test_mse"', '"test_mse_x"', 1))
     run_cifar(cfg, cache)
     assert trained[-1] == (0, 1)
+
+
+def test_keep_outputs_of_the_cifar_nets():
+    """keep_outputs: the stored outputs at every recorded step give the recorded distances, the exact NTK model's
+    too (the CNN takes the same path through LinearComparison; its derived coefficients alone take seconds)."""
+    ntk_model = True
+    cfg = CifarConfig(arch="fc", width=16, n=60, n_test=40, steps=10, n_log=6, n_fit=16, ntk_model=ntk_model,
+                      device="cpu")
+    r = pipeline.run(Cifar(cfg), keep_outputs=True)
+    out = r.outputs()
+    assert out["train_net"].shape == (1, r.steps.size, 60) and out["test_lin"].shape == (1, r.steps.size, 40)
+    pairs = {"test_mse": "test_lin", "test_mse_stripped": "test_stripped",
+             **({"test_mse_ntk_inf": "test_ntk_inf"} if ntk_model else {})}
+    assert ("test_ntk_inf" in out) == ntk_model
+    for key, model in pairs.items():
+        mse = np.mean((out["test_net"] - out[model]) ** 2, axis=-1)
+        np.testing.assert_allclose(mse, r.curve(key), rtol=1e-12, atol=1e-12, err_msg=key)
+    train = np.mean((out["train_net"] - out["train_lin"]) ** 2, axis=-1)
+    np.testing.assert_allclose(train, r.curve("train_mse"), rtol=1e-12, atol=1e-12)
