@@ -184,11 +184,11 @@ def _check_outputs_gave_the_metrics(r: earlylin.Result, x_test: np.ndarray) -> d
     with np.errstate(invalid="ignore", divide="ignore"):  # step 0: f_net ≡ 0, the relative distance is undefined
         denom = np.mean(net**2, axis=-1)
         rel = np.where(denom > 1e-12, _mse(net, lin) / denom, np.nan)
-    np.testing.assert_allclose(rel, r.curve("test_rel_mse"), rtol=1e-12, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(rel, r.curve("test_rel_mse"), rtol=TOL["exact"], atol=TOL["exact"], equal_nan=True)
     for i, s in enumerate(r.seeds):  # the 5 outputs the record always kept
         assert_close(net[i, :, :5], np.asarray(r.per_seed[s]["logits_net"]))
         assert_close(lin[i, :, :5], np.asarray(r.per_seed[s]["logits_lin"]))
-    np.testing.assert_allclose(lin[:, -1], r.linear_model.predict(x_test), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(lin[:, -1], r.linear_model.predict(x_test), rtol=TOL["iterated"], atol=TOL["iterated"])
     return out
 
 
@@ -200,9 +200,8 @@ def test_keep_outputs_stores_the_outputs_the_metrics_came_from(tmp_path, family)
     r = earlylin.run(cfg, data=arrays, keep_outputs=True)
     out = _check_outputs_gave_the_metrics(r, arrays.x_test)
     if family == "two_layer":  # the finite-width model and the θ-linearised net too
-        assert_close = np.testing.assert_allclose
-        assert_close(_mse(out["test_net"], out["test_fw"]), r.curve("test_mse_fw"), rtol=1e-12, atol=1e-12)
-        assert_close(_mse(out["test_net"], out["test_ntk_lin"]), r.curve("test_mse_ntk_lin"), rtol=1e-12, atol=1e-12)
+        assert_close(_mse(out["test_net"], out["test_fw"]), r.curve("test_mse_fw"), "exact")
+        assert_close(_mse(out["test_net"], out["test_ntk_lin"]), r.curve("test_mse_ntk_lin"), "exact")
     else:
         assert "test_fw" not in out and "test_ntk_lin" not in out
     plain = earlylin.run(cfg, data=arrays)  # off by default: the same metrics, no outputs

@@ -19,7 +19,7 @@ from earlylin import cli
 from earlylin.cli import verify
 from earlylin.errors import ConfigError, DataError
 from earlylin.runtime.progress import PROGRESS_ENV
-from tests.conftest import finish, start_training
+from tests.conftest import TOL, finish, start_training
 
 SMALL = ["--n", "300", "--n-test", "100", "--width", "64", "--steps", "60", "--no-cache", "--quiet", "--device", "cpu"]
 SUMMARY_KEYS = {"early_window_steps", "max_test_mse_early", "max_rel_test_mse_early", "escape_step",
@@ -406,7 +406,7 @@ def test_keep_outputs_writes_outputs_npz_named_by_the_record(tmp_path):
         assert out["test_net"].shape == (2, len(rec["runs"][0]["per_seed"]["0"]["steps"]), 20)
         mse = np.mean((out["test_net"] - out["test_lin"]) ** 2, axis=-1)
     recorded = np.array([rec["runs"][0]["per_seed"][s]["test_mse"] for s in "01"])
-    np.testing.assert_allclose(mse, recorded, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mse, recorded, rtol=TOL["exact"], atol=TOL["exact"])
     assert Result.load(tmp_path / "kept" / "record.json").outputs()["train_lin"].shape[-1] == 40
     assert verify.main([*TINY, "--out", str(tmp_path / "plain")]) == 0  # without the flag: no file, no key
     assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["record.json"]

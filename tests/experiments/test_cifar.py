@@ -231,6 +231,6 @@ def test_keep_outputs_of_the_cifar_nets():
     assert ("test_ntk_inf" in out) == ntk_model
     for key, model in pairs.items():
         mse = np.mean((out["test_net"] - out[model]) ** 2, axis=-1)
-        np.testing.assert_allclose(mse, r.curve(key), rtol=1e-12, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(mse, r.curve(key), rtol=TOL["exact"], atol=TOL["exact"], err_msg=key)
     train = np.mean((out["train_net"] - out["train_lin"]) ** 2, axis=-1)
-    np.testing.assert_allclose(train, r.curve("train_mse"), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(train, r.curve("train_mse"), rtol=TOL["exact"], atol=TOL["exact"])
