@@ -24,6 +24,13 @@ import torch
 from earlylin.activations import gaussian_constants, get_activation
 from earlylin.data.synthetic import make_dataset
 
+# pytest-xdist runs the suite in parallel (pyproject.toml: -n auto, one file per worker): each worker gets its
+# share of the cores for torch's threads, so workers do not oversubscribe the machine. Results do not depend
+# on the thread count (tests/test_golden.py::test_thread_count_does_not_change_the_network); children that
+# tests start keep torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 # The repository's root: tests sit one or two folders below it, mirroring the package (tests/<subpackage>/).
 ROOT = Path(__file__).resolve().parent.parent
 
