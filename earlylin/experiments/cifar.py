@@ -12,7 +12,7 @@ architecture (:mod:`earlylin.ntk.linearise`)
 
 with Σ estimated on the training set (images are far from isotropic: Tr(Σ²)/d ≫ 1), trained by
 the same GD from zero in closed form. ``linear="fitted"`` instead fits A, B and the norm terms to
-the off-diagonal entries of the empirical NTK of the first seed's network at initialisation on
+the off-diagonal entries of the empirical NTK of each seed's own network at initialisation on
 ``n_fit`` training points (:mod:`earlylin.linear.fitted`; for the CNN, ρ keeps the derived pixel weights
 m_p and only their overall scale B is fitted) and reports how far the derived and fitted constants
 differ. ``ntk_model`` adds kernel GD on the exact infinite-width NTK (:mod:`earlylin.ntk.exact`),
@@ -33,10 +33,11 @@ from earlylin.data.cifar import CatHorse, load_cat_horse
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.pipeline import Prepared, check_lr
+from earlylin.linear.deep import coeff_summary, linear_features, pixel_weights
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.linear.trajectory import kernel_features, stability_bound
 from earlylin.nets import deep
-from earlylin.ntk import exact, linearise
+from earlylin.ntk import exact
 from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import array_fingerprint
@@ -44,34 +45,6 @@ from earlylin.runtime.fingerprint import array_fingerprint
 
 def spec_of(cfg: CifarConfig) -> deep.DeepSpec:
     return deep.DeepSpec(arch=cfg.arch, depth=cfg.depth, width=cfg.width, kernel_size=cfg.kernel_size)
-
-
-def linear_features(cfg: CifarConfig, x_train: np.ndarray) -> tuple[Any, Any]:
-    """Derived coefficients and a map X (…, n, 3, 8, 8) → (Ψ, Ψ_stripped), with Σ from the training set."""
-    flat = x_train.reshape(x_train.shape[0], -1)
-    cov = flat.T @ flat / flat.shape[0]
-    d = flat.shape[1]
-    if cfg.arch == "fc":
-        coeffs = linearise.fc_linear_coeffs(cfg.activation, cfg.depth, d, float(np.sum(cov * cov) / d))
-
-        def feats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            psi = linearise.deep_features(X.reshape(*X.shape[:-3], d), coeffs)
-            return psi, psi[..., :d]
-    else:
-        coeffs = linearise.cnn_linear_coeffs(cfg.activation, cfg.depth, (3, 8, 8), cfg.kernel_size, input_cov=cov)
-
-        def feats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            psi = linearise.cnn_features(X, coeffs)
-            return psi, psi[..., :d]
-    return coeffs, feats
-
-
-def pixel_weights(cfg: CifarConfig, coeffs: Any) -> np.ndarray:
-    """Per-coordinate weights w of ρ_w = xᵀdiag(w)x′/d: 1 for FC; m_p/mean(m) for the CNN (C, H, W order)."""
-    if cfg.arch == "fc":
-        return np.ones(cfg.d)
-    m = np.asarray(coeffs.m, dtype=np.float64)
-    return np.tile(m / m.mean(), 3)
 
 
 def ntk_inf_features(cfg: CifarConfig, x_train: np.ndarray, x_test: np.ndarray, K: int, device: torch.device
@@ -89,15 +62,6 @@ def ntk_inf_features(cfg: CifarConfig, x_train: np.ndarray, x_test: np.ndarray, 
     k_st = torch.from_numpy(ntk(x_test, x_train)).to(device)
     psi, psi_t = kernel_features(k_tt, k_st)
     return psi.unsqueeze(0).expand(K, *psi.shape), psi_t.unsqueeze(0).expand(K, *psi_t.shape)
-
-
-def _coeff_summary(coeffs: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"A": float(coeffs.A)}
-    if hasattr(coeffs, "B"):
-        out.update(B=float(coeffs.B), C=float(coeffs.C), D=float(coeffs.D), E=float(coeffs.E))
-    else:  # CNN: B is the mean of the per-pixel weights m_p (Θ_lin = Σ_p m_p x_pᵀx′_p/d)
-        out.update(B=float(np.mean(coeffs.m)), m=np.asarray(coeffs.m).tolist())
-    return out
 
 
 class Cifar:
@@ -137,8 +101,7 @@ class Cifar:
 
     def identity(self) -> dict[str, Any] | str:
         d = self.data
-        fit_seed = self.config.seeds[0] if self.config.linear == "fitted" else None
-        return {"data": array_fingerprint(d.x_train, d.y_train, d.x_test, d.y_test), "fit_seed": fit_seed}
+        return {"data": array_fingerprint(d.x_train, d.y_train, d.x_test, d.y_test)}
 
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
         cfg, data = self.config, self.data
@@ -153,20 +116,30 @@ class Cifar:
         X64, Xt64, y64, yt64 = batch(data.x_train), batch(data.x_test), batch(data.y_train), batch(data.y_test)
         params = deep.init_params(spec, list(seeds), dtype, device)
         coeffs, feats = linear_features(cfg, data.x_train)
-        extra: dict[str, Any] = {"derived": _coeff_summary(coeffs), "used": cfg.linear}
+        extra: dict[str, Any] = {"derived": coeff_summary(coeffs), "used": cfg.linear}
+        seed_data: dict[int, dict[str, Any]] = {}
         if cfg.linear == "fitted":
-            fit_params = deep.init_params(spec, [cfg.seeds[0]], dtype, device)
-            theta = empirical_ntk(lambda ps, X: deep.forward(spec, act, ps, X.unsqueeze(0))[0],
-                                  [p[:1] for p in fit_params], X64[0, : cfg.n_fit].to(dtype)).double()
-            weights = pixel_weights(cfg, coeffs)
-            fit = fit_affine(theta.cpu().numpy(), data.flat("train")[: cfg.n_fit], weights)
-            extra["fitted"] = fit
-            extra["derived_vs_fitted_rel"] = {
-                k: abs(extra["derived"][k] - fit[k]) / max(abs(fit[k]), 1e-300) for k in ("A", "B")
-            }
+            weights = pixel_weights(cfg.arch, getattr(coeffs, "m", None))
+            fits, ntk_bounds = [], []
+            for seed in seeds:  # each seed's affine model, fitted to its own empirical NTK at initialisation
+                fit_params = deep.init_params(spec, [seed], dtype, device)
+                theta = empirical_ntk(lambda ps, X: deep.forward(spec, act, ps, X.unsqueeze(0))[0],
+                                      [p[:1] for p in fit_params], X64[0, : cfg.n_fit].to(dtype)).double()
+                ntk_bounds.append(2.0 * cfg.n_fit / float(torch.linalg.eigvalsh(theta)[-1]))  # 2/λ_max(Θ/n_fit)
+                fits.append(fit_affine(theta.cpu().numpy(), data.flat("train")[: cfg.n_fit], weights))
+            check_lr(cfg.lr, torch.tensor(ntk_bounds), f"CIFAR {cfg.arch}, Θ on its first n_fit = {cfg.n_fit} "
+                     "training points", what="the stability bound of the network's own empirical tangent kernel at "
+                     "initialisation, 2n/λ_max(Θ)")
+            extra.update(fitted=fits[0], fitted_seed=seeds[0], derived_vs_fitted_rel={
+                k: abs(extra["derived"][k] - fits[0][k]) / max(abs(fits[0][k]), 1e-300) for k in ("A", "B")})
+            seed_data = {s: {"fitted": fit, "ntk_stability_bound": b,
+                             "derived_vs_fitted_rel": {k: abs(extra["derived"][k] - fit[k]) / max(abs(fit[k]), 1e-300)
+                                                       for k in ("A", "B")}}
+                         for s, fit, b in zip(seeds, fits, ntk_bounds, strict=True)}
 
             def feats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return fitted_features(X.reshape(*X.shape[:-3], -1), fit, weights)
+                parts = [fitted_features(X[k].reshape(X.shape[1], -1), fits[k], weights) for k in range(K)]
+                return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
         (psi, psi_s), (psi_t, psi_st) = feats(X64), feats(Xt64)
         context = f"CIFAR {cfg.arch}, {cfg.linear} linear model"
         bound = stability_bound(psi)
@@ -183,4 +156,5 @@ class Cifar:
             comparison=comparison,
             lr_context=context,
             shared={"data_source": data.source, "linear_model": extra},
+            seed_data=seed_data,
         )

@@ -2,7 +2,9 @@
 
 A run record holds, per seed, the linear model's coefficients β_t at every recorded step (``linear_coef``) and
 what its features need: the constants of the derived model (two-layer net, 1D CNN: ``constants``, the layers,
-the filter size) or the affine model fitted to the network's tangent kernel (a user's network: ``fitted``).
+the filter size; the CIFAR nets: the derived coefficients (L1)/(L2) in ``linear_model.derived``) or the affine
+model fitted to each seed's own tangent kernel (a user's network, a CIFAR run with ``linear="fitted"``:
+``fitted``).
 :class:`LinearModel` rebuilds the features ψ(x) of new inputs from that plain data alone — a loaded
 ``record.json`` predicts as the run did — and returns f^lin_t(x) = β_tᵀψ(x).
 """
@@ -18,10 +20,11 @@ import torch
 from earlylin.activations import GaussianConstants
 from earlylin.errors import ConfigError, arg
 from earlylin.linear.cnn1d import cnn1d_features
+from earlylin.linear.deep import features_from_summary, pixel_weights
 from earlylin.linear.features import features
 from earlylin.linear.fitted import fitted_features
 
-FAMILIES = ("two_layer", "cnn1d", "network")  # the CIFAR nets' linear model is not rebuilt from the record yet
+FAMILIES = ("two_layer", "cnn1d", "network", "cifar")
 
 
 class LinearModel:
@@ -48,13 +51,18 @@ class LinearModel:
         """f^lin_t(x) for every seed, shape (seeds, n): at recorded ``step`` (default: the last).
 
         Args:
-            x: inputs of shape (n, d), d the run's input dimension.
+            x: inputs of shape (n, d), d the run's input dimension; for CIFAR, inputs as the run saw them
+                (pooled to 3×8×8, standardised and, with ``cifar_norm="sphere"``, on the sphere:
+                :class:`earlylin.data.cifar.CatHorse`), of shape (n, 192) or (n, 3, 8, 8).
             step: a recorded step (``Result.steps``); None for the last.
         """
         cfg = self.record["config"]
         X = np.asarray(x, dtype=np.float64)
+        if self.family == "cifar" and X.ndim == 4 and X.shape[1:] == (3, 8, 8):
+            X = X.reshape(len(X), -1)
         if X.ndim != 2 or X.shape[1] != cfg["d"]:
-            raise ConfigError(f"predict: x of shape {X.shape}; need (n, d = {cfg['d']})")
+            shapes = "(n, 192) or (n, 3, 8, 8)" if self.family == "cifar" else f"(n, d = {cfg['d']})"
+            raise ConfigError(f"predict: x of shape {X.shape}; need {shapes}")
         steps = next(iter(self.record["per_seed"].values()))["steps"]
         t = steps[-1] if step is None else step
         if t not in steps:
@@ -67,6 +75,8 @@ class LinearModel:
 
     def _psi(self, X: torch.Tensor, seed_metrics: dict[str, Any]) -> np.ndarray:
         cfg = self.record["config"]
+        if self.family == "cifar":
+            return self._psi_cifar(X, seed_metrics)
         if self.family == "network":
             return fitted_features(X, seed_metrics["fitted"], np.ones(X.shape[1]))[0].numpy()
         c = self.record["constants"]
@@ -74,3 +84,14 @@ class LinearModel:
         if self.family == "cnn1d":
             return cnn1d_features(X, consts, c["nu"], cfg["layers"], cfg["filter_size"], nu2=c["nu2"]).numpy()
         return features(X, consts, c["nu"], cfg["layers"], nu2=c["nu2"]).numpy()
+
+    def _psi_cifar(self, X: torch.Tensor, seed_metrics: dict[str, Any]) -> np.ndarray:
+        cfg, lm = self.record["config"], self.record["linear_model"]
+        derived = lm["derived"]
+        if lm.get("used", "derived") == "fitted":
+            if "fitted" not in seed_metrics:
+                raise ConfigError("predict: this CIFAR record has no per-seed fitted model (written by an earlier "
+                                  "earlylin); rerun it")
+            weights = pixel_weights(cfg["arch"], derived.get("m"))
+            return fitted_features(X, seed_metrics["fitted"], weights)[0].numpy()
+        return features_from_summary(cfg["arch"], derived)(X.reshape(len(X), 3, 8, 8)).numpy()

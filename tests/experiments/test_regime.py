@@ -158,3 +158,30 @@ def test_linear_model_predict_equals_the_recorded_outputs(family, tmp_path):
         r.linear_model.predict(data.x_test[:5], step=-3)
     with pytest.raises(earlylin.ConfigError, match=r"need \(n, d = 16\)"):
         r.linear_model.predict(data.x_test[:5, :4])
+
+
+@pytest.mark.parametrize("arch,linear", [("fc", "derived"), ("cnn", "derived"), ("fc", "fitted"), ("cnn", "fitted")])
+def test_cifar_linear_model_predict_equals_the_recorded_training_outputs(arch, linear, tmp_path):
+    """For the CIFAR nets, predict on the training images (as the run saw them) gives the f^lin outputs that
+    keep_outputs stored, at every recorded step, from the saved record alone; the fitted model is each seed's own."""
+    cfg = earlylin.CifarConfig(arch=arch, depth=2, width=16, n=120, n_test=60, steps=12, seeds=(0, 1), linear=linear,
+                               n_fit=48, lr=0.5)
+    exp = earlylin.Cifar(cfg)
+    try:
+        r = earlylin.run(exp, keep_outputs=True)
+    except earlylin.DataError as err:
+        pytest.skip(f"the CIFAR cat/horse npz was not found: {err}")
+    again = earlylin.Result.load(r.save(tmp_path / "record.json"))
+    out = again.outputs()
+    x = exp.data.x_train
+    for t in again.steps.tolist():
+        got = again.linear_model.predict(x, step=t)
+        assert_close(got, out["train_lin"][:, again.steps.tolist().index(t)], "iterated", atol=TOL["exact"])
+    assert_close(again.linear_model.predict(x.reshape(len(x), -1)), out["train_lin"][:, -1], "iterated",
+                 atol=TOL["exact"])
+    if linear == "fitted":
+        fits = [m["fitted"] for m in again.per_seed.values()]
+        assert fits[0] != fits[1] and fits[0] == again.record["linear_model"]["fitted"]
+        assert all(m["ntk_stability_bound"] > cfg.lr for m in again.per_seed.values())
+    with pytest.raises(earlylin.ConfigError, match=r"need \(n, 192\) or \(n, 3, 8, 8\)"):
+        again.linear_model.predict(x[:, :2])
