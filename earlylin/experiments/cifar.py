@@ -115,11 +115,11 @@ class Cifar:
 
         X64, Xt64, y64, yt64 = batch(data.x_train), batch(data.x_test), batch(data.y_train), batch(data.y_test)
         params = deep.init_params(spec, list(seeds), dtype, device)
-        coeffs, feats = linear_features(cfg, data.x_train)
+        coeffs, feats = linear_features(cfg.arch, cfg.activation, cfg.depth, cfg.kernel_size, data.x_train)
         extra: dict[str, Any] = {"derived": coeff_summary(coeffs), "used": cfg.linear}
         seed_data: dict[int, dict[str, Any]] = {}
         if cfg.linear == "fitted":
-            weights = pixel_weights(cfg.arch, getattr(coeffs, "m", None))
+            weights = pixel_weights(cfg.arch, cfg.d, getattr(coeffs, "m", None))
             fits, ntk_bounds = [], []
             for seed in seeds:  # each seed's affine model, fitted to its own empirical NTK at initialisation
                 fit_params = deep.init_params(spec, [seed], dtype, device)

@@ -92,6 +92,6 @@ class LinearModel:
             if "fitted" not in seed_metrics:
                 raise ConfigError("predict: this CIFAR record has no per-seed fitted model (written by an earlier "
                                   "earlylin); rerun it")
-            weights = pixel_weights(cfg["arch"], derived.get("m"))
+            weights = pixel_weights(cfg["arch"], X.shape[1], derived.get("m"))
             return fitted_features(X, seed_metrics["fitted"], weights)[0].numpy()
         return features_from_summary(cfg["arch"], derived)(X.reshape(len(X), 3, 8, 8)).numpy()

@@ -12,24 +12,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from earlylin.config import CIFAR_D, CifarConfig
 from earlylin.errors import ConfigError
 from earlylin.ntk import linearise
 
 
-def linear_features(cfg: CifarConfig, x_train: np.ndarray) -> tuple[Any, Any]:
+def linear_features(arch: str, activation: str, depth: int, kernel_size: int, x_train: np.ndarray
+                    ) -> tuple[Any, Any]:
     """Derived coefficients and a map X (…, n, 3, 8, 8) → (Ψ, Ψ_stripped), with Σ from the training set."""
     flat = x_train.reshape(x_train.shape[0], -1)
     cov = flat.T @ flat / flat.shape[0]
     d = flat.shape[1]
-    if cfg.arch == "fc":
-        coeffs = linearise.fc_linear_coeffs(cfg.activation, cfg.depth, d, float(np.sum(cov * cov) / d))
+    if arch == "fc":
+        coeffs = linearise.fc_linear_coeffs(activation, depth, d, float(np.sum(cov * cov) / d))
 
         def feats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             psi = linearise.deep_features(X.reshape(*X.shape[:-3], d), coeffs)
             return psi, psi[..., :d]
     else:
-        coeffs = linearise.cnn_linear_coeffs(cfg.activation, cfg.depth, (3, 8, 8), cfg.kernel_size, input_cov=cov)
+        coeffs = linearise.cnn_linear_coeffs(activation, depth, x_train.shape[1:], kernel_size, input_cov=cov)
 
         def feats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             psi = linearise.cnn_features(X, coeffs)
@@ -37,12 +37,12 @@ def linear_features(cfg: CifarConfig, x_train: np.ndarray) -> tuple[Any, Any]:
     return coeffs, feats
 
 
-def pixel_weights(arch: str, m: Any = None) -> np.ndarray:
+def pixel_weights(arch: str, d: int, m: Any = None) -> np.ndarray:
     """Per-coordinate weights w of ρ_w = xᵀdiag(w)x′/d: 1 for FC; m_p/mean(m) for the CNN (C, H, W order)."""
     if arch == "fc":
-        return np.ones(CIFAR_D)
+        return np.ones(d)
     m = np.asarray(m, dtype=np.float64)
-    return np.tile(m / m.mean(), 3)
+    return np.tile(m / m.mean(), d // len(m))
 
 
 def coeff_summary(coeffs: Any) -> dict[str, Any]:
