@@ -29,6 +29,8 @@ from earlylin.errors import CUSTOM, ConfigError, arg, choice, config_class, int_
 from earlylin.linear.features import LAYERS
 from earlylin.nets.two_layer import NET_STEPS
 from earlylin.runtime.devices import DEVICES, DTYPES
+from earlylin.training.losses import LOSSES
+from earlylin.training.optim import OPTIMIZERS
 
 ARCHS = ("fc", "cnn")
 CIFAR_ACTIVATIONS = ("erf", "relu")
@@ -249,6 +251,13 @@ class NetworkConfig(RunControls):
     for ``steps`` steps, the affine model fitted to the empirical NTK on ``n_fit`` training points
     (docs/theory.md §4). ``d``, ``n`` and ``n_test`` are filled in from the data; ``name`` labels the network.
 
+    How it trains (docs/theory.md §3.3; the linear model trains the same way, on the same batches): ``loss``
+    "squared" (½·mean, the default) or "cross_entropy" (softmax over K outputs; binary logistic on ±1 labels for
+    one output); ``optimizer`` "gd", "sgd", "momentum" (heavy ball, μ = ``momentum``) or "adam" (β₁ =
+    ``momentum``, β₂ = 0.999); ``batch_size`` (None: all n points — "gd" always uses all); ``batch_seed`` fixes
+    the batch order; ``alpha``, the output scale of lazy training: the network trains as α·f on the loss / α²;
+    ``classes``: K for integer class labels (n,) in {0, …, K − 1}, which become one-hot targets (n, K).
+
     Example::
 
         import earlylin
@@ -260,6 +269,13 @@ class NetworkConfig(RunControls):
     seeds: tuple[int, ...] = (0,)
     n_fit: int = 256
     name: str = f"{CUSTOM}network"
+    loss: str = "squared"
+    optimizer: str = "gd"
+    batch_size: int | None = None
+    batch_seed: int = 0
+    momentum: float = 0.9
+    alpha: float = 1.0
+    classes: int | None = None
     d: int | None = None  # None until filled in from the data (Arrays.sized)
     n: int | None = None
     n_test: int | None = None
@@ -282,6 +298,21 @@ class NetworkConfig(RunControls):
             int_range("n_fit", self.n_fit, 8, 10**8)
         else:
             int_range("n_fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
+        choice("loss", self.loss, LOSSES)
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.batch_size is not None:
+            int_range("batch_size", self.batch_size, 1, self.n or 10**8,
+                      None if self.n is None else f"must be an integer in [1, n = {self.n}], or None for all n")
+            if self.optimizer == "gd" and self.n is not None and self.batch_size < self.n:
+                raise ConfigError(f"{arg('batch_size', self.batch_size)} with {arg('optimizer', 'gd')}: gd uses all "
+                                  f"n = {self.n} points; for mini-batches give {arg('optimizer', 'sgd')} (or "
+                                  "momentum, adam)")
+        int_range("batch_seed", self.batch_seed, 0, 2**63 - 1)
+        if not (isinstance(self.momentum, int | float) and 0.0 <= self.momentum < 1.0):
+            raise ConfigError(f"{arg('momentum', self.momentum)}: must be a number in [0, 1)")
+        positive("alpha", self.alpha)
+        if self.classes is not None:
+            int_range("classes", self.classes, 2, 10**5, "must be an integer ≥ 2 (the number of classes), or None")
         _check_controls(self)
         return self
 

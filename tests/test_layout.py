@@ -82,7 +82,8 @@ LAYERS = (
     ("earlylin.errors", "earlylin.version"),                       # the error type, value naming, checks
     ("earlylin.runtime", "earlylin.quadrature"),                   # seeds, fingerprints, records, devices
     ("earlylin.activations",),                                     # φ and its Gaussian constants
-    ("earlylin.data", "earlylin.nets", "earlylin.linear", "earlylin.ntk", "earlylin.bound"),  # the science
+    ("earlylin.data", "earlylin.nets", "earlylin.linear", "earlylin.ntk", "earlylin.bound",
+     "earlylin.training"),                                         # the science; losses, optimizers, batches
     ("earlylin.config",),                                          # run configurations
     ("earlylin.experiments",),                                     # one pipeline: train, compare, record
     ("earlylin.sweep",),                                           # grids of runs

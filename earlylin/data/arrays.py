@@ -19,11 +19,13 @@ class Arrays:
     """Your own data for :func:`earlylin.run` (``data=``) and :func:`earlylin.run_network`.
 
     Args:
-        x_train: (n, d) training inputs, any float dtype (kept as float64). The theory's scale is
-            ‖x‖² ≈ d (docs/theory.md §1).
-        y_train: (n,) training targets.
-        x_test: (n_test, d) test inputs.
-        y_test: (n_test,) test targets.
+        x_train: (n, d) training inputs, any float dtype (kept as float64), or image-shaped (n, C, H, W) for a
+            convolutional network of :func:`earlylin.run_network` (d = C·H·W; the fitted linear model sees the
+            flattened pixels). The theory's scale is ‖x‖² ≈ d (docs/theory.md §1).
+        y_train: (n,) training targets, or (n, K) for K outputs (:func:`earlylin.run_network`); integer class
+            labels (n,) become one-hot rows with ``NetworkConfig(classes=K)``.
+        x_test: test inputs, shaped as x_train.
+        y_test: test targets, shaped as y_train.
 
     Example::
 
@@ -47,20 +49,38 @@ class Arrays:
                 raise ConfigError(f"{name}: holds NaN or inf values; give finite numbers")
             object.__setattr__(self, name, np.ascontiguousarray(arr))
         for x, y, split in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
-            if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+            if x.ndim not in (2, 4) or y.ndim not in (1, 2) or x.shape[0] != y.shape[0] or x.shape[0] < 2:
                 raise ConfigError(
-                    f"{split} arrays of shapes x {x.shape}, y {y.shape}: need x of shape (n, d) and y of shape "
-                    "(n,) with n ≥ 2"
+                    f"{split} arrays of shapes x {x.shape}, y {y.shape}: need x of shape (n, d) or (n, C, H, W) and "
+                    "y of shape (n,) or (n, K) with n ≥ 2"
                 )
-        if self.x_train.shape[1] != self.x_test.shape[1] or self.x_train.shape[1] < 2:
+        if self.x_train.shape[1:] != self.x_test.shape[1:] or self.d < 2:
             raise ConfigError(
-                f"x_train has d = {self.x_train.shape[1]} columns, x_test {self.x_test.shape[1]}: "
-                "they must agree, d ≥ 2"
+                f"x_train has points of shape {self.x_train.shape[1:]}, x_test {self.x_test.shape[1:]}: "
+                "they must agree, with d ≥ 2 numbers per point"
             )
+        if self.y_train.shape[1:] != self.y_test.shape[1:]:
+            raise ConfigError(f"y_train has targets of shape {self.y_train.shape[1:]}, y_test "
+                              f"{self.y_test.shape[1:]}: they must agree")
 
     @property
     def d(self) -> int:
-        return int(self.x_train.shape[1])
+        """Numbers per input point (C·H·W for images)."""
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
+    def outputs(self) -> int:
+        """K, the target columns (1 for targets of shape (n,))."""
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+    @property
+    def images(self) -> bool:
+        return self.x_train.ndim == 4
+
+    def flat(self, split: str) -> np.ndarray:
+        """The inputs of ``split`` ("train" or "test") as (n, d)."""
+        x = self.x_train if split == "train" else self.x_test
+        return x.reshape(len(x), -1)
 
     @property
     def n(self) -> int:
@@ -87,5 +107,6 @@ class Arrays:
 
     def tr_sigma2_over_d(self) -> float:
         """Tr(Σ̂²)/d of the empirical second moment Σ̂ = XᵀX/n of the training inputs (ν, docs/theory.md §2)."""
-        cov = self.x_train.T @ self.x_train / self.n
+        x = self.flat("train")
+        cov = x.T @ x / self.n
         return float(np.sum(cov * cov) / self.d)

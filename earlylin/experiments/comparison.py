@@ -2,7 +2,10 @@
 
 All functions take tensors with the seed axis first and return one value per seed.
 
-- MSE(f, g) = (1/n) Σ_i (f(x_i) − g(x_i))²                              (docs/theory.md §4)
+- MSE(f, g) = (1/n) Σ_i (f(x_i) − g(x_i))²                              (docs/theory.md §4); for C outputs
+  (f (K, n, C)) the squares are summed over the outputs, and ``*_per_output`` keeps each output's own
+- losses: the run's (:mod:`earlylin.training.losses`, squared by default); class error and the label agreement
+  of net and linear model from sign(f) for one output, argmax_c f_c for C
 - relative MSE = MSE(f_net, f_lin) / ((1/n) Σ_i f_net(x_i)²), undefined (NaN) while the network
   output is zero up to rounding, i.e. mean f_net² ≤ 1e-12 (step 0 of a symmetric initialisation)
 - V_lin = column span of the linear model's test feature matrix Ψ_test, P its orthogonal projector;
@@ -22,15 +25,24 @@ from collections.abc import Sequence
 
 import torch
 
-from earlylin.experiments.mu import mu_metric
+from earlylin.errors import ConfigError
+from earlylin.experiments.mu import mu_labels, mu_metric
+from earlylin.linear.iterated import IteratedLinear
 from earlylin.linear.trajectory import LinearTrajectory, stability_bound
 from earlylin.runtime.records import to_jsonable
+from earlylin.training.losses import loss as train_loss
 
 ZERO_OUTPUT = 1e-12  # mean f² at or below this is an all-zero output up to fp32 rounding
 
 
 def mse(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(1/n) Σ_i (f_i − g_i)² over the last axis: f, g (…, n)."""
     return torch.mean((f - g) ** 2, dim=-1)
+
+
+def output_mse(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """MSE per seed of outputs (K, n), or (K, n, C) with the squares summed over the C outputs."""
+    return mse(f, g) if f.ndim == 2 else torch.mean(((f - g) ** 2).sum(-1), dim=-1)
 
 
 def half_mse_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -39,17 +51,26 @@ def half_mse_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def relative_mse(f_net: torch.Tensor, f_lin: torch.Tensor) -> torch.Tensor:
-    """MSE(net, lin) / mean(f_net²); NaN where mean f_net² ≤ 1e-12 (the output is zero up to rounding)."""
-    denom = torch.mean(f_net**2, dim=-1)
+    """MSE(net, lin) / mean(f_net²) (squares summed over outputs); NaN where mean f_net² ≤ 1e-12 (the output is
+    zero up to rounding)."""
+    denom = output_mse(f_net, torch.zeros_like(f_net))
     ok = denom > ZERO_OUTPUT
-    return torch.where(ok, mse(f_net, f_lin) / torch.where(ok, denom, 1.0), math.nan)
+    return torch.where(ok, output_mse(f_net, f_lin) / torch.where(ok, denom, 1.0), math.nan)
+
+
+def labels(f: torch.Tensor) -> torch.Tensor:
+    """Predicted labels: sign(f) (f = 0 counts as +1) for outputs (K, n); argmax over outputs for (K, n, C)."""
+    return torch.where(f >= 0, 1, -1) if f.ndim == 2 else torch.argmax(f, dim=-1)
 
 
 def class_error(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of points where sign(f) ≠ sign(y) (f = 0 counts as +1)."""
-    pred = torch.where(f >= 0, 1.0, -1.0)
-    truth = torch.where(y >= 0, 1.0, -1.0)
-    return torch.mean((pred != truth).to(f.dtype), dim=-1)
+    """Fraction of points where the predicted label of f differs from y's (:func:`labels`)."""
+    return torch.mean((labels(f) != labels(y)).to(f.dtype), dim=-1)
+
+
+def label_agreement(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Fraction of points where f and g predict the same label."""
+    return torch.mean((labels(f) == labels(g)).double(), dim=-1)
 
 
 class VlinSplit:
@@ -62,8 +83,13 @@ class VlinSplit:
         self.rank = keep.sum(-1)
 
     def split(self, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(‖P r‖²/n, ‖(I − P) r‖²/n) per seed for residuals r (K, n)."""
+        """(‖P r‖²/n, ‖(I − P) r‖²/n) per seed for residuals r (K, n), or (K, n, C): each output column projected,
+        the squares summed over outputs."""
         r = residual.double()
+        if r.ndim == 3:
+            n = r.shape[1]
+            par = self.Q @ (self.Q.transpose(-1, -2) @ r)
+            return torch.sum(par**2, (-1, -2)) / n, torch.sum((r - par) ** 2, (-1, -2)) / n
         n = r.shape[-1]
         coef = (self.Q.transpose(-1, -2) @ r.unsqueeze(-1)).squeeze(-1)
         par = (self.Q @ coef.unsqueeze(-1)).squeeze(-1)
@@ -103,21 +129,44 @@ class LinearComparison:
         psi_ntk_inf: tuple[torch.Tensor, torch.Tensor] | None = None,
         psi_ablations: dict[str, tuple[torch.Tensor, torch.Tensor] | None] | None = None,
         bound: torch.Tensor | None = None,
+        loss: str = "squared",
+        iterated: bool = False,
     ) -> None:
         """``psi_ablations``: name → (train, test) features of an f^lin ablation (Fig 2: ``no_norm``,
         ``no_const``), or None where the ablation is f^lin itself; each adds train_loss_<name>,
         test_loss_<name> and test_mse_<name> (MSE to the net) to every row. ``bound``: the stability bound
-        of ``psi`` where the caller has it already (:func:`earlylin.linear.trajectory.stability_bound`)."""
+        of ``psi`` where the caller has it already (:func:`earlylin.linear.trajectory.stability_bound`).
+        ``y`` (K, n), or (K, n, C) for C outputs. ``loss``: the run's (:mod:`earlylin.training.losses`).
+        ``iterated``: f^lin and the stripped model train in the network's loop
+        (:class:`earlylin.linear.iterated.IteratedLinear`; their β are :attr:`trained`) instead of in closed form
+        — for a loss other than squared or an optimizer other than full-batch GD."""
         self.psi_ab = psi_ablations or {}
+        if iterated and (self.psi_ab or psi_fw is not None or psi_ntk_inf is not None):
+            raise ConfigError("the finite-width, exact-NTK and ablation models train in closed form: only with "
+                              "squared loss and full-batch GD")
+        self.loss_name, self.iterated = loss, iterated
         self.ablated = {k: LinearTrajectory.fit(p[0], y.double(), lr) for k, p in self.psi_ab.items() if p is not None}
         self.psi, self.psi_s, self.psi_fw, self.psi_inf = psi, psi_stripped, psi_fw, psi_ntk_inf
         self.inf = LinearTrajectory.fit(psi_ntk_inf[0], y.double(), lr) if psi_ntk_inf is not None else None
         self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
         self.y, self.yt = y.double(), y_test.double()
+        self.classes = None if self.y.ndim == 2 else int(self.y.shape[-1])
         self.bound = stability_bound(psi[0]) if bound is None else bound
-        self.lin = LinearTrajectory.fit(psi[0], self.y, lr)
-        self.stripped = LinearTrajectory.fit(psi_stripped[0], self.y, lr)
+        self.lin: LinearTrajectory | IteratedLinear = (IteratedLinear(psi[0], self.y, loss) if iterated
+                                                       else LinearTrajectory.fit(psi[0], self.y, lr))
+        self.stripped: LinearTrajectory | IteratedLinear = (IteratedLinear(psi_stripped[0], self.y, loss) if iterated
+                                                            else LinearTrajectory.fit(psi_stripped[0], self.y, lr))
         self.vsplit = VlinSplit(psi[1])
+
+    @property
+    def trained(self) -> list[IteratedLinear]:
+        """The linear models that train in the network's loop (empty for the closed form)."""
+        return [self.lin, self.stripped] if self.iterated else []  # type: ignore[list-item]
+
+    def _at(self, model: LinearTrajectory | IteratedLinear, psi: torch.Tensor, t: int) -> torch.Tensor:
+        if isinstance(model, IteratedLinear):
+            return model.outputs(psi)
+        return model.outputs(psi, torch.tensor([t]))[:, 0]
 
     def outputs(self, t: int, f_train: torch.Tensor, f_test: torch.Tensor) -> dict[str, torch.Tensor]:
         """The full outputs at step t that :meth:`row` compares, float64, by name: ``train_net`` and ``test_net``
@@ -126,8 +175,8 @@ class LinearComparison:
         model); each (K, n) or (K, n_test). What ``keep_outputs`` stores (:mod:`earlylin.experiments.pipeline`)."""
         tt = torch.tensor([t])
         out = {"train_net": f_train.double(), "test_net": f_test.double()}
-        out["train_lin"], out["test_lin"] = (self.lin.outputs(p, tt)[:, 0] for p in self.psi)
-        out["train_stripped"], out["test_stripped"] = (self.stripped.outputs(p, tt)[:, 0] for p in self.psi_s)
+        out["train_lin"], out["test_lin"] = (self._at(self.lin, p, t) for p in self.psi)
+        out["train_stripped"], out["test_stripped"] = (self._at(self.stripped, p, t) for p in self.psi_s)
         if self.fw is not None and self.psi_fw is not None:
             out["test_fw"] = self.fw.outputs(self.psi_fw[1], tt)[:, 0]
         if self.inf is not None and self.psi_inf is not None:
@@ -157,18 +206,19 @@ class LinearComparison:
             f_ab, ft_ab = (f_lin, ft_lin) if pair is None else (self.ablated[name].outputs(p, tt)[:, 0] for p in pair)
             extra |= {f"train_loss_{name}": half_mse_loss(f_ab, y), f"test_loss_{name}": half_mse_loss(ft_ab, yt),
                       f"test_mse_{name}": mse(ft_net, ft_ab)}
-        return extra | {
-            "train_loss_net": half_mse_loss(f_net, y),
-            "test_loss_net": half_mse_loss(ft_net, yt),
-            "train_loss_lin": half_mse_loss(f_lin, y),
-            "test_loss_lin": half_mse_loss(ft_lin, yt),
-            "train_loss_stripped": half_mse_loss(f_str, y),
-            "test_loss_stripped": half_mse_loss(ft_str, yt),
-            "train_mse": mse(f_net, f_lin),
-            "test_mse": mse(ft_net, ft_lin),
+        L = self.loss_name
+        row = extra | {
+            "train_loss_net": train_loss(L, f_net, y),
+            "test_loss_net": train_loss(L, ft_net, yt),
+            "train_loss_lin": train_loss(L, f_lin, y),
+            "test_loss_lin": train_loss(L, ft_lin, yt),
+            "train_loss_stripped": train_loss(L, f_str, y),
+            "test_loss_stripped": train_loss(L, ft_str, yt),
+            "train_mse": output_mse(f_net, f_lin),
+            "test_mse": output_mse(ft_net, ft_lin),
             "train_rel_mse": relative_mse(f_net, f_lin),
             "test_rel_mse": relative_mse(ft_net, ft_lin),
-            "test_mse_stripped": mse(ft_net, ft_str),
+            "test_mse_stripped": output_mse(ft_net, ft_str),
             "train_err_net": class_error(f_net, y),
             "test_err_net": class_error(ft_net, yt),
             "test_err_lin": class_error(ft_lin, yt),
@@ -176,10 +226,18 @@ class LinearComparison:
             "test_res_perp_net": perp_net,
             "test_res_par_lin": par_lin,
             "test_res_perp_lin": perp_lin,
-            "mu": mu_metric(ft_net, ft_lin, yt),
+            "mu": (mu_metric(ft_net, ft_lin, yt) if self.classes is None
+                   else mu_labels(labels(ft_net), labels(ft_lin), labels(yt), self.classes)),
             "logits_net": ft_net[:, :N_LOGITS],
             "logits_lin": ft_lin[:, :N_LOGITS],
         }
+        if self.classes is not None or self.loss_name != "squared":
+            row["test_label_agreement"] = label_agreement(ft_net, ft_lin)
+        if self.classes is not None:
+            row["test_mse_per_output"] = torch.mean((ft_net - ft_lin) ** 2, dim=1)
+        if self.iterated:
+            row["linear_coef"] = self.lin.beta.clone()  # type: ignore[union-attr]
+        return row
 
     def per_seed(
         self, rows: list[dict[str, torch.Tensor]], steps: list[int], seeds: list[int], diverged: dict[int, int],
@@ -187,7 +245,8 @@ class LinearComparison:
     ) -> dict[int, dict]:
         """Stack recorded rows into {seed: {metric: [value per step]}} plain data."""
         table = {k: torch.stack([r[k] for r in rows], dim=1).cpu().numpy() for k in rows[0]}
-        coef = self.lin.coef(torch.tensor(steps)).cpu().numpy()  # (K, R, p): β_t of f^lin at every recorded step
+        # (K, R, p[, C]): β_t of f^lin at every recorded step (of the iterated model: as recorded)
+        coef = table.pop("linear_coef") if self.iterated else self.lin.coef(torch.tensor(steps)).cpu().numpy()
         out: dict[int, dict] = {}
         for i, s in enumerate(seeds):
             metrics = {k: to_jsonable(val[i]) for k, val in table.items()}

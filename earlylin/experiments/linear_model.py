@@ -48,18 +48,20 @@ class LinearModel:
             raise ConfigError("predict: this record has no linear_coef (written by an earlier earlylin); rerun it")
 
     def predict(self, x: np.ndarray, step: int | None = None) -> np.ndarray:
-        """f^lin_t(x) for every seed, shape (seeds, n): at recorded ``step`` (default: the last).
+        """f^lin_t(x) for every seed, shape (seeds, n), or (seeds, n, K) for K outputs: at recorded ``step``
+        (default: the last).
 
         Args:
-            x: inputs of shape (n, d), d the run's input dimension; for CIFAR, inputs as the run saw them
-                (pooled to 3×8×8, standardised and, with ``cifar_norm="sphere"``, on the sphere:
-                :class:`earlylin.data.cifar.CatHorse`), of shape (n, 192) or (n, 3, 8, 8).
+            x: inputs of shape (n, d), d the run's input dimension (a user's images (n, C, H, W) too); for
+                CIFAR, inputs as the run saw them (pooled to 3×8×8, standardised and, with
+                ``cifar_norm="sphere"``, on the sphere: :class:`earlylin.data.cifar.CatHorse`), of shape (n, 192)
+                or (n, 3, 8, 8).
             step: a recorded step (``Result.steps``); None for the last.
         """
         cfg = self.record["config"]
         X = np.asarray(x, dtype=np.float64)
-        if self.family == "cifar" and X.ndim == 4 and X.shape[1:] == (3, 8, 8):
-            X = X.reshape(len(X), -1)
+        if X.ndim > 2 and (self.family == "network" or (self.family == "cifar" and X.shape[1:] == (3, 8, 8))):
+            X = X.reshape(len(X), -1)  # images: the fitted model's features are those of the flattened pixels
         if X.ndim != 2 or X.shape[1] != cfg["d"]:
             shapes = "(n, 192) or (n, 3, 8, 8)" if self.family == "cifar" else f"(n, d = {cfg['d']})"
             raise ConfigError(f"predict: x of shape {X.shape}; need {shapes}")

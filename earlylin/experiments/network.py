@@ -1,12 +1,14 @@
 """A user's own network against the affine model fitted to its own tangent kernel (docs/theory.md §5.4).
 
-The network g(x; θ) is a ``torch.nn.Module`` mapping inputs (n, d) to outputs (n,) or (n, 1), or a
-function ``fn(params, x)`` with an ``init(seed)`` giving its parameter list. It is trained as the
-doubled copy of the paper's symmetric initialisation (docs/theory.md §1, §5.4):
+The network g(x; θ) is a ``torch.nn.Module`` mapping inputs (n, d) — or images (n, C, H, W) — to outputs
+(n,) or (n, 1), or (n, K) for targets with K columns, or a function ``fn(params, x)`` with an ``init(seed)``
+giving its parameter list. It is trained as the doubled copy of the paper's symmetric initialisation
+(docs/theory.md §1, §5.4), scaled by the output scale α of lazy training (``alpha``, default 1):
 
-    f(x) = (g(x; θ_A) − g(x; θ_B)) / √2,   θ_A(0) = θ_B(0)   ⇒   f₀ ≡ 0,
+    f(x) = α (g(x; θ_A) − g(x; θ_B)) / √2,   θ_A(0) = θ_B(0)   ⇒   f₀ ≡ 0,
 
-by full-batch GD on (1/2n) Σ (f − y)² with autograd gradients. Seed s initialises θ: a module is
+on the run's loss divided by α² (default (1/2n) Σ (f − y)²), by the run's optimizer (default full-batch GD) with
+autograd gradients (docs/theory.md §3.3). Seed s initialises θ: a module is
 deep-copied and every submodule with ``reset_parameters()`` is re-initialised under a torch
 generator seeded from (s, init stream); with ``init=`` (a function of the seed returning the
 parameters in ``named_parameters()`` order) that function gives them instead. A module whose
@@ -20,8 +22,11 @@ refused with a :class:`~earlylin.errors.ConfigError`. ``d``, ``n`` and ``n_test`
 from the data; a config that sets one of them to another value is refused.
 
 The linear model is the affine-plus-norm model least-squares-fitted to the off-diagonal empirical
-NTK of f at initialisation on the first ``n_fit`` training points (:mod:`earlylin.linear.fitted`, fitted
-on the first seed's network); its stripped version keeps the x features alone.
+NTK of f (α = 1; for K outputs, the mean of the K outputs' own kernels) at initialisation on the first ``n_fit``
+training points (:mod:`earlylin.linear.fitted`, each seed's own network, on the flattened inputs), with K output
+columns; its stripped version keeps the x features alone. It is trained on the same loss (without α: f^lin is
+the α-independent function-space limit) with the same optimizer, learning rate and batches — in closed form for
+squared loss and full-batch GD, else step by step in the same loop (:mod:`earlylin.linear.iterated`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import Unhashable, callable_fingerprint, module_fingerprint
 from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_NETWORK
+from earlylin.training import losses
+from earlylin.training.batches import Batches
+from earlylin.training.optim import OptimSpec, stability_factor
 
 NetworkFn = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -89,6 +97,7 @@ class Network:
             name = f"custom:{type(network).__name__ if isinstance(network, torch.nn.Module) else network.__name__}"
         n_fit = min(cfg.n_fit, data.n) if cfg.n_fit == NetworkConfig.n_fit else cfg.n_fit  # the default fits any n
         self.config = data.sized(cfg.with_(name=name, n_fit=n_fit))
+        self.data = _targets(data, self.config)
 
     def check(self) -> None:
         """Refuse, before any work, what would train nothing useful: several seeds of a module whose parameters
@@ -158,21 +167,39 @@ class Network:
             out = functional_call(self.network, dict(zip(self.names, params, strict=True)), (X,))
         else:
             out = self.network(list(params), X)
-        if out.ndim == 2 and out.shape[-1] == 1:
+        K = self.data.outputs
+        if K == 1 and out.ndim == 2 and out.shape[-1] == 1:
             out = out[:, 0]
-        if out.shape != (X.shape[0],):
-            raise ConfigError(f"the network maps inputs {tuple(X.shape)} to outputs {tuple(out.shape)}; it must give "
-                              f"({X.shape[0]},) or ({X.shape[0]}, 1)")
+        want = (X.shape[0],) if K == 1 else (X.shape[0], K)
+        if out.shape != want:
+            ways = f"({X.shape[0]},) or ({X.shape[0]}, 1)" if K == 1 else str(want)
+            raise ConfigError(f"the network maps inputs {tuple(X.shape)} to outputs {tuple(out.shape)}; for targets "
+                              f"of shape {self.data.y_train.shape[1:] or '(n,)'} it must give {ways}")
         return out
 
     def forward(self, params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
-        """f(x) = (g(x; θ_A) − g(x; θ_B))/√2 for every seed: params (K, 2, *shape), X (K, n, d) → (K, n)."""
+        """f(x) = α(g(x; θ_A) − g(x; θ_B))/√2 for every seed: params (K, 2, *shape), X (K, n, …) → (K, n[, C])."""
         rows = []
         for k in range(X.shape[0]):
             gA = self.g([p[k, 0] for p in params], X[k])
             gB = self.g([p[k, 1] for p in params], X[k])
             rows.append((gA - gB) / math.sqrt(2.0))
-        return torch.stack(rows)
+        out = torch.stack(rows)
+        return out if self.config.alpha == 1.0 else self.config.alpha * out
+
+    def _theta(self, seed: int, X: torch.Tensor) -> torch.Tensor:
+        """Θ(0) of f at α = 1 on X (n_fit, …), float64; for K outputs the mean of the K outputs' kernels."""
+        device, dtype = X.device, X.dtype
+        first = [p[:1].detach() for p in self._initial_batch(seed, device, dtype)]
+        K = self.data.outputs
+
+        def out(ps: Sequence[torch.Tensor], x: torch.Tensor, c: int | None) -> torch.Tensor:
+            rows = [(self.g([p[0, 0] for p in ps], x) - self.g([p[0, 1] for p in ps], x)) / math.sqrt(2.0)]
+            return rows[0] if c is None else rows[0][:, c]
+
+        if K == 1:
+            return empirical_ntk(lambda ps, x: out(ps, x, None), first, X).double()
+        return sum(empirical_ntk(lambda ps, x, c=c: out(ps, x, c), first, X).double() for c in range(K)) / K
 
     # ------------------------------------------------------------------ pipeline
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared:
@@ -189,34 +216,49 @@ class Network:
 
         fits, ntk_bounds = [], []
         for seed in seeds:  # each seed's affine model, fitted to its own empirical NTK at initialisation
-            first = [p[:1].detach() for p in self._initial_batch(seed, device, dtype)]
-            theta = empirical_ntk(lambda ps, X: self.forward(list(ps), X.unsqueeze(0))[0], first,
-                                  X64[0, : cfg.n_fit].to(dtype)).double()
+            theta = self._theta(seed, X64[0, : cfg.n_fit].to(dtype))
             ntk_bounds.append(2.0 * cfg.n_fit / float(torch.linalg.eigvalsh(theta)[-1]))  # 2/λ_max(Θ/n_fit)
-            fits.append(fit_affine(theta.cpu().numpy(), a.x_train[: cfg.n_fit], np.ones(a.d)))
-        check_lr(cfg.lr, torch.tensor(ntk_bounds), f"network {cfg.name}, Θ on its first n_fit = {cfg.n_fit} training "
-                 "points", what="the stability bound of the network's own empirical tangent kernel at initialisation, "
-                 "2n/λ_max(Θ)")
+            fits.append(fit_affine(theta.cpu().numpy(), a.flat("train")[: cfg.n_fit], np.ones(a.d)))
+        factor = stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, a.outputs)
+        if factor is not None:
+            check_lr(cfg.lr, torch.tensor(ntk_bounds) * factor, f"network {cfg.name}, Θ on its first n_fit = "
+                     f"{cfg.n_fit} training points", what="the stability bound of the network's own empirical "
+                     "tangent kernel at initialisation, 2n/λ_max(Θ)" + ("" if factor == 1.0 else f" × {factor:g}"))
         (psi, psi_s), (psi_t, psi_st) = (
-            tuple(torch.stack(parts) for parts in zip(*(fitted_features(A[k], fits[k], np.ones(a.d))
-                                                        for k in range(K)), strict=True))
+            tuple(torch.stack(parts) for parts in zip(*(fitted_features(A[k].reshape(A.shape[1], -1), fits[k],
+                                                                        np.ones(a.d)) for k in range(K)), strict=True))
             for A in (X64, Xt64))
-        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr)
+        batches = Batches(a.n, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, a.n) else None
+        closed_form = cfg.loss == "squared" and cfg.optimizer in ("gd", "sgd") and batches is None
+        comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, loss=cfg.loss,
+                                              iterated=not closed_form)
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
+        scale = 1.0 / cfg.alpha**2
 
-        def step(ps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+        def step(ps: list[torch.Tensor], idx: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
+            Xb, yb = (X, y) if idx is None else (X[:, idx], y[:, idx])
             with torch.enable_grad():
-                f = self.forward(ps, X)
-                loss = 0.5 * torch.mean((f - y) ** 2, dim=-1)
+                f = self.forward(ps, Xb)
+                if cfg.loss == "squared" and f.ndim == 2:
+                    loss = 0.5 * torch.mean((f - yb) ** 2, dim=-1)
+                else:
+                    loss = losses.loss(cfg.loss, f, yb)
+                if scale != 1.0:
+                    loss = loss * scale
                 grads = torch.autograd.grad(loss.sum(), ps, allow_unused=True)  # seeds are independent
-            return loss.detach(), f.detach(), [None if g is None else g for g in grads]
+            return loss.detach(), (f.detach() if idx is None else None), [None if g is None else g for g in grads]
 
         return Prepared(
             params=params,
             lrs=[cfg.lr] * len(params),
             step=step,
             test_outputs=lambda ps: self.forward(ps, Xt),
+            train_outputs=lambda ps: self.forward(ps, X),
             comparison=comparison,
+            optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
+            batches=batches,
+            lr_factor=factor,
             lr_context=f"network {cfg.name}, fitted linear model",
             shared={"linear_model": {"used": "fitted", "fitted": fits[0], "fitted_seed": seeds[0]},
                     "network": cfg.name},
@@ -237,3 +279,25 @@ def _not_reset(module: torch.nn.Module) -> list[str]:
         if callable(getattr(sub, "reset_parameters", None)):
             covered.update(id(p) for p in sub.parameters())
     return [name for name, p in module.named_parameters() if id(p) not in covered]
+
+
+def _targets(data: Arrays, cfg: NetworkConfig) -> Arrays:
+    """The data with the targets the loss takes: integer labels one-hot for ``classes``; refused where the loss
+    cannot take them (cross-entropy: ±1 labels for one output, rows of probabilities for K)."""
+    y_train, y_test = data.y_train, data.y_test
+    if cfg.classes is not None:
+        for name, y in (("y_train", y_train), ("y_test", y_test)):
+            if y.ndim != 1 or not np.all((y == np.round(y)) & (y >= 0) & (y < cfg.classes)):
+                raise ConfigError(f"{arg('classes', cfg.classes)}: {name} must hold integer class labels (n,) in "
+                                  f"[0, {cfg.classes - 1}]")
+        eye = np.eye(cfg.classes)
+        data = Arrays(data.x_train, eye[y_train.astype(int)], data.x_test, eye[y_test.astype(int)])
+    elif cfg.loss == "cross_entropy":
+        for name, y in (("y_train", y_train), ("y_test", y_test)):
+            if y.ndim == 1 and not np.all(np.abs(y) == 1.0):
+                raise ConfigError(f"{arg('loss', 'cross_entropy')} with one output needs {name} of ±1 labels; for "
+                                  f"class labels 0 … K−1 give {arg('classes')}=K")
+            if y.ndim == 2 and not (np.all(y >= 0) and np.allclose(y.sum(1), 1.0, rtol=0, atol=1e-9)):
+                raise ConfigError(f"{arg('loss', 'cross_entropy')} with K outputs needs {name} rows of class "
+                                  f"probabilities (≥ 0, summing to 1; one-hot for labels: {arg('classes')}=K)")
+    return data

@@ -42,6 +42,8 @@ from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_
 from earlylin.runtime.devices import exact_fp32, resolve_device
 from earlylin.runtime.progress import say, warn
 from earlylin.runtime.records import Cache, probe_dir, to_jsonable
+from earlylin.training.batches import Batches
+from earlylin.training.optim import Optimizer, OptimSpec
 
 KEPT = "outputs:"  # prefix of a recorded row's full outputs (keep_outputs), taken out before the metrics
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
@@ -68,6 +70,10 @@ class Prepared:
     extra_row: Callable[[list[torch.Tensor], torch.Tensor], dict[str, torch.Tensor]] | None = None
     seed_data: dict[int, dict[str, Any]] = field(default_factory=dict)  # plain data of one seed (its fitted model)
     extra_outputs: Callable[[list[torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    optim: OptimSpec = field(default_factory=OptimSpec)  # the update rule of the network and its linear model
+    batches: Batches | None = None  # the mini-batch sequence; None: full batch, ``step(params)``
+    train_outputs: Callable[[list[torch.Tensor]], torch.Tensor] | None = None  # (K, n); for mini-batch steps
+    lr_factor: float | None = 1.0  # the linear model's bound × this is the limit (training.optim.stability_factor)
 
 
 class Experiment(Protocol):
@@ -125,13 +131,26 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
         cfg, "ntk_model", False) else ""
     say(f"set-up: data, network and linear model(s) of {len(seeds)} seed(s){ntk}…", progress)
     prep = exp.prepare(seeds, device, progress)
-    check_lr(cfg.lr, prep.comparison.bound, prep.lr_context)  # every family; most checked it early already
+    if prep.lr_factor is not None:  # every family; most checked it early already
+        check_lr(cfg.lr, prep.comparison.bound * prep.lr_factor, prep.lr_context,
+                 what="the linear model's stability bound 2n/λ_max(ΨᵀΨ)" + (
+                     "" if prep.lr_factor == 1.0 else f" × {prep.lr_factor:g} (the loss and optimizer's factor)"))
     window = theorem_window(exp.family, cfg.d, cfg.lr, cfg.window_c)  # recorded where a theorem gives it
     steps = record_schedule(cfg.steps, cfg.n_log, extra=[] if window is None else [window])
     rows: list[dict[str, torch.Tensor]] = [] if checkpoint is None else checkpoint.rows
 
-    def on_record(t: int, f_train: torch.Tensor, params: list[torch.Tensor]) -> None:
+    trained = prep.comparison.trained  # linear models trained in this loop: their β follow the network's params
+    n_net = len(prep.params)
+
+    def step(ps: list[torch.Tensor], idx: torch.Tensor | None = None) -> tuple[Any, Any, list[Any]]:
+        loss, f, grads = prep.step(ps[:n_net]) if idx is None else prep.step(ps[:n_net], idx)  # type: ignore[call-arg]
+        return loss, f, [*grads, *(m.grad(idx) for m in trained)]
+
+    def on_record(t: int, f_train: torch.Tensor | None, all_params: list[torch.Tensor]) -> None:
+        params = all_params[:n_net]
         with torch.no_grad():
+            if f_train is None:  # a mini-batch step: the outputs on every training point
+                f_train = prep.train_outputs(params)  # type: ignore[misc]
             f_test = prep.test_outputs(params)
             outs = prep.comparison.outputs(t, f_train, f_test)
             row = prep.comparison.row(t, f_train, f_test, outs)
@@ -145,7 +164,10 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
         rows.append(row)
 
     start = time.perf_counter()
-    watch = run_gd(prep.step, prep.params, prep.lrs, cfg.steps, steps, on_record, seeds, progress, checkpoint)
+    params = [*prep.params, *(m.beta for m in trained)]
+    lrs = [*prep.lrs, *[cfg.lr] * len(trained)]
+    watch = run_gd(step if trained or prep.batches is not None else prep.step, params, lrs, cfg.steps, steps,
+                   on_record, seeds, progress, checkpoint, Optimizer(prep.optim, params, lrs), prep.batches)
     wall = time.perf_counter() - start + (checkpoint.elapsed_s if checkpoint is not None else 0.0)
     if outputs is not None:  # out of the rows before they become plain data
         names = [k for k in rows[0] if k.startswith(KEPT)]

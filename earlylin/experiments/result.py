@@ -68,6 +68,8 @@ class Summary(TypedDict, total=False):
     linear_regime_steps_per_seed: list[int | None]
     loss_spikes: dict[str, list[int]]  #: seed → first step of each loss spike (seeds without any left out)
     maxima_include_spikes: bool  #: a spike lies in the early range: its maxima measure instability
+    loss_spikes_checked: bool  #: False for mini-batch runs: batch losses rise and fall, spikes are not looked for
+    test_label_agreement: float | None  #: classification (cross-entropy or K outputs): net and f^lin labels agree
     test_loss_net: float  #: at the last step, seed mean
     test_loss_lin: float
     test_loss_stripped: float
@@ -120,6 +122,7 @@ def summarise(
         end, over = (regime, "linear regime") if regime is not None else (int(steps[-1]), "whole run")
     early = steps <= end
     spikes = {s: m.get("loss_spikes", []) for s, m in record["per_seed"].items()}
+    checked = all(v is not None for v in spikes.values())
     spikes = {s: v for s, v in spikes.items() if v}
 
     def early_max(key: str) -> np.ndarray:
@@ -170,6 +173,9 @@ def summarise(
         "linear_regime_steps_per_seed": [linear_regime(steps, row, eps, factor)[2] for row in rel],
         "loss_spikes": spikes,
         "maxima_include_spikes": any(0 < t <= end for v in spikes.values() for t in v),
+        "loss_spikes_checked": checked,
+        "test_label_agreement": (mean_last("test_label_agreement")
+                                 if "test_label_agreement" in next(iter(record["per_seed"].values())) else None),
         "test_loss_net": mean_last("test_loss_net"),
         "test_loss_lin": mean_last("test_loss_lin"),
         "test_loss_stripped": mean_last("test_loss_stripped"),

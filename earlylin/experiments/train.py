@@ -1,8 +1,11 @@
-"""Batched full-batch gradient descent with a log-spaced recording schedule, divergence checks and checkpoints.
+"""Batched training (full-batch GD by default): a log-spaced recording schedule, divergence checks and checkpoints.
 
 The trainer knows nothing about the model: ``step_fn(params)`` returns the per-seed loss (K,), the
 training outputs (K, n) and one gradient per parameter, and every tensor has the seed axis first, so
-K seeds advance as one computation. ``on_record(t, f_train, params)`` runs at each recorded step.
+K seeds advance as one computation. ``on_record(t, f_train, params)`` runs at each recorded step. With
+mini-batches (:class:`earlylin.training.batches.Batches`) the trainer calls ``step_fn(params, idx)`` with the
+step's batch and the step returns the batch loss and None for the outputs (``on_record`` then gets None); the
+update rule is an :class:`earlylin.training.optim.Optimizer` (default: GD with the given learning rates).
 
 A :class:`Checkpoint` makes a long run survive a kill: every ``every_s`` seconds :func:`run_gd` saves
 the parameters, the step, the loss watch's state (divergence, spikes) and the rows recorded so far (``checkpoint.rows``)
@@ -27,6 +30,8 @@ import torch
 from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.runtime.progress import bar, say, warn
 from earlylin.runtime.records import write_bytes_atomic
+from earlylin.training.batches import Batches
+from earlylin.training.optim import Optimizer, OptimSpec
 
 StepFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]]
 RecordFn = Callable[[int, torch.Tensor, list[torch.Tensor]], None]
@@ -67,8 +72,9 @@ class LossWatch:
       by more than SPIKE_FLOOR × the initial loss) — GD below the stability bound lowers a smooth loss, so a
       rise is instability, not closeness (docs/theory.md §4.5)."""
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, spikes: bool = True) -> None:
         self.steps = steps
+        self.detect_spikes = spikes  # off for mini-batch losses, which rise and fall by design
         self.state: dict[str, torch.Tensor] = {}
 
     def update(self, t: int, loss: torch.Tensor) -> None:
@@ -84,6 +90,7 @@ class LossWatch:
         bad = ~torch.isfinite(loss) | (loss > st["limit"])
         st["first_bad"] = torch.where((st["first_bad"] < 0) & bad, torch.full_like(st["first_bad"], t), st["first_bad"])
         up = torch.isfinite(loss) & (loss > SPIKE_FACTOR * st["low"]) & (loss - st["low"] > st["floor"])
+        up &= self.detect_spikes
         onset = up & ~st["in_spike"]
         slot = st["spike_count"].clamp(max=MAX_SPIKES - 1).unsqueeze(-1)
         kept = st["spike_steps"].gather(-1, slot)
@@ -98,9 +105,11 @@ class LossWatch:
     def diverged(self, seeds: Sequence[int]) -> dict[int, int]:
         return diverged_seeds(self.state["first_bad"], seeds)
 
-    def spikes(self, seeds: Sequence[int]) -> dict[int, list[int]]:
+    def spikes(self, seeds: Sequence[int]) -> dict[int, list[int] | None]:
         """{seed: the first step of each loss spike (the first MAX_SPIKES)} — an empty list: none — before any
-        divergence."""
+        divergence; None for every seed where spikes are not detected (mini-batches)."""
+        if not self.detect_spikes:
+            return {seed: None for seed in seeds}
         kept = self.state["spike_steps"].cpu().tolist()
         bad = self.state["first_bad"].cpu().tolist()
         return {seed: [t for t in kept[k] if t >= 0 and (bad[k] < 0 or t < bad[k])] for k, seed in enumerate(seeds)}
@@ -147,9 +156,12 @@ class Checkpoint:
         self.elapsed_s = 0.0
         self.saves = 0
 
-    def save(self, step: int, params: list[torch.Tensor], watch: dict[str, torch.Tensor], elapsed_s: float) -> None:
-        """Write the state at the start of ``step`` (θ_step, rows of the steps before) atomically."""
+    def save(self, step: int, params: list[torch.Tensor], watch: dict[str, torch.Tensor], elapsed_s: float,
+             optim: dict[str, Any] | None = None) -> None:
+        """Write the state at the start of ``step`` (θ_step, the optimizer's state, rows of the steps before)
+        atomically."""
         state = {
+            "optim": optim or {},
             "format": CHECKPOINT_FORMAT,
             "step": step,
             "params": [p.detach().cpu().clone() for p in params],
@@ -195,11 +207,15 @@ def run_gd(
     seeds: Sequence[int],
     progress: bool = False,
     checkpoint: Checkpoint | None = None,
+    optimizer: Optimizer | None = None,
+    batches: Batches | None = None,
 ) -> LossWatch:
-    """Run ``steps`` GD updates p ← p − η ∇L (in place) and record at ``record_steps``.
+    """Run ``steps`` updates (in place; default GD, p ← p − η ∇L) and record at ``record_steps``.
 
     ``progress``: a progress bar on stderr (when it is a terminal). ``checkpoint``: resume from its
-    file if it holds a state of this run, and save one every ``checkpoint.every_s`` seconds.
+    file if it holds a state of this run, and save one every ``checkpoint.every_s`` seconds. ``optimizer``: the
+    update rule (:class:`earlylin.training.optim.Optimizer`; None: GD with ``lrs``). ``batches``: the mini-batch
+    sequence (None or a full batch: ``step_fn(params)`` on all points).
 
     Returns:
         The :class:`LossWatch` of the run: ``diverged(seeds)`` gives {seed: step} for seeds whose loss became
@@ -210,7 +226,9 @@ def run_gd(
         DivergenceError: every seed diverged (names the step, the seeds and the learning rate).
     """
     to_record = set(record_steps)
-    watch = LossWatch(steps)
+    minibatch = batches is not None and not batches.full
+    watch = LossWatch(steps, spikes=not minibatch)
+    opt = optimizer if optimizer is not None else Optimizer(OptimSpec("gd"), params, lrs)
     start_step = 0
     if checkpoint is not None and (state := checkpoint.load(params, steps)) is not None:
         device = params[0].device
@@ -218,6 +236,8 @@ def run_gd(
             for p, saved in zip(params, state["params"], strict=True):
                 p.copy_(saved)
         watch.state = {k: v.to(device) for k, v in state["watch"].items()}
+        if state.get("optim"):
+            opt.load(state["optim"], device)
         checkpoint.rows[:] = _unstack_rows(state["rows"], device)
         start_step = checkpoint.resumed_from = int(state["step"])
         checkpoint.elapsed_s = float(state["elapsed_s"])
@@ -227,9 +247,10 @@ def run_gd(
     with bar(total=steps, initial=start_step, desc="GD steps", unit="step", enabled=progress) as shown:
         for t in range(start_step, steps + 1):
             if checkpoint is not None and t > start_step and time.monotonic() - last_save >= checkpoint.every_s:
-                checkpoint.save(t, params, watch.state, checkpoint.elapsed_s + time.perf_counter() - started)
+                checkpoint.save(t, params, watch.state, checkpoint.elapsed_s + time.perf_counter() - started,
+                                opt.state())
                 last_save = time.monotonic()
-            loss, f_train, grads = step_fn(params)
+            loss, f_train, grads = step_fn(params, batches.indices(t)) if minibatch else step_fn(params)
             if t == 0 and not bool(torch.isfinite(loss).all()):  # before any update: not a learning-rate problem
                 bad = [s for s, ok in zip(seeds, torch.isfinite(loss).tolist(), strict=True) if not ok]
                 raise ConfigError(f"the loss at step 0, before any update, is NaN or inf for seed(s) {bad}: the "
@@ -246,9 +267,6 @@ def run_gd(
                 )
             if t == steps:
                 break
-            with torch.no_grad():
-                for p, g, lr in zip(params, grads, lrs, strict=True):
-                    if g is not None and lr != 0.0:
-                        p.sub_(g, alpha=lr)
+            opt.step(params, grads)
             shown.update(1)
     return watch

@@ -18,11 +18,12 @@ import torch
 
 @dataclass
 class LinearTrajectory:
-    """Closed-form GD trajectory of f^lin = βᵀψ for a batch of K problems (float64)."""
+    """Closed-form GD trajectory of f^lin = βᵀψ for a batch of K problems (float64); targets y (K, n), or (K, n, C)
+    for C outputs (each column its own β, the same features)."""
 
     eigvals: torch.Tensor  # (K, p)
     eigvecs: torch.Tensor  # (K, p, p)
-    b_eig: torch.Tensor  # (K, p)  Uᵀ b
+    b_eig: torch.Tensor  # (K, p), or (K, p, C):  Uᵀ b
     lr: float
 
     @classmethod
@@ -31,8 +32,10 @@ class LinearTrajectory:
         n = psi.shape[-2]
         F = psi.transpose(-1, -2) @ psi / n
         lam, U = torch.linalg.eigh(F)
-        b = (psi.transpose(-1, -2) @ y.double().unsqueeze(-1)).squeeze(-1) / n
-        b_eig = (U.transpose(-1, -2) @ b.unsqueeze(-1)).squeeze(-1)
+        y = y.double()
+        cols = y if y.ndim == 3 else y.unsqueeze(-1)
+        b_eig = U.transpose(-1, -2) @ ((psi.transpose(-1, -2) @ cols) / n)
+        b_eig = b_eig if y.ndim == 3 else b_eig.squeeze(-1)
         return cls(lam.clamp_min(0.0), U, b_eig, lr)
 
     def gain(self, steps: torch.Tensor) -> torch.Tensor:
@@ -47,11 +50,15 @@ class LinearTrajectory:
         return torch.where(lam > 0, num / safe, self.lr * t)
 
     def coef(self, steps: torch.Tensor) -> torch.Tensor:
-        """β_t for each step, shape (K, R, p)."""
+        """β_t for each step, shape (K, R, p), or (K, R, p, C)."""
+        if self.b_eig.ndim == 3:
+            return self.eigvecs.unsqueeze(1) @ (self.gain(steps).unsqueeze(-1) * self.b_eig.unsqueeze(1))
         return (self.gain(steps) * self.b_eig.unsqueeze(1)) @ self.eigvecs.transpose(-1, -2)
 
     def outputs(self, psi: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """f^lin_t(X) = Ψ β_t for each step, shape (K, R, n)."""
+        """f^lin_t(X) = Ψ β_t for each step, shape (K, R, n), or (K, R, n, C)."""
+        if self.b_eig.ndim == 3:
+            return psi.double().unsqueeze(1) @ self.coef(steps)
         return self.coef(steps) @ psi.double().transpose(-1, -2)
 
 
