@@ -256,7 +256,8 @@ class NetworkConfig(RunControls):
     one output); ``optimizer`` "gd", "sgd", "momentum" (heavy ball, μ = ``momentum``) or "adam" (β₁ =
     ``momentum``, β₂ = 0.999); ``batch_size`` (None: all n points — "gd" always uses all); ``batch_seed`` fixes
     the batch order; ``alpha``, the output scale of lazy training: the network trains as α·f on the loss / α²;
-    ``classes``: K for integer class labels (n,) in {0, …, K − 1}, which become one-hot targets (n, K).
+    ``classes``: K for integer class labels (n,) in {0, …, K − 1}, which become one-hot targets (n, K);
+    ``ntk_lin``: also train the network's θ-linearisation alongside (:mod:`earlylin.experiments.network_linearized`).
 
     Example::
 
@@ -276,6 +277,7 @@ class NetworkConfig(RunControls):
     momentum: float = 0.9
     alpha: float = 1.0
     classes: int | None = None
+    ntk_lin: bool = False  # also train the θ-linearised network (same loss, optimizer, batches) and record its MSE
     d: int | None = None  # None until filled in from the data (Arrays.sized)
     n: int | None = None
     n_test: int | None = None

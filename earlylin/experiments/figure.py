@@ -67,7 +67,9 @@ def verify_figure(record: dict[str, Any]) -> Figure:
     for i, t in enumerate(spikes):
         ax.axvline(max(t, 0.5), color="red", lw=0.8, ls="-.", label="loss spike" if i == 0 else None)
     _verify_window(ax, s, steps[-1])
-    ax.set(ylabel="loss (1/2n) Σ (f − y)²", title="Loss of the network and of its linear model")
+    loss_label = {"cross_entropy": "cross-entropy loss"}.get(run["config"].get("loss", "squared"),
+                                                              "loss (1/2n) Σ (f − y)²")
+    ax.set(ylabel=loss_label, title="Loss of the network and of its linear model")
     _verify_axes(ax, steps[-1], ylog=False)
 
     ax = axes[1]

@@ -44,6 +44,7 @@ from earlylin.config import NetworkConfig
 from earlylin.data.arrays import Arrays
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
+from earlylin.experiments.network_linearized import ThetaLinear
 from earlylin.experiments.pipeline import Prepared, check_lr
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.ntk.empirical import empirical_ntk
@@ -234,6 +235,7 @@ class Network:
                                               iterated=not closed_form)
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         scale = 1.0 / cfg.alpha**2
+        theta_lin = ThetaLinear(self.g, params, X, y, cfg.loss, cfg.alpha) if cfg.ntk_lin else None
 
         def step(ps: list[torch.Tensor], idx: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
@@ -259,6 +261,8 @@ class Network:
             optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
             batches=batches,
             lr_factor=factor,
+            trained=[] if theta_lin is None else [theta_lin],
+            extra_outputs=None if theta_lin is None else (lambda ps: {"ntk_lin": theta_lin.outputs(Xt)}),
             lr_context=f"network {cfg.name}, fitted linear model",
             shared={"linear_model": {"used": "fitted", "fitted": fits[0], "fitted_seed": seeds[0]},
                     "network": cfg.name},

@@ -36,7 +36,7 @@ from earlylin.config import theorem_window
 from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.experiments import memory
 from earlylin.experiments.comparison import LinearComparison
-from earlylin.experiments.comparison import mse as compare_mse
+from earlylin.experiments.comparison import output_mse, relative_mse
 from earlylin.experiments.result import Result, summarise
 from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
 from earlylin.runtime.devices import exact_fp32, resolve_device
@@ -74,6 +74,7 @@ class Prepared:
     batches: Batches | None = None  # the mini-batch sequence; None: full batch, ``step(params)``
     train_outputs: Callable[[list[torch.Tensor]], torch.Tensor] | None = None  # (K, n); for mini-batch steps
     lr_factor: float | None = 1.0  # the linear model's bound × this is the limit (training.optim.stability_factor)
+    trained: list[Any] = field(default_factory=list)  # more models trained in the loop: ``params``, ``grads(idx)``
 
 
 class Experiment(Protocol):
@@ -139,12 +140,12 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
     steps = record_schedule(cfg.steps, cfg.n_log, extra=[] if window is None else [window])
     rows: list[dict[str, torch.Tensor]] = [] if checkpoint is None else checkpoint.rows
 
-    trained = prep.comparison.trained  # linear models trained in this loop: their β follow the network's params
+    trained = [*prep.comparison.trained, *prep.trained]  # models trained in this loop, after the network's params
     n_net = len(prep.params)
 
     def step(ps: list[torch.Tensor], idx: torch.Tensor | None = None) -> tuple[Any, Any, list[Any]]:
         loss, f, grads = prep.step(ps[:n_net]) if idx is None else prep.step(ps[:n_net], idx)  # type: ignore[call-arg]
-        return loss, f, [*grads, *(m.grad(idx) for m in trained)]
+        return loss, f, [*grads, *(g for m in trained for g in m.grads(idx))]
 
     def on_record(t: int, f_train: torch.Tensor | None, all_params: list[torch.Tensor]) -> None:
         params = all_params[:n_net]
@@ -155,7 +156,8 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
             outs = prep.comparison.outputs(t, f_train, f_test)
             row = prep.comparison.row(t, f_train, f_test, outs)
             more = prep.extra_outputs(params) if prep.extra_outputs is not None else {}
-            row.update({f"test_mse_{k}": compare_mse(outs["test_net"], v.double()) for k, v in more.items()})
+            row.update({f"test_mse_{k}": output_mse(outs["test_net"], v.double()) for k, v in more.items()})
+            row.update({f"test_rel_mse_{k}": relative_mse(outs["test_net"], v.double()) for k, v in more.items()})
             if prep.extra_row is not None:
                 row.update(prep.extra_row(params, f_test))
             if outputs is not None:
@@ -164,8 +166,8 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
         rows.append(row)
 
     start = time.perf_counter()
-    params = [*prep.params, *(m.beta for m in trained)]
-    lrs = [*prep.lrs, *[cfg.lr] * len(trained)]
+    params = [*prep.params, *(p for m in trained for p in m.params)]
+    lrs = [*prep.lrs, *[cfg.lr] * (len(params) - len(prep.params))]
     watch = run_gd(step if trained or prep.batches is not None else prep.step, params, lrs, cfg.steps, steps,
                    on_record, seeds, progress, checkpoint, Optimizer(prep.optim, params, lrs), prep.batches)
     wall = time.perf_counter() - start + (checkpoint.elapsed_s if checkpoint is not None else 0.0)

@@ -27,6 +27,14 @@ class IteratedLinear:
         K, _, p = self.psi.shape
         self.beta = torch.zeros((K, p, *self.y.shape[2:]), dtype=torch.float64, device=self.psi.device)
 
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """What the optimizer updates (the pipeline's protocol for models trained in the loop)."""
+        return [self.beta]
+
+    def grads(self, idx: torch.Tensor | None) -> list[torch.Tensor]:
+        return [self.grad(idx)]
+
     def _cols(self) -> torch.Tensor:
         return self.beta.unsqueeze(-1) if self.single else self.beta
 

@@ -145,3 +145,62 @@ def test_image_inputs_for_a_convolutional_module():
     assert r.config["d"] == 50
     assert_close(r.linear_model.predict(x[120:].reshape(40, -1)), r.outputs()["test_lin"][:, -1], "iterated",
                  atol=TOL["exact"])
+
+
+def _one_out_init(seed: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(WIDTH, D, generator=g, dtype=torch.float64) / math.sqrt(D),
+            torch.randn(WIDTH, generator=g, dtype=torch.float64) / math.sqrt(WIDTH)]
+
+
+def _one_out(params, x):
+    return torch.tanh(x @ params[0].T) @ params[1]
+
+
+def test_the_theta_linearised_network_is_gd_on_the_explicit_jacobian():
+    """ntk_lin for a user's network (α = 3): its recorded test outputs are those of GD on α J₀ Δ/√2 per copy with
+    J₀ the explicit Jacobian at θ₀ (torch.autograd.functional.jacobian), on the loss / α²."""
+    data = _data()
+    one = earlylin.Arrays(data.x_train, data.y_train[:, 0], data.x_test, data.y_test[:, 0])
+    alpha, lr = 3.0, 0.2
+    r = earlylin.run_network(_one_out, one, earlylin.NetworkConfig(lr=lr, steps=15, n_fit=64, alpha=alpha,
+                                                                   ntk_lin=True, dtype="float64"),
+                             init=_one_out_init, keep_outputs=True)
+    theta0 = _one_out_init(0)
+
+    def jac(x):
+        J = torch.autograd.functional.jacobian(lambda W, v: _one_out([W, v], x), tuple(theta0))
+        return torch.cat([j.reshape(len(x), -1) for j in J], dim=1)
+
+    J, Jt = jac(torch.from_numpy(one.x_train)), jac(torch.from_numpy(one.x_test))
+    y = torch.from_numpy(one.y_train)
+    dA = torch.zeros(J.shape[1], dtype=torch.float64)
+    dB = torch.zeros_like(dA)
+    steps, want = r.steps.tolist(), r.outputs()["test_ntk_lin"][0]
+    for t in range(16):
+        if t in steps:
+            assert_close((alpha * Jt @ (dA - dB) / math.sqrt(2.0)).numpy(), want[steps.index(t)], "iterated",
+                         atol=TOL["iterated"])
+        f = alpha * J @ (dA - dB) / math.sqrt(2.0)
+        g = J.T @ ((f - y) / len(y)) / (alpha * math.sqrt(2.0))  # ∂(L/α²)/∂θ_A; θ_B gets −g
+        dA, dB = dA - lr * g, dB + lr * g
+
+
+def test_a_larger_output_scale_keeps_the_network_with_its_linearisation_longer():
+    """Lazy training (docs/theory.md §3.3): at fixed η·t, while the network is still near its θ-linearisation
+    (relative distance < 0.01 at α = 1), its relative MSE to it falls at least like α⁻² (the distance is O(1/α))
+    — measured ≈ α⁻⁴ for the doubled copy, docs/theory.md §3.3 — so a threshold is crossed later."""
+    data = _data()
+    one = earlylin.Arrays(data.x_train, data.y_train[:, 0], data.x_test, data.y_test[:, 0])
+    rel = {}
+    for alpha in (1.0, 4.0):
+        r = earlylin.run_network(_one_out, one, earlylin.NetworkConfig(lr=0.5, steps=120, n_fit=64, alpha=alpha,
+                                                                       ntk_lin=True, dtype="float64"),
+                                 init=_one_out_init)
+        rel[alpha] = np.array(r.per_seed[0]["test_rel_mse_ntk_lin"][1:], dtype=float)
+    near = rel[1.0] < 0.01
+    ratio = rel[4.0][near] / rel[1.0][near]
+    assert near.sum() >= 10 and np.all(ratio < 1 / 16), ratio
+    threshold = 10 * rel[1.0][0]
+    first = {a: int(np.argmax(v > threshold)) if np.any(v > threshold) else len(v) for a, v in rel.items()}
+    assert first[4.0] > first[1.0]
