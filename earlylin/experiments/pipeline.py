@@ -35,8 +35,7 @@ from earlylin.activations import gaussian_constants
 from earlylin.config import theorem_window
 from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.experiments import memory
-from earlylin.experiments.comparison import LinearComparison
-from earlylin.experiments.comparison import output_mse, relative_mse
+from earlylin.experiments.comparison import LinearComparison, output_mse, relative_mse
 from earlylin.experiments.result import Result, summarise
 from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
 from earlylin.runtime.devices import exact_fp32, resolve_device
