@@ -53,6 +53,7 @@ class ThetaLinear:
         for k in range(X.shape[0]):
             f = self._outputs(X[k], k)
             gf = grad_outputs(self.loss, f.unsqueeze(0), y[k].unsqueeze(0))[0] / (self.alpha * math.sqrt(2.0))
-            _, pull = vjp(lambda *th: self.g(list(th), X[k]), *(p[k, 0] for p in self.theta0))
+            Xk = X[k]
+            _, pull = vjp(lambda *th, Xk=Xk: self.g(list(th), Xk), *(p[k, 0] for p in self.theta0))
             per_seed.append([torch.stack([t, -t]) for t in pull(gf.to(X.dtype))])
         return [torch.stack(ps) for ps in zip(*per_seed, strict=True)]
