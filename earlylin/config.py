@@ -24,6 +24,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from earlylin.activations import get_activation
+from earlylin.data.cifar_classes import check_classes
 from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import CUSTOM, ConfigError, arg, choice, config_class, int_range, positive
 from earlylin.linear.features import LAYERS
@@ -181,6 +182,13 @@ class CifarConfig(RunControls):
     npz_path: str | None = None
     cifar_root: str | None = None
     download: bool = False
+    classes: tuple[int, ...] | None = None  # CIFAR-10 labels, one output each (None: cats vs horses, ±1)
+    loss: str = "squared"
+    optimizer: str = "gd"
+    batch_size: int | None = None
+    batch_seed: int = 0
+    momentum: float = 0.9
+    alpha: float = 1.0  # only 1: the output scale is a user network's field (NetworkConfig)
 
     @property
     def d(self) -> int:
@@ -190,6 +198,8 @@ class CifarConfig(RunControls):
         out = asdict(self)
         out["seeds"] = list(self.seeds)
         out["d"] = self.d
+        if self.classes is not None:
+            out["classes"] = list(self.classes)
         return out
 
     def with_(self, **changes: Any) -> CifarConfig:
@@ -210,6 +220,20 @@ class CifarConfig(RunControls):
         if self.linear == "fitted":
             int_range("n_fit", self.n_fit, 8, self.n,
                        f"must be an integer in [8, {self.n}] with {arg('linear', 'fitted')}")
+        _check_training(self, self.n)
+        if self.alpha != 1.0:
+            raise ConfigError(f"{arg('alpha', self.alpha)}: the output scale is for a user's network "
+                              "(earlylin.NetworkConfig); the CIFAR nets train at α = 1")
+        if self.classes is not None:
+            if not isinstance(self.classes, tuple | list):
+                raise ConfigError(f"{arg('classes', self.classes)}: give a tuple of CIFAR-10 labels, e.g. 0 … 9")
+            check_classes(tuple(self.classes))
+            if self.linear == "fitted":
+                raise ConfigError(f"{arg('linear', 'fitted')} with {arg('classes')}: the fitted model is for one "
+                                  f"output; use {arg('linear', 'derived')}")
+        if self.ntk_model and not closed_form(self):
+            raise ConfigError(f"{arg('ntk_model')}: the exact-NTK model trains in closed form, with squared loss and "
+                              "full-batch GD only")
         _check_controls(self)
         return self
 
@@ -300,23 +324,34 @@ class NetworkConfig(RunControls):
             int_range("n_fit", self.n_fit, 8, 10**8)
         else:
             int_range("n_fit", self.n_fit, 8, max(8, self.n), f"must be an integer in [8, n = {self.n}]")
-        choice("loss", self.loss, LOSSES)
-        choice("optimizer", self.optimizer, OPTIMIZERS)
-        if self.batch_size is not None:
-            int_range("batch_size", self.batch_size, 1, self.n or 10**8,
-                      None if self.n is None else f"must be an integer in [1, n = {self.n}], or None for all n")
-            if self.optimizer == "gd" and self.n is not None and self.batch_size < self.n:
-                raise ConfigError(f"{arg('batch_size', self.batch_size)} with {arg('optimizer', 'gd')}: gd uses all "
-                                  f"n = {self.n} points; for mini-batches give {arg('optimizer', 'sgd')} (or "
-                                  "momentum, adam)")
-        int_range("batch_seed", self.batch_seed, 0, 2**63 - 1)
-        if not (isinstance(self.momentum, int | float) and 0.0 <= self.momentum < 1.0):
-            raise ConfigError(f"{arg('momentum', self.momentum)}: must be a number in [0, 1)")
-        positive("alpha", self.alpha)
+        _check_training(self, self.n)
         if self.classes is not None:
             int_range("classes", self.classes, 2, 10**5, "must be an integer ≥ 2 (the number of classes), or None")
         _check_controls(self)
         return self
+
+
+def _check_training(cfg: Any, n: int | None) -> None:
+    """The fields of how a run trains (docs/theory.md §3.3): loss, optimizer, batch size and seed, momentum,
+    the output scale α."""
+    choice("loss", cfg.loss, LOSSES)
+    choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.batch_size is not None:
+        int_range("batch_size", cfg.batch_size, 1, n or 10**8,
+                  None if n is None else f"must be an integer in [1, n = {n}], or None for all n")
+        if cfg.optimizer == "gd" and n is not None and cfg.batch_size < n:
+            raise ConfigError(f"{arg('batch_size', cfg.batch_size)} with {arg('optimizer', 'gd')}: gd uses all "
+                              f"n = {n} points; for mini-batches give {arg('optimizer', 'sgd')} (or momentum, adam)")
+    int_range("batch_seed", cfg.batch_seed, 0, 2**63 - 1)
+    if not (isinstance(cfg.momentum, int | float) and 0.0 <= cfg.momentum < 1.0):
+        raise ConfigError(f"{arg('momentum', cfg.momentum)}: must be a number in [0, 1)")
+    positive("alpha", cfg.alpha)
+
+
+def closed_form(cfg: Any) -> bool:
+    """Whether the linear model's GD trajectory is in closed form (docs/theory.md §3.2): squared loss, and GD or
+    SGD on all n points; else it trains step by step (§3.3)."""
+    return cfg.loss == "squared" and cfg.optimizer in ("gd", "sgd") and cfg.batch_size in (None, cfg.n)
 
 
 def _check_controls(cfg: Any) -> None:

@@ -56,6 +56,8 @@ from earlylin.runtime import progress
 from earlylin.runtime.devices import DEVICES, DTYPES, resolve_device
 from earlylin.runtime.records import SCHEMA, Cache, default_cache_dir, environment, locked_dir, write_json_atomic
 from earlylin.studies.presets import CIFAR_QUICK_WIDTH, QUICK
+from earlylin.training.losses import LOSSES
+from earlylin.training.optim import OPTIMIZERS
 
 DEFAULT = TwoLayerConfig()
 # flags of one data set only (argparse dest → flag); their defaults are None so that "given" is visible
@@ -64,7 +66,8 @@ SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "tar
                   "step": "--step"}
 CIFAR_ONLY = {"depth": "--depth", "linear": "--linear", "ntk_model": "--ntk-model", "cifar_norm": "--cifar-norm",
               "n_fit": "--n-fit", "cifar_root": "--cifar-root", "npz": "--npz", "download": "--download",
-              "data_dir": "--data-dir"}
+              "data_dir": "--data-dir", "classes": "--classes", "loss": "--loss", "optimizer": "--optimizer",
+              "batch_size": "--batch-size", "momentum": "--momentum", "batch_seed": "--batch-seed"}
 
 
 def _quick(key: str) -> str:
@@ -171,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
       help=f"where the official archive is looked for and downloaded to (default: ${DATA_DIR_ENV}, else the "
       "per-user cache, Linux: ~/.cache/earlylin)")
 
+    g = p.add_argument_group("how the CIFAR nets train (--dataset cifar; docs/theory.md §3.3)").add_argument
+    g("--classes", type=_classes, default=None,
+      help="CIFAR-10 classes, one output each: a number K (the labels 0 … K−1; 10: all) or a list such as 3,7; "
+      "their data: --npz FILE (default: the ten-class npz under shared/data, 10,000 / 2,000 images) or --cifar-root "
+      "(default: cats vs horses, one output ±1)")
+    g("--loss", choices=LOSSES, default=None, help="squared ((1/2n)Σ(f − y)²) or cross_entropy (softmax over the "
+      "classes; binary logistic for cats vs horses) (default: squared)")
+    g("--optimizer", choices=OPTIMIZERS, default=None,
+      help="gd (full batch), sgd, momentum (heavy ball) or adam, for the network and its linear model alike "
+      "(default: gd)")
+    g("--batch-size", type=int, default=None, help="mini-batch size in [1, n] for sgd, momentum, adam (default: n)")
+    g("--batch-seed", type=int, default=None, help="seed of the mini-batch order (default: 0)")
+    g("--momentum", type=float, default=None, help="μ of heavy-ball momentum and Adam's β₁, in [0, 1) (default: 0.9)")
+
     g = p.add_argument_group("output, cache and checkpoints").add_argument
     g("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")
     g("--cache-dir", type=Path, default=None,
@@ -245,6 +262,15 @@ def warn_regime(configs: list[Any], quiet: bool) -> None:
 # config field → argparse dest where the flag's name differs from the field's
 CIFAR_DEST = {"kernel_size": "filter", "npz_path": "npz"}
 CNN1D_DEST = {"filter_size": "filter"}
+
+
+def _classes(text: str) -> tuple[int, ...]:
+    """``--classes``: K (the labels 0 … K−1) or a comma-separated list of labels."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of classes or labels such as 3,7") from None
+    return tuple(range(values[0])) if len(values) == 1 else tuple(values)
 
 
 def _config(cls: type, args: argparse.Namespace, quick: dict[str, Any], dest: dict[str, str],
@@ -344,7 +370,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None, configs: list[Any], k
                     f"{len(cfg.seeds)} seed(s)) on {device}", not quiet)
             exp = experiment_for(cfg, data_cache_dir=cache.directory, data_dir=args.data_dir)
             if kind == "cifar":
-                progress.say("loading CIFAR-10 cats vs horses (4×4-pooled, standardised)…", not quiet)
+                which = "cats vs horses" if cfg.classes is None else f"classes {list(cfg.classes)}"
+                progress.say(f"loading CIFAR-10 {which} (4×4-pooled, standardised)…", not quiet)
                 data = exp.data  # loaded once here (a cached property), so that the wait is announced
                 progress.say(f"data: {data.source}{' (pooled arrays from the cache)' if data.from_cache else ''}",
                         not quiet)

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from earlylin.activations import get_activation
-from earlylin.config import CifarConfig
+from earlylin.config import CifarConfig, closed_form
 from earlylin.data.cifar import CatHorse, load_cat_horse
+from earlylin.data.cifar_classes import CifarClasses, load_classes
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.pipeline import Prepared, check_lr
@@ -41,10 +42,14 @@ from earlylin.ntk import exact
 from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import array_fingerprint
+from earlylin.training.batches import Batches
+from earlylin.training.optim import OptimSpec, stability_factor
 
 
 def spec_of(cfg: CifarConfig) -> deep.DeepSpec:
-    return deep.DeepSpec(arch=cfg.arch, depth=cfg.depth, width=cfg.width, kernel_size=cfg.kernel_size)
+    outputs = 1 if cfg.classes is None else len(cfg.classes)
+    return deep.DeepSpec(arch=cfg.arch, depth=cfg.depth, width=cfg.width, kernel_size=cfg.kernel_size,
+                         outputs=outputs)
 
 
 def ntk_inf_features(cfg: CifarConfig, x_train: np.ndarray, x_test: np.ndarray, K: int, device: torch.device
@@ -85,11 +90,18 @@ class Cifar:
         self.data_dir = data_dir
 
     @cached_property
-    def data(self) -> CatHorse:
+    def data(self) -> CatHorse | CifarClasses:
         cfg = self.config
         kwargs = {} if self.data_cache_dir == "default" else {"cache_dir": self.data_cache_dir}
-        data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download,
-                              data_dir=self.data_dir, **kwargs)
+        data: CatHorse | CifarClasses
+        if cfg.classes is not None:
+            if cfg.download:
+                raise ConfigError(f"{arg('download')} with {arg('classes')}: give the official batches or archive "
+                                  "with --cifar-root DIR, or the ten-class npz with --npz FILE")
+            data = load_classes(tuple(cfg.classes), npz_path=cfg.npz_path, cifar_root=cfg.cifar_root)
+        else:
+            data = load_cat_horse(npz_path=cfg.npz_path, cifar_root=cfg.cifar_root, download=cfg.download,
+                                  data_dir=self.data_dir, **kwargs)
         if cfg.n > data.n_train or cfg.n_test > data.n_test:
             raise ConfigError(f"{arg('n', cfg.n)}, {arg('n_test', cfg.n_test)}: the data ({data.source}) hold "
                               f"{data.n_train} training and {data.n_test} test images; give at most those")
@@ -143,17 +155,24 @@ class Cifar:
         (psi, psi_s), (psi_t, psi_st) = feats(X64), feats(Xt64)
         context = f"CIFAR {cfg.arch}, {cfg.linear} linear model"
         bound = stability_bound(psi)
-        check_lr(cfg.lr, bound, context)  # before the exact NTK model's n×n kernel
+        factor = stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, spec.outputs)
+        if factor is not None:
+            check_lr(cfg.lr, bound * factor, context)  # before the exact NTK model's n×n kernel
         psi_inf = ntk_inf_features(cfg, data.x_train, data.x_test, K, device) if cfg.ntk_model else None
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_ntk_inf=psi_inf,
-                                              bound=bound)
+                                              bound=bound, loss=cfg.loss, iterated=not closed_form(cfg))
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
+        n = X.shape[1]
         return Prepared(
             params=params,
             lrs=[cfg.lr] * len(params),
-            step=deep.make_step(spec, act, X, y),
+            step=deep.make_step(spec, act, X, y, cfg.loss),
             test_outputs=lambda ps: deep.forward(spec, act, ps, Xt),
+            train_outputs=lambda ps: deep.forward(spec, act, ps, X),
             comparison=comparison,
+            optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
+            batches=Batches(n, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, n) else None,
+            lr_factor=factor,
             lr_context=context,
             shared={"data_source": data.source, "linear_model": extra},
             seed_data=seed_data,

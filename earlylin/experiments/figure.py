@@ -35,6 +35,12 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return write_bytes_atomic(path, buf.getvalue())
 
 
+def seed0_k(seed: dict) -> int:
+    """The outputs per point of a recorded seed (1, or K)."""
+    logits = np.array(seed["logits_net"], float)
+    return 1 if logits.ndim == 2 else int(logits.shape[-1])
+
+
 def plot_verify(record: dict[str, Any], path: str | Path) -> Path:
     """The verifier's figure (:func:`verify_figure`) of one ``record.json`` dict, written to ``path``."""
     return save_figure(verify_figure(record), path)
@@ -122,14 +128,20 @@ def verify_figure(record: dict[str, Any]) -> Figure:
     else:
         net, lin_out = np.array(seed0["logits_net"], float), np.array(seed0["logits_lin"], float)
         labels = seed0.get("logits_y") or [None] * net.shape[1]
+        if net.ndim == 3:  # K outputs: each point's output for its own class
+            cls = [int(np.argmax(v)) for v in labels]
+            net, lin_out = net[:, np.arange(len(cls)), cls], lin_out[:, np.arange(len(cls)), cls]
+            labels = [f"class {c}" for c in cls]
         for j in range(net.shape[1]):
-            y = "" if labels[j] is None else f" (y = {labels[j]:+.3g})"
+            y = "" if labels[j] is None else (f" ({labels[j]})" if isinstance(labels[j], str)
+                                               else f" (y = {labels[j]:+.3g})")
             ax.plot(x, net[:, j], f"C{j}-", lw=1.2, label=f"test point {j + 1}{y}")
             ax.plot(x, lin_out[:, j], f"C{j}--", lw=1.2)
         ax.plot([], [], "k-", label="network (solid)")
         ax.plot([], [], "k--", label=f"{lin} (dashed)")
         _verify_window(ax, s, steps[-1])
-        ax.set(ylabel="output f(x)", title="Outputs on five test points")
+        ax.set(ylabel="output f(x)" if seed0_k(seed0) == 1 else "output of the point's class, f_c(x)",
+               title="Outputs on five test points")
         _verify_axes(ax, steps[-1], ylog=False)
 
     ax = axes[4]
@@ -184,8 +196,11 @@ def _verify_title(record: dict[str, Any], run: dict[str, Any]) -> str:
         return (f"{net}\nd = {c['d']}, n = {c['n']:,}, {c['steps']:,} steps, η = {c['lr']:g}, "
                 f"{len(c['seeds'])} seed(s)")
     if family == "cifar":
-        net = (f"CIFAR-10 cats vs horses: {c['arch'].upper()} net, depth {c['depth']}, {c['activation']}, "
-               f"{c['cifar_norm']} inputs, {c['linear']} linear model")
+        which = "cats vs horses" if c.get("classes") is None else f"{len(c['classes'])} classes"
+        how = "" if c.get("loss", "squared") == "squared" and c.get("optimizer", "gd") == "gd" else (
+            f"; {c['loss']}, {c['optimizer']}" + (f" (batch {c['batch_size']})" if c.get("batch_size") else ""))
+        net = (f"CIFAR-10 {which}: {c['arch'].upper()} net, depth {c['depth']}, {c['activation']}, "
+               f"{c['cifar_norm']} inputs, {c['linear']} linear model{how}")
     elif family == "cnn1d":
         net = (f"Synthetic data: 1D CNN (filter q = {c['filter_size']}), {c['activation']}, "
                f"trains {c['layers']} layer(s)")

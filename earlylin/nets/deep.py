@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from earlylin.activations import Activation
 from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_DEEP, stream
+from earlylin.training import losses
 
 ARCHS = ("fc", "cnn")
 
@@ -32,23 +33,28 @@ ARCHS = ("fc", "cnn")
 @dataclass(frozen=True)
 class DeepSpec:
     """Architecture of the CIFAR nets: ``arch`` fc or cnn, ``depth`` hidden/conv layers, ``width``
-    hidden units (FC) or channels (CNN), ``kernel_size`` (CNN), input shape (C, H, W)."""
+    hidden units (FC) or channels (CNN), ``kernel_size`` (CNN), input shape (C, H, W), ``outputs`` the readout's
+    outputs (1: f (K, n); C > 1: f (K, n, C), one readout row per output)."""
 
     arch: str = "fc"
     depth: int = 4
     width: int = 512
     kernel_size: int = 3
     in_shape: tuple[int, int, int] = (3, 8, 8)
+    outputs: int = 1
 
     def shapes(self) -> list[tuple[int, ...]]:
         """Weight shapes of one copy, input layer first, readout last."""
         c, h, w = self.in_shape
         if self.arch == "fc":
             dims = [c * h * w] + [self.width] * self.depth
-            return [(dims[i + 1], dims[i]) for i in range(self.depth)] + [(self.width,)]
+            return [(dims[i + 1], dims[i]) for i in range(self.depth)] + [self._readout(self.width)]
         k = self.kernel_size
         chans = [c] + [self.width] * self.depth
-        return [(chans[i + 1], chans[i], k, k) for i in range(self.depth)] + [(self.width * h * w,)]
+        return [(chans[i + 1], chans[i], k, k) for i in range(self.depth)] + [self._readout(self.width * h * w)]
+
+    def _readout(self, fan_in: int) -> tuple[int, ...]:
+        return (fan_in,) if self.outputs == 1 else (self.outputs, fan_in)
 
 
 def init_params(spec: DeepSpec, seeds: list[int], dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
@@ -63,13 +69,14 @@ def init_params(spec: DeepSpec, seeds: list[int], dtype: torch.dtype, device: to
 
 
 def copies_forward(spec: DeepSpec, act: Activation, params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
-    """g(x; θ) of both copies, shape (K, 2, n), for inputs X (K, n, C, H, W) or (K, n, C·H·W)."""
+    """g(x; θ) of both copies, shape (K, 2, n) (or (K, 2, n, outputs)), for inputs X (K, n, C, H, W) or
+    (K, n, C·H·W)."""
     K, n = X.shape[0], X.shape[1]
     if spec.arch == "fc":
         h = X.reshape(K, 1, n, -1)
         for W in params[:-1]:
             h = act.phi(torch.matmul(h, W.transpose(-1, -2)) / math.sqrt(W.shape[-1]))
-        return torch.matmul(h, params[-1].unsqueeze(-1)).squeeze(-1) / math.sqrt(params[-1].shape[-1])
+        return _readout(h, params[-1])
     c, hgt, wid = spec.in_shape
     k = spec.kernel_size
     groups = 2 * K
@@ -81,24 +88,36 @@ def copies_forward(spec: DeepSpec, act: Activation, params: list[torch.Tensor], 
         weight = W.reshape(groups * c_out, c_in, k, k) / math.sqrt(c_in * k * k)
         h = act.phi(F.conv2d(h, weight, padding=k // 2, groups=groups))
     flat = h.reshape(n, K, 2, -1).permute(1, 2, 0, 3)  # (K, 2, n, C·H·W)
-    w_out = params[-1]
-    return torch.matmul(flat, w_out.unsqueeze(-1)).squeeze(-1) / math.sqrt(w_out.shape[-1])
+    return _readout(flat, params[-1])
+
+
+def _readout(h: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:
+    """h (K, 2, n, F) through the readout (K, 2, F) → (K, 2, n), or (K, 2, C, F) → (K, 2, n, C)."""
+    if w_out.ndim == 3:
+        return torch.matmul(h, w_out.unsqueeze(-1)).squeeze(-1) / math.sqrt(w_out.shape[-1])
+    return torch.matmul(h, w_out.transpose(-1, -2)) / math.sqrt(w_out.shape[-1])
 
 
 def forward(spec: DeepSpec, act: Activation, params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
-    """f(x) = (g_A(x) − g_B(x))/√2, shape (K, n)."""
+    """f(x) = (g_A(x) − g_B(x))/√2, shape (K, n) (or (K, n, outputs))."""
     g = copies_forward(spec, act, params, X)
     return (g[:, 0] - g[:, 1]) / math.sqrt(2.0)
 
 
-def make_step(spec: DeepSpec, act: Activation, X: torch.Tensor, y: torch.Tensor):
-    """A trainer step function: per-seed loss (1/2n)Σ(f − y)², outputs and autograd gradients."""
+def make_step(spec: DeepSpec, act: Activation, X: torch.Tensor, y: torch.Tensor, loss: str = "squared"):
+    """A trainer step function: per-seed loss (default (1/2n)Σ(f − y)²; :mod:`earlylin.training.losses`), outputs
+    and autograd gradients; ``step(params, idx)`` on the training points ``idx`` returns no outputs."""
 
-    def step(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+    def step(params: list[torch.Tensor], idx: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
+        Xb, yb = (X, y) if idx is None else (X[:, idx], y[:, idx])
         with torch.enable_grad():
-            f = forward(spec, act, params, X)
-            loss = 0.5 * torch.mean((f - y) ** 2, dim=-1)
-            grads = torch.autograd.grad(loss.sum(), params)  # seeds are independent: sum = per-seed grads
-        return loss.detach(), f.detach(), list(grads)
+            f = forward(spec, act, params, Xb)
+            if loss == "squared" and f.ndim == 2:
+                L = 0.5 * torch.mean((f - yb) ** 2, dim=-1)
+            else:
+                L = losses.loss(loss, f, yb)
+            grads = torch.autograd.grad(L.sum(), params)  # seeds are independent: sum = per-seed grads
+        return L.detach(), (f.detach() if idx is None else None), list(grads)
 
     return step
