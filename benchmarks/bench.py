@@ -52,10 +52,11 @@ import torch
 from earlylin import cli
 from earlylin.activations import get_activation
 from earlylin.errors import ConfigError
-from earlylin.nets import fused
+from earlylin.nets import deep, fused
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DEVICES, exact_fp32, resolve_device
 from earlylin.runtime.records import environment, write_json_atomic
+from earlylin.training.batches import Batches
 
 
 def _sync(device: torch.device) -> None:
@@ -313,6 +314,25 @@ def time_interleaved(runners: dict[str, Runner], device, repeats: int) -> dict[s
     return times
 
 
+def time_sgd(K: int, args: argparse.Namespace, device, dtype) -> dict[str, Any]:
+    """An SGD step on a batch of ``args.sgd_batch`` against a GD step on all n points, interleaved in one run: the
+    autograd step of earlylin.nets.deep (FC, one hidden layer of ``width``: the benchmark's shapes; the step a CIFAR
+    run or a user's network trains with when it uses a loss or optimizer of docs/theory.md §3.3)."""
+    spec = deep.DeepSpec(arch="fc", depth=1, width=args.width, in_shape=(args.d, 1, 1))
+    g = torch.Generator(device="cpu").manual_seed(0)
+    X = torch.randn(K, args.n, args.d, 1, 1, generator=g).to(device=device, dtype=dtype)
+    y = torch.sign(torch.randn(K, args.n, generator=g)).to(device=device, dtype=dtype)
+    params = deep.init_params(spec, list(range(K)), dtype, device)
+    step = deep.make_step(spec, get_activation("erf"), X, y)
+    batches = Batches(args.n, args.sgd_batch, 0)
+    runners = {"gd_step": lambda: [step(params) for _ in range(args.steps)],
+               "sgd_step": lambda: [step(params, batches.indices(t)) for t in range(args.steps)]}
+    times = time_interleaved(runners, device, args.repeats)
+    med = {k: float(np.median(v)) / (args.steps * K) for k, v in times.items()}
+    return {"K": K, "batch_size": args.sgd_batch, "us_per_model_step": {k: 1e6 * v for k, v in med.items()},
+            "sgd_over_gd": med["sgd_step"] / med["gd_step"], "batch_over_n": args.sgd_batch / args.n}
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Refuse, before any work, sizes out of range and an --out that cannot be written (exit status 2)."""
     for flag, value, lo in (("--n", args.n, 1), ("--d", args.d, 1), ("--width", args.width, 2),
@@ -329,6 +349,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--device {args.device!r} is unknown; valid: {', '.join(DEVICES)}")
     if args.repeats < 1:
         raise ConfigError(f"--repeats {args.repeats}: must be an integer ≥ 1")
+    if args.sgd_batch is not None and not 1 <= args.sgd_batch <= args.n:
+        raise ConfigError(f"--sgd-batch {args.sgd_batch}: must be an integer in [1, n = {args.n}]")
     resolve_device(args.device)
     cli.probe_file(args.out, "--out")
 
@@ -350,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fast-sweep", action="store_true", help="also time the fast step at other block sizes")
     p.add_argument("--fused-sweep", action="store_true", help="also time the fused step at each candidate tile")
     p.add_argument("--fused-autotune", action="store_true", help="the fused step picks its tiles by timing")
+    p.add_argument("--sgd-batch", type=int, default=None,
+                   help="also time an SGD step on a batch of this size against a GD step (autograd deep-net step)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/last.json"))
     args = p.parse_args(argv)
     check_args(args)
@@ -414,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
             for entry in sweep:
                 result = entry.get("error") or f"{entry['us_per_model_step']:.1f} µs/model-step"
                 print(f"fused sweep K={K}: tiles {entry['tiles']}: {result}")
+        if args.sgd_batch is not None:
+            extras["sgd"] = [time_sgd(K, args, device, dtype) for K in args.ks]
+            for e in extras["sgd"]:
+                us = e["us_per_model_step"]
+                print(f"sgd vs gd, K={e['K']}: batch {e['batch_size']} {us['sgd_step']:.1f} µs/model-step, all n "
+                      f"{us['gd_step']:.1f}: ratio {e['sgd_over_gd']:.3f} (b/n = {e['batch_over_n']:.4f})")
         env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl))
         record = {"config": vars(args) | {"out": str(args.out)}, "environment": env, "shipped_impl": shipped_impl,
                   "rates": rates, "floor_s": floor, "rows": rows, **extras}

@@ -39,6 +39,7 @@ from paper_checks.rows import (  # the per-run rows and their thresholds, re-exp
     fig2_row,
     run_curve,
 )
+from paper_checks.training import TRAINING_CHECKS
 from paper_checks.verdicts import DEPENDS, FAILS, HOLDS, INCONCLUSIVE, Row
 
 __all__ = ["CHECKS", "CHECK_STUDIES", "CLAIM_OF", "DEPENDS", "FAILS", "FIG3_GROWTH", "FIG3_REL", "FIG3_REL_FAIL",
@@ -254,7 +255,7 @@ _OTHER: dict[str, tuple[Callable[[dict[str, dict[str, Any]]], CheckResult], tupl
 _LATER = {"first_layer_rate": (first_layer_rate, ("first_layer",)),
           "second_layer_width": (second_layer_width, ("width",)), "kernel_bound": (kernel_bound, ("kernel",)),
           "escape_scaling": (escape_scaling, ("escape",)), "phase_diagram": (phase_diagram, ("phase",))}
-_ALL = {**_OTHER, **WINDOW_CHECKS, **PERP_CHECKS, **_LATER}  # the report's order
+_ALL = {**_OTHER, **WINDOW_CHECKS, **PERP_CHECKS, **_LATER, **TRAINING_CHECKS}  # the report's order
 CHECKS: dict[str, Callable[[dict[str, dict[str, Any]]], CheckResult]] = {name: fn for name, (fn, _) in _ALL.items()}
 # the studies each check reads (the runner loads or runs exactly these)
 CHECK_STUDIES: dict[str, tuple[str, ...]] = {name: studies for name, (_, studies) in _ALL.items()}

@@ -42,10 +42,14 @@ UNKNOWNS: dict[str, tuple[str, ...]] = {
     "second_layer_width": ("none",),
     "kernel_bound": ("none (n = m = 2·d^{3/2}, one choice run)",),
     "escape_scaling": ("the escape criterion (MSE doubles after T; one choice run)",),
+    **dict.fromkeys(("training_early", "training_early_paper_size"), (
+        "data (cats vs horses, ten classes)", "loss (squared, cross-entropy)", "optimizer (full-batch GD, SGD with "
+        "batch 128)", "the early phase (η·t ≤ 100)")),
 }
 # claim id of each check that shares its claim with others (the rest: their own name)
 CLAIM_OF: dict[str, str] = {**dict.fromkeys(FIG3_WINDOW_CHECKS, "fig3_window"),
-                            **dict.fromkeys(VLIN_PERP_CHECKS, "vlin_perp")}
+                            **dict.fromkeys(VLIN_PERP_CHECKS, "vlin_perp"),
+                            **dict.fromkeys(("training_early", "training_early_paper_size"), "training_early")}
 # the choice label of the single row of checks built without a table
 ROW_AS_RUN: dict[str, str] = {"fig1c_fixed": "m = 256 (the paper's)", "fig1c_scaled": "α = 1/2",
                               "first_layer_rate": "α = 1/2"}

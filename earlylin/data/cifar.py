@@ -148,12 +148,7 @@ class CatHorse:
 
     def on_sphere(self) -> CatHorse:
         """The same images rescaled to ‖x‖ = √d each (module docstring, step 6); directions unchanged."""
-
-        def scale(x: np.ndarray) -> np.ndarray:
-            flat = x.reshape(x.shape[0], -1)
-            return x * np.sqrt(flat.shape[1] / np.sum(flat * flat, axis=1)).reshape(-1, 1, 1, 1)
-
-        return replace(self, x_train=scale(self.x_train), x_test=scale(self.x_test),
+        return replace(self, x_train=to_sphere(self.x_train), x_test=to_sphere(self.x_test),
                        source=f"{self.source} [on the sphere ‖x‖ = √d]")
 
     def subsample(self, n_train: int, n_test: int, seed: int) -> CatHorse:
@@ -177,6 +172,12 @@ class CatHorse:
             idx_test=self.idx_test[te],
             source=f"{self.source} [subsample n_train={n_train} n_test={n_test} seed={seed}]",
         )
+
+
+def to_sphere(x: np.ndarray) -> np.ndarray:
+    """Images (N, C, H, W) each rescaled to ‖x‖ = √d, d = C·H·W (module docstring, step 6)."""
+    flat = x.reshape(x.shape[0], -1)
+    return x * np.sqrt(flat.shape[1] / np.sum(flat * flat, axis=1)).reshape(-1, 1, 1, 1)
 
 
 def _balanced_rows(rng: np.random.Generator, y: np.ndarray, n: int, name: str) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from earlylin.data import cifar_batches
 from earlylin.data import cifar_files as files
-from earlylin.data.cifar import pool_images, standardise
+from earlylin.data.cifar import pool_images, standardise, to_sphere
 from earlylin.errors import ConfigError, DataError, arg
 
 NPZ_NAME: Final = "cifar10_10class_10k.npz"
@@ -58,13 +58,8 @@ class CifarClasses:
         return x.reshape(x.shape[0], -1)
 
     def on_sphere(self) -> CifarClasses:
-        """Each image rescaled to ‖x‖ = √d (:meth:`earlylin.data.cifar.CatHorse.on_sphere`)."""
-
-        def scale(x: np.ndarray) -> np.ndarray:
-            flat = x.reshape(x.shape[0], -1)
-            return x * np.sqrt(flat.shape[1] / np.sum(flat * flat, axis=1)).reshape(-1, 1, 1, 1)
-
-        return replace(self, x_train=scale(self.x_train), x_test=scale(self.x_test),
+        """Each image rescaled to ‖x‖ = √d (:func:`earlylin.data.cifar.to_sphere`)."""
+        return replace(self, x_train=to_sphere(self.x_train), x_test=to_sphere(self.x_test),
                        source=f"{self.source} [on the sphere ‖x‖ = √d]")
 
     def subsample(self, n_train: int, n_test: int, seed: int) -> CifarClasses:

@@ -160,7 +160,8 @@ class Cifar:
             check_lr(cfg.lr, bound * factor, context)  # before the exact NTK model's n×n kernel
         psi_inf = ntk_inf_features(cfg, data.x_train, data.x_test, K, device) if cfg.ntk_model else None
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_ntk_inf=psi_inf,
-                                              bound=bound, loss=cfg.loss, iterated=not closed_form(cfg))
+                                              bound=bound, loss=cfg.loss, iterated=not closed_form(cfg),
+                                              classification=True)
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         n = X.shape[1]
         return Prepared(

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 
 from earlylin.errors import ConfigError
-from earlylin.experiments.mu import mu_labels, mu_metric
+from earlylin.experiments.mu import mu_labels, mu_terms
 from earlylin.linear.iterated import IteratedLinear
 from earlylin.linear.trajectory import LinearTrajectory, stability_bound
 from earlylin.runtime.records import to_jsonable
@@ -131,6 +131,7 @@ class LinearComparison:
         bound: torch.Tensor | None = None,
         loss: str = "squared",
         iterated: bool = False,
+        classification: bool | None = None,
     ) -> None:
         """``psi_ablations``: name → (train, test) features of an f^lin ablation (Fig 2: ``no_norm``,
         ``no_const``), or None where the ablation is f^lin itself; each adds train_loss_<name>,
@@ -139,7 +140,8 @@ class LinearComparison:
         ``y`` (K, n), or (K, n, C) for C outputs. ``loss``: the run's (:mod:`earlylin.training.losses`).
         ``iterated``: f^lin and the stripped model train in the network's loop
         (:class:`earlylin.linear.iterated.IteratedLinear`; their β are :attr:`trained`) instead of in closed form
-        — for a loss other than squared or an optimizer other than full-batch GD."""
+        — for a loss other than squared or an optimizer other than full-batch GD. ``classification`` (default: K
+        outputs or cross-entropy): the targets are labels; adds the label agreement and I(F; Y) of μ."""
         self.psi_ab = psi_ablations or {}
         if iterated and (self.psi_ab or psi_fw is not None or psi_ntk_inf is not None):
             raise ConfigError("the finite-width, exact-NTK and ablation models train in closed form: only with "
@@ -151,6 +153,8 @@ class LinearComparison:
         self.fw = LinearTrajectory.fit(psi_fw[0], y.double(), lr) if psi_fw is not None else None
         self.y, self.yt = y.double(), y_test.double()
         self.classes = None if self.y.ndim == 2 else int(self.y.shape[-1])
+        self.classification = (self.classes is not None or loss != "squared") if classification is None \
+            else classification
         self.bound = stability_bound(psi[0]) if bound is None else bound
         self.lin: LinearTrajectory | IteratedLinear = (IteratedLinear(psi[0], self.y, loss) if iterated
                                                        else LinearTrajectory.fit(psi[0], self.y, lr))
@@ -207,6 +211,8 @@ class LinearComparison:
             extra |= {f"train_loss_{name}": half_mse_loss(f_ab, y), f"test_loss_{name}": half_mse_loss(ft_ab, yt),
                       f"test_mse_{name}": mse(ft_net, ft_ab)}
         L = self.loss_name
+        mu = (mu_terms(ft_net, ft_lin, yt) if self.classes is None
+              else mu_labels(labels(ft_net), labels(ft_lin), labels(yt), self.classes))
         row = extra | {
             "train_loss_net": train_loss(L, f_net, y),
             "test_loss_net": train_loss(L, ft_net, yt),
@@ -226,13 +232,13 @@ class LinearComparison:
             "test_res_perp_net": perp_net,
             "test_res_par_lin": par_lin,
             "test_res_perp_lin": perp_lin,
-            "mu": (mu_metric(ft_net, ft_lin, yt) if self.classes is None
-                   else mu_labels(labels(ft_net), labels(ft_lin), labels(yt), self.classes)),
+            "mu": mu.mu,
             "logits_net": ft_net[:, :N_LOGITS],
             "logits_lin": ft_lin[:, :N_LOGITS],
         }
-        if self.classes is not None or self.loss_name != "squared":
+        if self.classification:
             row["test_label_agreement"] = label_agreement(ft_net, ft_lin)
+            row["mu_i_fy"] = mu.i_fy
         if self.classes is not None:
             row["test_mse_per_output"] = torch.mean((ft_net - ft_lin) ** 2, dim=1)
         if self.iterated:

@@ -170,11 +170,12 @@ def mu_metric(f_net: ArrayLike, f_lin: ArrayLike, y: ArrayLike) -> ArrayLike:
     return mu_terms(f_net, f_lin, y).mu
 
 
-def mu_labels(f_net: torch.Tensor, f_lin: torch.Tensor, y: torch.Tensor, classes: int) -> torch.Tensor:
-    """μ_Y(F; L) for class labels in {0, …, classes − 1} (K, n) — F, L the argmax labels of net and linear model —
-    from one classes³ table (the same plug-in estimator, in nats; each term then lies in [0, log classes])."""
+def mu_labels(f_net: torch.Tensor, f_lin: torch.Tensor, y: torch.Tensor, classes: int) -> MuTerms:
+    """(I(F;Y), I(F;Y|L), μ) for class labels in {0, …, classes − 1} (K, n) — F, L the argmax labels of net and
+    linear model — from one classes³ table (the same plug-in estimator, in nats; each term in [0, log classes])."""
     idx = (f_net.long() * classes + y.long()) * classes + f_lin.long()  # cell (F, Y, L)
     counts = torch.zeros((*idx.shape[:-1], classes**3), dtype=torch.float64, device=idx.device)
     counts.scatter_add_(-1, idx, torch.ones(idx.shape, dtype=torch.float64, device=idx.device))
     p_fyl = (counts / idx.shape[-1]).reshape(*idx.shape[:-1], classes, classes, classes)
-    return mi_from_table(p_fyl.sum(-1)) - cmi_from_table(p_fyl)
+    i_fy, i_fy_l = mi_from_table(p_fyl.sum(-1)), cmi_from_table(p_fyl)
+    return MuTerms(i_fy, i_fy_l, i_fy - i_fy_l)

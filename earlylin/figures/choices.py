@@ -75,3 +75,33 @@ def plot_fig3_grid(table: Table) -> Figure:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_training(table: Table) -> Figure:
+    """The training study (docs/theory.md §3.3): per data × loss × optimizer, over η·t, the relative distance of
+    the net to its linear model, the label agreement and μ/I(F; Y) (Kalimeris et al. 2019)."""
+    fig, axes = subplots(1, 3, figsize=(18, 4.8))
+    keys = list(dict.fromkeys(zip(table["data"], table["loss"], table["optimizer"], strict=True)))
+    data, loss, opt = (np.array(table[k]) for k in ("data", "loss", "optimizer"))
+    lr_t = col(table, "lr_t")
+    for i, (d, lo, o) in enumerate(keys):
+        sel = (data == d) & (loss == lo) & (opt == o) & (lr_t > 0)
+        style = ("-" if lo == "squared" else "--") + ("" if o == "gd" else ".")
+        color = f"C{i % 10}"
+        label = f"{d}, {lo}, {o}"
+        axes[0].plot(lr_t[sel], col(table, "test_rel_mse")[sel], style, color=color, label=label)
+        axes[1].plot(lr_t[sel], col(table, "test_label_agreement")[sel], style, color=color, label=label)
+        with np.errstate(all="ignore"):
+            share = col(table, "mu")[sel] / col(table, "mu_i_fy")[sel]
+        axes[2].plot(lr_t[sel], share, style, color=color, label=label)
+    n = int(col(table, "n")[0]) if len(lr_t) else 0
+    axes[0].set(xscale="log", yscale="log", xlabel="η·t", ylabel="relative test MSE(net, linear model)",
+                title=f"How long the net stays with its linear model (n = {n:,})")
+    axes[1].set(xscale="log", xlabel="η·t", ylabel="label agreement, net vs linear model (test)",
+                title="Same predicted labels")
+    axes[2].set(xscale="log", xlabel="η·t", ylabel="μ_Y(F; L) / I(F; Y)",
+                title="Share of the net's label information the linear model explains")
+    for ax in axes:
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig

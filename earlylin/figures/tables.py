@@ -29,6 +29,10 @@ widths         fig3_grid_wide,
                fig3_grid_
                widest
 fig3_cnn_cpu   fig3_cnn_cpu    the same for the CNN at n = 1,000 (erf on the sphere, ReLU per coordinate)
+training       training_cpu    per data (cats vs horses, ten classes) × loss × optimizer: relative MSE(net, linear),
+                               label agreement and μ/I(F; Y) over η·t (docs/theory.md §3.3); n = 2,000
+training_      training        the same at the full 10k / 2k (a GPU study: benchmarks/training_gpu.sh)
+paper_size
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
 escape         escape          escape step t* vs d, beside the prediction ∝ d·log(d)/η
@@ -292,6 +296,35 @@ def _variant(fn: Callable[..., Any], variant: str) -> Callable[..., Any]:
 
 
 # figure id → its table; the order is the figures' order (index.json, --only's help)
+TRAINING_CURVES = ("test_rel_mse", "test_label_agreement", "mu", "mu_i_fy", "test_err_net", "test_err_lin",
+                   "test_loss_net", "test_loss_lin")
+
+
+def training_choice(config: dict[str, Any]) -> tuple[str, str, str]:
+    """(data, loss, optimizer) labels of a training-study run."""
+    data = "cats vs horses" if config.get("classes") is None else f"{len(config['classes'])} classes"
+    opt = config.get("optimizer", "gd") + (f" (batch {config['batch_size']})" if config.get("batch_size") else "")
+    return data, config.get("loss", "squared"), opt
+
+
+def table_training(records: Records, study: str = "training_cpu") -> Table:
+    """Per run of the training study and recorded step: seed means of the relative test MSE(net, linear), the
+    label agreement, μ and I(F; Y), error rates and losses, with η·t and the run's measured linear regime."""
+    out: Table = {k: [] for k in ("data", "loss", "optimizer", "n", "width", "step", "lr_t", "linear_regime_steps",
+                                  *TRAINING_CURVES)}
+    for run in records[study]["runs"]:
+        cur = _curves(run, TRAINING_CURVES)
+        data, loss, opt = training_choice(run["config"])
+        for i, step in enumerate(cur["step"]):
+            for k, v in (("data", data), ("loss", loss), ("optimizer", opt), ("n", run["config"]["n"]),
+                         ("width", run["config"]["width"]), ("step", step), ("lr_t", step * run["config"]["lr"]),
+                         ("linear_regime_steps", run["summary"]["linear_regime_steps"])):
+                out[k].append(v)
+            for k in TRAINING_CURVES:
+                out[k].append(cur[k][i])
+    return out
+
+
 TABLES: dict[str, TableSpec] = {
     "fig1a": TableSpec(("fig1",), table_fig1a),
     "fig1b": TableSpec(("fig1",), table_fig1b),
@@ -306,6 +339,8 @@ TABLES: dict[str, TableSpec] = {
     "fig3_grid": TableSpec(("fig3_grid",), table_fig3_grid),
     "fig3_grid_widths": TableSpec(FIG3_GRID_WIDTHS, lambda r: table_fig3_grid(r, FIG3_GRID_WIDTHS)),
     "fig3_cnn_cpu": TableSpec(("fig3_cnn_cpu",), lambda r: table_fig3_grid(r, ("fig3_cnn_cpu",))),
+    "training": TableSpec(("training_cpu",), table_training),
+    "training_paper_size": TableSpec(("training",), lambda r: table_training(r, "training")),
     "kernel_ratio": TableSpec(("kernel",), table_kernel_ratio),
     "width_split": TableSpec(("width",), table_width_split),
     "escape": TableSpec(("escape",), table_escape),

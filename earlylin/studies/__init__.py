@@ -97,8 +97,13 @@ def _phase(spec: dict[str, Any], device: str) -> list[Any]:
     return grid_configs(spec["family"], spec["grid"], {**spec["fixed"], "device": device}, spec["seeds"])
 
 
+TRAINING_FIELDS = ("classes", "loss", "optimizer", "batch_size")  # how a CIFAR run trains (docs/theory.md §3.3)
+
+
 def _by_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"by_run": [{**{k: r["config"][k] for k in ("arch", "width", "activation", "cifar_norm")}, **r["summary"]}
+    keys = ("arch", "width", "activation", "cifar_norm")
+    return {"by_run": [{**{k: r["config"][k] for k in keys}, **{k: r["config"][k] for k in TRAINING_FIELDS
+                                                                 if k in r["config"]}, **r["summary"]}
                        for r in runs]}
 
 

@@ -69,6 +69,10 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 #   through the Fig 1 point (n = 20,000 at d = 50), 5·T steps per point (T = 5·d·log d), seeds 0–1;
 #   ≈ 4–5 min on one H100/H200 by the measured step rate (benchmarks/phase_gpu.sh). Quick: d ∈ {8, 16, 32}
 #   × m/d ∈ {1, 4, 16}, n = 8·d^{3/2}, 3·T steps, ≈ 20 s of single-thread CPU time.
+# - Training (docs/theory.md §3.3; Kalimeris et al. 2019): the FC net (4 × 256, erf, ‖x‖ = √d) on cats vs horses and on
+#   all ten classes, squared loss / cross-entropy × full-batch GD / SGD (batch 128), η = 1: ``training_cpu`` at
+#   n = 2,000 / 1,000 and 1,000 steps (≈ 3 CPU-minutes, the committed record), ``training`` at the full 10k / 2k and
+#   4,000 steps (a GPU study: benchmarks/training_gpu.sh; paper_checks lists it as not run until its record exists).
 SIZES = ("quick", "paper")
 SEEDS = (0, 1, 2)
 # The first Fig 3 setting: ReLU on per-coordinate standardised inputs, where the claim does not hold
@@ -78,6 +82,11 @@ FIG2_TARGETS = ("norm", "relu_teacher", "radial")
 FIG3_GRID_AXES = {"activation": ["erf", "relu"], "cifar_norm": ["coordinate", "sphere"]}
 # The two CNN settings the paper-size Fig 3 runs cover: erf on the sphere, ReLU per coordinate
 FIG3_CNN_SETTINGS = [{"activation": "erf", "cifar_norm": "sphere"}, RELU_COORD]
+# The training study's choices: data (cats vs horses, ten classes) × loss × optimizer
+TRAINING_SETTINGS = [{"classes": classes, "loss": loss, "optimizer": opt, "batch_size": batch}
+                     for classes in (None, list(range(10))) for loss in ("squared", "cross_entropy")
+                     for opt, batch in (("gd", None), ("sgd", 128))]
+TRAINING_NET = {"arch": "fc", "width": 256, "depth": 4, "activation": "erf", "cifar_norm": "sphere"}
 
 
 def _fig3_grid(widths: dict[str, list[int]], steps: int) -> dict[str, Any]:
@@ -120,6 +129,9 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                    "ntk_model": True}},
         "fig3_cnn_erf_sphere": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "sphere", "arch": "cnn",
                                                             "width": 32, "steps": 3000}},
+        "training": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS, "cifar": {**TRAINING_NET, "steps": 4000}},
+        "training_cpu": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS,
+                         "cifar": {**TRAINING_NET, "n": 2000, "n_test": 1000, "steps": 1000}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [25, 50, 100, 200], "seeds": [0, 1]}},
         "width": {"kind": "two_layer_widths", "ds": [50], "widths": [256, 1024, 4096],
                   "base": {"steps": 1000, "seeds": SEEDS}},
@@ -163,6 +175,10 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                                    "ntk_model": True}},
         "fig3_cnn_erf_sphere": {"kind": "cifar", "cifar": {"activation": "erf", "cifar_norm": "sphere", "arch": "cnn",
                                                             "width": 16, "n": 500, "n_test": 500, "steps": 300}},
+        "training": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS,
+                     "cifar": {**TRAINING_NET, "width": 32, "n": 200, "n_test": 200, "steps": 100}},
+        "training_cpu": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS,
+                         "cifar": {**TRAINING_NET, "width": 32, "n": 200, "n_test": 200, "steps": 100}},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [16, 32, 64], "seeds": [0, 1], "tol": 1e-5}},
         "width": {"kind": "two_layer_widths", "ds": [20], "widths": [64, 256, 1024],
                   "base": {"n": 2000, "n_test": 500, "steps": 300, "seeds": SEEDS}},

@@ -17,6 +17,8 @@ import torch
 from earlylin.cli import verify
 from earlylin.errors import ConfigError
 from earlylin.experiments.train import CHECKPOINT_ENV, CHECKPOINT_EVERY_S, Checkpoint, checkpoint_interval, run_gd
+from earlylin.training.batches import Batches
+from earlylin.training.optim import Optimizer, OptimSpec
 
 SIZE = ["--d", "8", "--n", "100", "--n-test", "20", "--width", "16", "--steps", "2000", "--n-log", "20",
         "--seeds", "0", "1", "--device", "cpu", "--no-plot"]
@@ -35,11 +37,13 @@ class Stop(Exception):
     pass
 
 
+def _toy_data(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 30, 4, generator=g, dtype=torch.float64), torch.randn(2, 30, generator=g, dtype=torch.float64)
+
 def _toy(seed: int = 0):
     """A least-squares problem in two parameter tensors, K = 2 seeds: loss (K,), outputs (K, n), grads."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(2, 30, 4, generator=g, dtype=torch.float64)
-    y = torch.randn(2, 30, generator=g, dtype=torch.float64)
+    X, y = _toy_data(seed)
     params = [torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)]
 
     def step(ps):
@@ -50,17 +54,46 @@ def _toy(seed: int = 0):
     return step, params
 
 
-def _train(tmp_path: Path, stop_at: int | None, rows: list, every_s: float = 1e-9):
+def _train(tmp_path: Path, stop_at: int | None, rows: list, every_s: float = 1e-9, optimizer: str | None = None):
     step, params = _toy()
     ck = Checkpoint(tmp_path / "ck.pt", every_s=every_s, rows=rows)
+    opt = batches = None
+    if optimizer is not None:  # a stateful rule on mini-batches: its buffers and the batch order must resume too
+        opt, batches = Optimizer(OptimSpec(optimizer), params, [0.1, 0.1]), Batches(30, 7, batch_seed=3)
+        X, y = _toy_data()
+
+        def step(ps, idx):
+            Xb, yb = X[:, idx], y[:, idx]
+            r = (Xb @ ps[0].unsqueeze(-1)).squeeze(-1) + ps[1] - yb
+            return 0.5 * (r * r).mean(-1), None, [(Xb * r.unsqueeze(-1)).mean(-2), r.mean(-1, keepdim=True)]
 
     def on_record(t, f, ps):
         if t == stop_at:
             raise Stop
-        rows.append({"t": torch.tensor([t, t]), "f0": f[:, 0].clone(), "w": ps[0].sum(-1).clone()})
+        f0 = ps[1][:, 0].clone() if f is None else f[:, 0].clone()
+        rows.append({"t": torch.tensor([t, t]), "f0": f0, "w": ps[0].sum(-1).clone()})
 
-    run_gd(step, params, [0.1, 0.1], 40, list(range(0, 41, 3)), on_record, [0, 1], checkpoint=ck)
+    run_gd(step, params, [0.1, 0.1], 40, list(range(0, 41, 3)), on_record, [0, 1], checkpoint=ck, optimizer=opt,
+           batches=batches)
     return params, ck
+
+
+
+def test_a_resumed_adam_sgd_loop_equals_the_uninterrupted_one(tmp_path):
+    """Adam on mini-batches, interrupted at step 21: the rerun resumes with the optimizer's buffers and step count
+    and the batch order of step 21 on, and ends bit-identical to an uninterrupted run."""
+    with pytest.raises(Stop):
+        _train(tmp_path, stop_at=21, rows=[], optimizer="adam")
+    rows: list = []
+    params, ck = _train(tmp_path, stop_at=None, rows=rows, optimizer="adam")
+    assert ck.resumed_from == 21
+    ref_rows: list = []
+    ref_params, _ = _train(tmp_path / "ref", stop_at=None, rows=ref_rows, every_s=1e9, optimizer="adam")
+    assert all(torch.equal(a, b) for a, b in zip(params, ref_params, strict=True))
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(rows, ref_rows, strict=True) for k in a)
+    fresh_params, _ = _train(tmp_path / "fresh", stop_at=None, rows=[], every_s=1e9, optimizer="adam")
+    without_state = _train(tmp_path / "gd", stop_at=None, rows=[], every_s=1e9)[0]
+    assert not torch.equal(fresh_params[0], without_state[0])  # the rule matters: Adam is not GD
 
 
 def test_resumed_loop_equals_uninterrupted_loop(tmp_path):

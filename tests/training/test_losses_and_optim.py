@@ -133,3 +133,18 @@ def test_the_cross_entropy_linear_models_gradient_is_autograds(C):
     f = psi[:, idx] @ (beta.unsqueeze(-1) if C is None else beta)
     (want,) = torch.autograd.grad(loss("cross_entropy", f.squeeze(-1) if C is None else f, y[:, idx]).sum(), beta)
     assert_close(it.grad(idx), want, "autograd")
+
+
+def test_mu_of_two_class_labels_is_the_sign_tables():
+    """μ from the general K³ label table (K = 2) equals μ from the 2×2×2 sign table on the same predictions."""
+    from earlylin.experiments.mu import mu_labels, mu_terms
+
+    g = torch.Generator().manual_seed(9)
+    f, lin, y = (torch.randn(3, 200, generator=g, dtype=torch.float64) for _ in range(3))
+    lin = lin + 2 * f  # correlated with the net
+    y = y + f
+    bits = [(a >= 0).long() for a in (f, lin, y)]
+    want = mu_terms(f, lin, y)
+    got = mu_labels(*bits, classes=2)
+    assert_close(got.mu, want.mu, "arith")
+    assert_close(got.i_fy, want.i_fy, "arith")
