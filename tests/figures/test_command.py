@@ -58,11 +58,10 @@ TINY = {
                                                   "ntk_model": True}},
     "cifar_width": {"kind": "cifar_widths", "cifar": {"n": 60, "n_test": 40, "steps": 30, "n_fit": 32},
                     "widths": {"fc": [8, 16], "cnn": [2, 4]}},
-    **{study: {"kind": "cifar_settings", "cifar": {"arch": "fc", "width": 8, "depth": 2, "n": 60, "n_test": 40,
-                                                   "steps": 30},
-               "settings": [{"classes": c, "loss": lo, "optimizer": o, "batch_size": b}
-                            for c in (None, [0, 1, 2]) for lo in ("squared", "cross_entropy")
-                            for o, b in (("gd", None), ("sgd", 16))]}
+    **{study: {"kind": "cifar_settings", "cifar": {"arch": "fc", "width": 8, "depth": 1, "n": 40, "n_test": 30,
+                                                   "steps": 20},
+               "settings": [{"classes": None, "loss": "squared", "optimizer": "gd", "batch_size": None},
+                            {"classes": [0, 1, 2], "loss": "cross_entropy", "optimizer": "sgd", "batch_size": 16}]}
        for study in ("training", "training_cpu")},
     "kernel": {"kind": "kernel_bound", "kernel": {"ds": [8, 16], "seeds": [0, 1], "tol": 1e-5}},
     "width": {"kind": "two_layer_widths", "ds": [8], "widths": [16, 64],
