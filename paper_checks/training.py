@@ -66,7 +66,8 @@ def training_row(run: dict[str, Any]) -> Row:
     note = "" if judged else f", not judged: plug-in bias ≈ {bias:.3g} nats"
     measured = (f"min label agreement {agree_min:.3f}; μ/I(F;Y) at η·t = {lr_t[at]:g}: {share:.3f} (μ {mu[at]:.4g}, "
                 f"I(F;Y) {i_fy[at]:.4g} nats{note}); linear regime {ends} (initial mismatch "
-                f"{s['initial_mismatch']:.3g}); at the last step agreement {agree[-1]:.3f}, μ/I(F;Y) {mu[-1] / i_fy[-1]:.3f}")
+                f"{s['initial_mismatch']:.3g}); at the last step agreement {agree[-1]:.3f}, "
+                f"μ/I(F;Y) {mu[-1] / i_fy[-1]:.3f}")
     data, loss, opt = training_choice(run["config"])
     return Row(f"{data}, {loss}, {opt}", measured, verdict,
                {"label_agreement_min_early": agree_min, "mu_share_early": share, "mu_judged": bool(judged),
