@@ -25,7 +25,7 @@ from typing import Any
 
 from earlylin.activations import get_activation
 from earlylin.data.cifar_classes import check_classes
-from earlylin.data.synthetic import INPUT_NAMES, SIGMA_NAMES, TARGET_NAMES
+from earlylin.data.synthetic import INPUT_NAMES, LABEL_TARGETS, SIGMA_NAMES, TARGET_NAMES
 from earlylin.errors import CUSTOM, ConfigError, arg, choice, config_class, int_range, positive
 from earlylin.linear.features import LAYERS
 from earlylin.nets.two_layer import NET_STEPS
@@ -92,6 +92,13 @@ class TwoLayerConfig(RunControls):
     seeds: tuple[int, ...] = (0,)
     ntk_lin: bool = False  # also train the θ-linearised network (Lee et al. 2019) and record its MSE
     step: str = "auto"  # the network step's implementation, one of NET_STEPS (results equal to fp32 rounding)
+    # how it trains (docs/theory.md §3.3): the paper's full-batch GD on the squared loss by default; any other
+    # choice trains the net by autograd and its linear model step by step on the same batches
+    loss: str = "squared"
+    optimizer: str = "gd"
+    batch_size: int | None = None
+    batch_seed: int = 0
+    momentum: float = 0.9
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -119,6 +126,14 @@ class TwoLayerConfig(RunControls):
         choice("step", self.step, NET_STEPS)
         if not self.activation.startswith(CUSTOM):
             get_activation(self.activation)
+        _check_training(self, self.n)
+        if self.loss == "cross_entropy" and self.target in TARGET_NAMES and self.target not in LABEL_TARGETS:
+            raise ConfigError(f"{arg('loss', 'cross_entropy')} with {arg('target', self.target)}: the targets must be "
+                              f"labels ±1; the built-in target giving labels: {', '.join(LABEL_TARGETS)}")
+        if not closed_form(self) and self.ntk_lin:
+            raise ConfigError(f"{arg('ntk_lin')}: the θ-linearised two-layer net trains by full-batch GD on the "
+                              f"squared loss only; leave it out with {arg('loss', self.loss)}, "
+                              f"{arg('optimizer', self.optimizer)}")
         return self
 
     def with_(self, **changes: Any) -> TwoLayerConfig:
@@ -147,6 +162,11 @@ class Cnn1dConfig(TwoLayerConfig):
                    f"the filter size must be an integer in [1, d = {self.d}]")
         if self.ntk_lin:
             raise ConfigError(f"{arg('ntk_lin')} is not available for the 1D CNN; leave it out")
+        if not closed_form(self):
+            raise ConfigError(f"{arg('loss', self.loss)}, {arg('optimizer', self.optimizer)}"
+                              f"{'' if self.batch_size is None else ', ' + arg('batch_size', self.batch_size)}: the 1D "
+                              "CNN trains by full-batch GD on the squared loss (the two-layer net, the CIFAR nets and "
+                              "a user's network take the others)")
         if self.step not in ("auto", "reference"):
             raise ConfigError(f"{arg('step', self.step)}: the 1D CNN has one step implementation; leave "
                               f"{arg('step')} out")
@@ -345,13 +365,18 @@ def _check_training(cfg: Any, n: int | None) -> None:
     int_range("batch_seed", cfg.batch_seed, 0, 2**63 - 1)
     if not (isinstance(cfg.momentum, int | float) and 0.0 <= cfg.momentum < 1.0):
         raise ConfigError(f"{arg('momentum', cfg.momentum)}: must be a number in [0, 1)")
-    positive("alpha", cfg.alpha)
+    if hasattr(cfg, "alpha"):
+        positive("alpha", cfg.alpha)
 
 
 def closed_form(cfg: Any) -> bool:
-    """Whether the linear model's GD trajectory is in closed form (docs/theory.md §3.2): squared loss, and GD or
-    SGD on all n points; else it trains step by step (§3.3)."""
-    return cfg.loss == "squared" and cfg.optimizer in ("gd", "sgd") and cfg.batch_size in (None, cfg.n)
+    """Whether a run trains as the paper's theorems assume — the squared loss, GD or SGD on all n points — so that
+    the linear model's trajectory is in closed form (docs/theory.md §3.2); else it trains step by step (§3.3) and
+    no theorem gives a window T. ``cfg``: a config, or its ``as_dict()`` (a record's; older records lack the
+    fields: the paper's training)."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda k, default: getattr(cfg, k, default))
+    return (get("loss", "squared") == "squared" and get("optimizer", "gd") in ("gd", "sgd")
+            and get("batch_size", None) in (None, get("n", None)))
 
 
 def _check_controls(cfg: Any) -> None:
@@ -384,9 +409,10 @@ def early_window(d: int, lr: float, c: float) -> int:
     return max(1, round(c * window_scale(d, lr)))
 
 
-def theorem_window(family: str, d: int, lr: float, c: float) -> int | None:
-    """T = c·d·log(d)/η for a family a theorem covers (:data:`THEOREM_FAMILIES`), else None (docs/theory.md §4.5)."""
-    return early_window(d, lr, c) if family in THEOREM_FAMILIES else None
+def theorem_window(family: str, d: int, lr: float, c: float, paper_training: bool = True) -> int | None:
+    """T = c·d·log(d)/η for a family a theorem covers (:data:`THEOREM_FAMILIES`) trained as the theorem assumes
+    (``paper_training``: :func:`closed_form`), else None (docs/theory.md §4.5)."""
+    return early_window(d, lr, c) if family in THEOREM_FAMILIES and paper_training else None
 
 
 def _check_window(cfg: Any) -> None:

@@ -42,6 +42,7 @@ from earlylin.runtime.rng import STREAM_TEACHER, STREAM_TEST, STREAM_TRAIN, stre
 
 SIGMA_NAMES = ("iso", "decay", "twolevel")
 TARGET_NAMES = ("teacher", "norm", "relu_teacher", "radial")
+LABEL_TARGETS = ("teacher",)  # the built-in targets whose values are labels ±1 (what cross-entropy takes)
 INPUT_NAMES = ("gaussian", "rademacher")
 
 TargetFn = Callable[[np.ndarray], np.ndarray]

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
-from earlylin.config import REGIME_EPS, theorem_window
+from earlylin.config import REGIME_EPS, closed_form, theorem_window
 from earlylin.errors import ConfigError, DataError
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.comparison import escape_step
@@ -104,7 +104,7 @@ def summarise(
     first = next(iter(record["per_seed"].values()))
     steps = np.asarray(first["steps"])
     family = cfg.get("family", "two_layer")
-    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"])
+    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"], closed_form(cfg))
     eps = float(cfg.get("regime_eps", REGIME_EPS))
     factor = cfg["escape_factor"]
     rel = seed_curves(record, "test_rel_mse")

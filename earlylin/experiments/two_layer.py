@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from earlylin.activations import gaussian_constants
-from earlylin.config import TwoLayerConfig
+from earlylin.config import TwoLayerConfig, closed_form
+from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared, check_lr
@@ -27,6 +28,9 @@ from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import linearized
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DTYPES
+from earlylin.training import losses
+from earlylin.training.batches import Batches
+from earlylin.training.optim import OptimSpec, stability_factor
 
 
 class TwoLayer(SyntheticFamily):
@@ -61,16 +65,23 @@ class TwoLayer(SyntheticFamily):
 
         psi, psi_t = psi_of(X64), psi_of(Xt64)
         bound = stability_bound(psi)
-        check_lr(cfg.lr, bound, self.lr_context)  # before the costly parts of the set-up
+        factor0 = stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)
+        if factor0 is not None:
+            check_lr(cfg.lr, bound * factor0, self.lr_context)  # before the costly parts of the set-up
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
         inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
         v64 = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=torch.float64)
-        psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers, nu2=nu2) for A in (X64, Xt64))
+        paper = closed_form(cfg)  # the paper's training: full-batch GD on the squared loss
+        if cfg.loss == "cross_entropy" and not bool(((y64.abs() == 1.0).all() & (yt64.abs() == 1.0).all()).item()):
+            raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels ±1 (target {cfg.target!r} "
+                              "gives other values); use the squared loss or ±1 labels")
+        psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers, nu2=nu2) for A in (X64, Xt64)) \
+            if paper else None
         ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop, nu2=nu2) else
-                     (psi_of(X64, drop=drop), psi_of(Xt64, drop=drop)) for drop in ABLATIONS}
+                     (psi_of(X64, drop=drop), psi_of(Xt64, drop=drop)) for drop in ABLATIONS} if paper else {}
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, psi_fw=psi_fw,
-                                              psi_ablations=ablations, bound=bound)
+                                              psi_ablations=ablations, bound=bound, loss=cfg.loss, iterated=not paper)
 
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         W, v = W64.to(dtype), v64.to(dtype)
@@ -104,16 +115,35 @@ class TwoLayer(SyntheticFamily):
         def extra_outputs(params: list[torch.Tensor]) -> dict[str, torch.Tensor]:  # test_mse_ntk_lin, test_ntk_lin
             return {"ntk_lin": ntk_step.forward(params[2], params[3], Xt)} if ntk_step is not None else {}
 
+        def autograd_step(params: list[torch.Tensor], idx: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor | None, list]:
+            """Any loss, optimizer and batch (docs/theory.md §3.3): the net's gradients by autograd."""
+            Xb, yb = (X, y) if idx is None else (X[:, idx], y[:, idx])
+            with torch.enable_grad():
+                Wp, vp = (p.detach().requires_grad_(True) for p in params[:2])
+                L = losses.loss(cfg.loss, nets.forward(act, Wp, vp, Xb), yb)
+                gW, gv = torch.autograd.grad(L.sum(), [Wp, vp])
+            f = None if idx is not None else nets.forward(act, params[0], params[1], X)
+            return L.detach(), f, [gW if train_W else None, gv if train_v else None]
+
         lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
         params = [W, v, *ntk_step.init_params()] if ntk_step is not None else [W, v]
+        n_points = X.shape[1]
+        factor = stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)
         return Prepared(
             params=params,
             lrs=lrs * (len(params) // 2),
-            step=step_fn,
+            step=step_fn if paper else autograd_step,
             test_outputs=lambda ps: test_forward(act, ps[0], ps[1], Xt),
+            train_outputs=lambda ps: nets.forward(act, ps[0], ps[1], X),
             comparison=comparison,
             lr_context=self.lr_context,
             shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d),
-                    "net_step": nets.step_info(nets.resolve_step(cfg.step, device))},
+                    "net_step": (nets.step_info(nets.resolve_step(cfg.step, device)) if paper
+                                 else {"impl": "autograd", "matmul_precision": "ieee", "fused": "false"})},
             extra_outputs=extra_outputs,
+            optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
+            batches=Batches(n_points, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, n_points)
+            else None,
+            lr_factor=factor,
         )
