@@ -45,6 +45,7 @@ UNKNOWNS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("training_early", "training_early_paper_size"), (
         "data (cats vs horses, ten classes)", "loss (squared, cross-entropy)", "optimizer (full-batch GD, SGD with "
         "batch 128)", "the early phase (η·t ≤ 100)")),
+    "lazy_alpha": ("the network, data and η (a tanh MLP on the synthetic teacher labels, one choice run)",),
 }
 # claim id of each check that shares its claim with others (the rest: their own name)
 CLAIM_OF: dict[str, str] = {**dict.fromkeys(FIG3_WINDOW_CHECKS, "fig3_window"),

@@ -10,6 +10,7 @@ squared loss. One row per choice of data (cats vs horses, ten classes) × loss �
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -84,3 +85,36 @@ def _check(name: str, study: str) -> Any:
 
 TRAINING_CHECKS = {"training_early": (_check("training_early", "training_cpu"), ("training_cpu",)),
                    "training_early_paper_size": (_check("training_early_paper_size", "training"), ("training",))}
+
+
+ALPHA_SLOPE = -1.75     # the relative MSE at fixed η·t falls at least like α⁻² (a quarter of slack)
+ALPHA_SLOPE_FAIL = -1.0
+
+
+def lazy_alpha(rec: dict[str, dict[str, Any]]) -> CheckResult:
+    """The output scale α: the net's relative MSE to its θ-linearisation at fixed η·t against α, and the regime's
+    end (earlylin/studies/alpha.py)."""
+    s = rec["alpha"]["summary"]
+    slope = float(s["slope"][0])
+    ends = [np.inf if e is None else e for e in s["regime_end_steps"]]
+    grows = all(b >= a for a, b in itertools.pairwise(ends))
+    if slope <= ALPHA_SLOPE and grows:
+        verdict = HOLDS
+    elif slope > ALPHA_SLOPE_FAIL or not grows:
+        verdict = FAILS
+    else:
+        verdict = INCONCLUSIVE
+    shown = ", ".join(f"α = {a:g}: {r:.3g}" for a, r in zip(s["alphas"], s["rel_mse_ntk_lin_at"], strict=True))
+    end_txt = ", ".join("never" if e is None else str(e) for e in s["regime_end_steps"])
+    measured = (f"relative test MSE(net, θ-linearisation) at η·t = {s['at_lr_t']:g}: {shown}; log-log slope in α "
+                f"{slope:.2f}; the regime (≤ {s['threshold']:g}) ends at steps {end_txt}")
+    return CheckResult(
+        "lazy_alpha", "With a larger output scale α the net stays with its θ-linearisation longer: at fixed η·t its "
+        "relative MSE to it falls at least like α⁻² (lazy training).",
+        "Chizat, Oyallon & Bach 2019 (arXiv:1812.07956): ‖f_α − f_lin‖ = O(1/α) at fixed training time",
+        measured, f"holds if the log-log slope in α is ≤ {ALPHA_SLOPE} and the regime's end does not shorten with α; "
+        f"fails if the slope is > {ALPHA_SLOPE_FAIL} or the regime shortens", verdict, ("alpha",),
+        {"slope": slope, "rel_mse_ntk_lin_at": s["rel_mse_ntk_lin_at"], "regime_end_steps": s["regime_end_steps"]})
+
+
+TRAINING_CHECKS["lazy_alpha"] = (lazy_alpha, ("alpha",))

@@ -105,3 +105,31 @@ def plot_training(table: Table) -> Figure:
         ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def plot_alpha(table: Table) -> Figure:
+    """The output scale α (docs/theory.md §3.3): the relative distance of the net to its θ-linearisation over η·t
+    per α, and at fixed η·t against α beside the lazy-training bound's α⁻² (through the α = 1 point)."""
+    fig, axes = subplots(1, 2, figsize=(12, 4.5))
+    alpha, lr_t, rel = col(table, "alpha"), col(table, "lr_t"), col(table, "rel_mse_ntk_lin")
+    at, threshold = float(col(table, "at_lr_t")[0]), float(col(table, "threshold")[0])
+    points = []
+    for i, a in enumerate(np.unique(alpha)):
+        sel = (alpha == a) & (lr_t > 0)
+        axes[0].plot(lr_t[sel], rel[sel], "-", color=f"C{i}", label=f"α = {a:g}")
+        j = int(np.argmin(np.abs(lr_t[sel] - at)))
+        points.append((a, rel[sel][j]))
+    axes[0].axhline(threshold, color="gray", lw=0.8, ls=":", label=f"threshold {threshold:g}")
+    axes[0].axvline(at, color="gray", lw=0.8, ls="--", label=f"η·t = {at:g}")
+    axes[0].set(xscale="log", yscale="log", xlabel="η·t", ylabel="relative test MSE(net, θ-linearisation)",
+                title="The net against its θ-linearisation, per output scale α")
+    a_pts, r_pts = (np.array(v) for v in zip(*points, strict=True))
+    slope = np.polyfit(np.log(a_pts), np.log(r_pts), 1)[0] if len(a_pts) > 1 else float("nan")
+    axes[1].plot(a_pts, r_pts, "C0o-", label=f"measured (log-log slope {slope:.2f})")
+    axes[1].plot(a_pts, r_pts[0] * a_pts ** -2.0, "k--", lw=0.8, label="α⁻² (lazy training: distance O(1/α))")
+    axes[1].set(xscale="log", yscale="log", xlabel="output scale α", ylabel=f"relative test MSE at η·t = {at:g}",
+                title="At fixed η·t, against α")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

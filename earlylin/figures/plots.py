@@ -29,7 +29,7 @@ from earlylin.experiments.analysis import (
 from earlylin.experiments.figure import plot_verify as plot_verify
 from earlylin.experiments.figure import save_figure as save_figure
 from earlylin.experiments.figure import verify_figure as verify_figure
-from earlylin.figures.choices import plot_fig2_targets, plot_fig3_grid, plot_training
+from earlylin.figures.choices import plot_alpha, plot_fig2_targets, plot_fig3_grid, plot_training
 from earlylin.figures.phase import plot_phase
 from earlylin.figures.tables import FIG3_VARIANTS, TABLES
 from earlylin.runtime.canvas import subplots
@@ -248,6 +248,7 @@ PLOTS: dict[str, Callable[[Table], Figure]] = {
     "fig3_cnn_cpu": plot_fig3_grid,
     "training": plot_training,  # earlylin/figures/choices.py
     "training_paper_size": plot_training,
+    "alpha": plot_alpha,
     "kernel_ratio": plot_kernel_ratio,
     "width_split": plot_width_split,
     "escape": plot_escape,

@@ -33,6 +33,8 @@ training       training_cpu    per data (cats vs horses, ten classes) × loss ×
                                label agreement and μ/I(F; Y) over η·t (docs/theory.md §3.3); n = 2,000
 training_      training        the same at the full 10k / 2k (a GPU study: benchmarks/training_gpu.sh)
 paper_size
+alpha          alpha           relative MSE(net, θ-linearisation) over η·t per output scale α, and at fixed η·t
+                               against α (docs/theory.md §3.3)
 kernel_ratio   kernel          ‖Θ(0) − Θ^lin‖/‖Θ^lin‖ vs d per block, with fitted exponents
 width_split    width           early MSE(net, f^lin) = nonlinear + width parts, vs m
 escape         escape          escape step t* vs d, beside the prediction ∝ d·log(d)/η
@@ -325,6 +327,23 @@ def table_training(records: Records, study: str = "training_cpu") -> Table:
     return out
 
 
+def table_alpha(records: Records) -> Table:
+    """Per output scale α and recorded step: η·t and the relative test MSE of the net to its θ-linearisation and to
+    its fitted affine model; the study summary's reading point and threshold in every row."""
+    rec = records["alpha"]
+    out: Table = {k: [] for k in ("alpha", "step", "lr_t", "rel_mse_ntk_lin", "rel_mse_fitted", "at_lr_t",
+                                  "threshold")}
+    for run in rec["runs"]:
+        cur = _curves(run, ("test_rel_mse_ntk_lin", "test_rel_mse"))
+        for i, step in enumerate(cur["step"]):
+            for k, v in (("alpha", run["config"]["alpha"]), ("step", step), ("lr_t", step * run["config"]["lr"]),
+                         ("rel_mse_ntk_lin", cur["test_rel_mse_ntk_lin"][i]),
+                         ("rel_mse_fitted", cur["test_rel_mse"][i]),
+                         ("at_lr_t", rec["summary"]["at_lr_t"]), ("threshold", rec["summary"]["threshold"])):
+                out[k].append(v)
+    return out
+
+
 TABLES: dict[str, TableSpec] = {
     "fig1a": TableSpec(("fig1",), table_fig1a),
     "fig1b": TableSpec(("fig1",), table_fig1b),
@@ -341,6 +360,7 @@ TABLES: dict[str, TableSpec] = {
     "fig3_cnn_cpu": TableSpec(("fig3_cnn_cpu",), lambda r: table_fig3_grid(r, ("fig3_cnn_cpu",))),
     "training": TableSpec(("training_cpu",), table_training),
     "training_paper_size": TableSpec(("training",), lambda r: table_training(r, "training")),
+    "alpha": TableSpec(("alpha",), table_alpha),
     "kernel_ratio": TableSpec(("kernel",), table_kernel_ratio),
     "width_split": TableSpec(("width",), table_width_split),
     "escape": TableSpec(("escape",), table_escape),

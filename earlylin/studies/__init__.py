@@ -34,6 +34,7 @@ from earlylin.experiments.analysis import sweep_summary
 from earlylin.runtime.devices import resolve_device
 from earlylin.runtime.progress import say
 from earlylin.runtime.records import SCHEMA, Cache, environment
+from earlylin.studies.alpha import alpha_runs, alpha_summary
 from earlylin.studies.presets import SIZES, STUDY_SPECS
 from earlylin.sweep import run_study
 from earlylin.sweep.spec import grid_configs
@@ -128,6 +129,7 @@ KINDS: dict[str, Kind] = {
     "cifar_grid": Kind(_cifar(_grid_at_widths), _by_run),
     "cifar_settings": Kind(_cifar(lambda spec: list(spec["settings"])), _by_run),
     "phase": Kind(_phase, runner="phase"),
+    "alpha": Kind(None, runner="alpha"),
     "kernel_bound": Kind(None, runner="kernel"),
 }
 
@@ -156,6 +158,9 @@ def _run(study: str, size: str, spec: dict[str, Any], device: str, cache: Cache,
     if kind.runner == "phase":  # the sweep's point function over the grid, locally: {"table", "summary"}
         say(f"[{study}] phase diagram: {', '.join(f'{k} {v}' for k, v in spec['grid'].items())}", progress)
         record.update(run_study(spec, device, cache, progress, max_gb))
+    elif kind.runner == "alpha":  # a network of its own (earlylin/studies/alpha.py), run through the pipeline
+        record["runs"] = alpha_runs(spec, device, cache, progress, lambda s: say(f"[{study}] {s}", progress))
+        record["summary"] = alpha_summary(record["runs"], spec)
     elif kind.runner == "kernel":
         kcfg = KernelBoundConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["kernel"].items()},
                                  device=device)

@@ -73,6 +73,9 @@ KERNEL_QUICK: dict[str, Any] = {"ds": (16, 32, 64), "tol": 1e-5}
 #   all ten classes, squared loss / cross-entropy × full-batch GD / SGD (batch 128), η = 1: ``training_cpu`` at
 #   n = 2,000 / 1,000 and 1,000 steps (≈ 3 CPU-minutes, the committed record), ``training`` at the full 10k / 2k and
 #   4,000 steps (a GPU study: benchmarks/training_gpu.sh; paper_checks lists it as not run until its record exists).
+# - Output scale α (earlylin/studies/alpha.py): a tanh MLP 10-256-1 on the synthetic teacher labels, n = 1,000 / 500,
+#   η = 0.1, 800 steps, α ∈ {1, 2, 4, 8, 16}, float64, with its θ-linearisation; the relative MSE read at η·t = 20
+#   and the regime's end at a relative MSE of 10⁻³ (≈ 2 CPU-minutes).
 SIZES = ("quick", "paper")
 SEEDS = (0, 1, 2)
 # The first Fig 3 setting: ReLU on per-coordinate standardised inputs, where the claim does not hold
@@ -132,6 +135,8 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
         "training": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS, "cifar": {**TRAINING_NET, "steps": 4000}},
         "training_cpu": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS,
                          "cifar": {**TRAINING_NET, "n": 2000, "n_test": 1000, "steps": 1000}},
+        "alpha": {"kind": "alpha", "alphas": [1, 2, 4, 8, 16], "d": 10, "width": 256, "n": 1000, "n_test": 500,
+                  "lr": 0.1, "steps": 800, "n_fit": 128, "at_lr_t": 20.0, "threshold": 1e-3},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [25, 50, 100, 200], "seeds": [0, 1]}},
         "width": {"kind": "two_layer_widths", "ds": [50], "widths": [256, 1024, 4096],
                   "base": {"steps": 1000, "seeds": SEEDS}},
@@ -179,6 +184,8 @@ STUDY_SPECS: dict[str, dict[str, dict[str, Any]]] = {
                      "cifar": {**TRAINING_NET, "width": 32, "n": 200, "n_test": 200, "steps": 100}},
         "training_cpu": {"kind": "cifar_settings", "settings": TRAINING_SETTINGS,
                          "cifar": {**TRAINING_NET, "width": 32, "n": 200, "n_test": 200, "steps": 100}},
+        "alpha": {"kind": "alpha", "alphas": [1, 4], "d": 6, "width": 32, "n": 200, "n_test": 100, "lr": 0.5,
+                  "steps": 60, "n_fit": 64, "at_lr_t": 10.0, "threshold": 1e-3},
         "kernel": {"kind": "kernel_bound", "kernel": {"ds": [16, 32, 64], "seeds": [0, 1], "tol": 1e-5}},
         "width": {"kind": "two_layer_widths", "ds": [20], "widths": [64, 256, 1024],
                   "base": {"n": 2000, "n_test": 500, "steps": 300, "seeds": SEEDS}},

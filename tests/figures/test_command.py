@@ -17,6 +17,7 @@ from earlylin.figures.plots import PLOTS
 from earlylin.figures.tables import TABLES
 from earlylin.runtime.records import Cache, read_csv, write_csv_atomic
 from earlylin.studies import presets
+from earlylin.studies.alpha import alpha_configs
 
 FIGURES = list(TABLES)
 
@@ -63,6 +64,8 @@ TINY = {
                "settings": [{"classes": None, "loss": "squared", "optimizer": "gd", "batch_size": None},
                             {"classes": [0, 1, 2], "loss": "cross_entropy", "optimizer": "sgd", "batch_size": 16}]}
        for study in ("training", "training_cpu")},
+    "alpha": {"kind": "alpha", "alphas": [1, 3], "d": 4, "width": 8, "n": 40, "n_test": 20, "lr": 0.5, "steps": 20,
+              "n_fit": 16, "at_lr_t": 5.0, "threshold": 1e-3},
     "kernel": {"kind": "kernel_bound", "kernel": {"ds": [8, 16], "seeds": [0, 1], "tol": 1e-5}},
     "width": {"kind": "two_layer_widths", "ds": [8], "widths": [16, 64],
               "base": {"n": 100, "n_test": 100, "steps": 60, "seeds": [0, 1]}},
@@ -211,7 +214,9 @@ def test_bad_inputs_fail_before_work(tmp_path, capsys):
 def test_paper_specs_validate():
     """Every paper-size config is valid (no run): a typo in a spec fails here, not on the GPU."""
     for study, spec in presets.STUDY_SPECS["paper"].items():
-        if spec["kind"] != "kernel_bound":
+        if spec["kind"] == "alpha":
+            assert alpha_configs(copy.deepcopy(spec), "cpu"), study
+        elif spec["kind"] != "kernel_bound":
             cfgs = studies.study_configs(copy.deepcopy(spec), "cpu")
             assert cfgs, study
         assert set(presets.STUDY_SPECS["quick"]) == set(presets.STUDY_SPECS["paper"])
