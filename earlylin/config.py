@@ -162,11 +162,7 @@ class Cnn1dConfig(TwoLayerConfig):
                    f"the filter size must be an integer in [1, d = {self.d}]")
         if self.ntk_lin:
             raise ConfigError(f"{arg('ntk_lin')} is not available for the 1D CNN; leave it out")
-        if not closed_form(self):
-            raise ConfigError(f"{arg('loss', self.loss)}, {arg('optimizer', self.optimizer)}"
-                              f"{'' if self.batch_size is None else ', ' + arg('batch_size', self.batch_size)}: the 1D "
-                              "CNN trains by full-batch GD on the squared loss (the two-layer net, the CIFAR nets and "
-                              "a user's network take the others)")
+
         if self.step not in ("auto", "reference"):
             raise ConfigError(f"{arg('step', self.step)}: the 1D CNN has one step implementation; leave "
                               f"{arg('step')} out")

@@ -68,9 +68,6 @@ SYNTHETIC_ONLY = {"layers": "--layers", "teacher_width": "--teacher-width", "tar
 CIFAR_ONLY = {"depth": "--depth", "linear": "--linear", "ntk_model": "--ntk-model", "cifar_norm": "--cifar-norm",
               "n_fit": "--n-fit", "cifar_root": "--cifar-root", "npz": "--npz", "download": "--download",
               "data_dir": "--data-dir", "classes": "--classes"}
-# how a run trains (docs/theory.md §3.3): the two-layer net and the CIFAR nets, not the 1D CNN
-TRAINING_FLAGS = {"loss": "--loss", "optimizer": "--optimizer", "batch_size": "--batch-size", "momentum": "--momentum",
-                  "batch_seed": "--batch-seed"}
 
 
 def _quick(key: str) -> str:
@@ -177,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
       help=f"where the official archive is looked for and downloaded to (default: ${DATA_DIR_ENV}, else the "
       "per-user cache, Linux: ~/.cache/earlylin)")
 
-    g = p.add_argument_group("how the net trains (two-layer and CIFAR nets; docs/theory.md §3.3)").add_argument
+    g = p.add_argument_group("how the net trains (docs/theory.md §3.3)").add_argument
     g("--classes", type=_classes, default=None,
       help="CIFAR-10 classes, one output each: a number K (the labels 0 … K−1; 10: all) or a list such as 3,7; "
       "their data: --npz FILE (default: the ten-class npz under shared/data, 10,000 / 2,000 images) or --cifar-root "
@@ -301,9 +298,6 @@ def config_from_args(args: argparse.Namespace) -> Sweep:
         raise ConfigError(f"--arch {arch} needs --dataset cifar; synthetic data take two_layer or cnn1d")
     if arch == "two_layer" and args.filter is not None:
         raise ConfigError(f"--filter {args.filter}: only --arch cnn1d and --dataset cifar --arch cnn take it")
-    if arch == "cnn1d" and (wrong := cli.given(args, TRAINING_FLAGS)):
-        raise ConfigError(f"{', '.join(wrong)} with --arch cnn1d: the 1D CNN trains by full-batch GD on the squared "
-                          "loss; the two-layer net and the CIFAR nets take them")
     cls, dest = (Cnn1dConfig, CNN1D_DEST) if arch == "cnn1d" else (TwoLayerConfig, {})
     base: TwoLayerConfig = _config(cls, args, QUICK[arch], dest, d=ds[0])
     return Sweep(base=base, ds=ds, scale_alpha=args.scale_alpha)

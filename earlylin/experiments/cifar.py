@@ -33,7 +33,7 @@ from earlylin.data.cifar import CatHorse, load_cat_horse
 from earlylin.data.cifar_classes import CifarClasses, load_classes
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
-from earlylin.experiments.pipeline import Prepared, check_lr
+from earlylin.experiments.pipeline import Prepared, check_lr, training_fields
 from earlylin.linear.deep import coeff_summary, linear_features, pixel_weights
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.linear.trajectory import kernel_features, stability_bound
@@ -42,8 +42,7 @@ from earlylin.ntk import exact
 from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import array_fingerprint
-from earlylin.training.batches import Batches
-from earlylin.training.optim import OptimSpec, stability_factor
+from earlylin.training.optim import stability_factor
 
 
 def spec_of(cfg: CifarConfig) -> deep.DeepSpec:
@@ -171,9 +170,7 @@ class Cifar:
             test_outputs=lambda ps: deep.forward(spec, act, ps, Xt),
             train_outputs=lambda ps: deep.forward(spec, act, ps, X),
             comparison=comparison,
-            optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
-            batches=Batches(n, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, n) else None,
-            lr_factor=factor,
+            **training_fields(cfg, n, spec.outputs),
             lr_context=context,
             shared={"data_source": data.source, "linear_model": extra},
             seed_data=seed_data,

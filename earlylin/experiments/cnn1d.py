@@ -14,14 +14,17 @@ import numpy as np
 import torch
 
 from earlylin.activations import gaussian_constants
-from earlylin.config import Cnn1dConfig
+from earlylin.config import Cnn1dConfig, closed_form
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
-from earlylin.experiments.pipeline import Prepared
+from earlylin.experiments.pipeline import Prepared, check_lr, training_fields
 from earlylin.linear import cnn1d as cnn1d_linear
 from earlylin.linear.features import ABLATIONS, ablation_is_lin
+from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import cnn1d
 from earlylin.runtime.devices import DTYPES
+from earlylin.training.autograd import autograd_step
+from earlylin.training.optim import stability_factor
 
 
 class Cnn1d(SyntheticFamily):
@@ -50,11 +53,15 @@ class Cnn1d(SyntheticFamily):
 
         psi, psi_t = psi_of(X64), psi_of(Xt64)
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
+        paper = closed_form(cfg)  # the paper's training: full-batch GD on the squared loss
+        bound = stability_bound(psi)
+        if (factor := stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)) is not None:
+            check_lr(cfg.lr, bound * factor, f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}")
         ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop, nu2=nu2) else
                      (psi_of(X64, drop=drop), psi_of(Xt64, drop=drop))
-                     for drop in ABLATIONS}  # Fig 2's ablations, as for the two-layer net
+                     for drop in ABLATIONS} if paper else {}  # Fig 2's ablations, as for the two-layer net
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr,
-                                              psi_ablations=ablations)
+                                              psi_ablations=ablations, bound=bound, loss=cfg.loss, iterated=not paper)
 
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         inits = [cnn1d.cnn1d_init(s, cfg.width, q, cfg.d) for s in seeds]
@@ -70,9 +77,12 @@ class Cnn1d(SyntheticFamily):
         return Prepared(
             params=[W, v],
             lrs=[cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0],
-            step=step_fn,
+            step=step_fn if paper else autograd_step(lambda ps, A: cnn1d.forward(act, ps[0], ps[1], A), X, y,
+                                                     cfg.loss, [train_W, train_v]),
             test_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], Xt),
+            train_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], X),
             comparison=comparison,
             lr_context=f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}",
             shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d)},
+            **training_fields(cfg, X.shape[1]),
         )

@@ -40,20 +40,19 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from earlylin.config import NetworkConfig
+from earlylin.config import NetworkConfig, closed_form
 from earlylin.data.arrays import Arrays
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.network_linearized import ThetaLinear
-from earlylin.experiments.pipeline import Prepared, check_lr
+from earlylin.experiments.pipeline import Prepared, check_lr, training_fields
 from earlylin.linear.fitted import fit_affine, fitted_features
 from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import Unhashable, callable_fingerprint, module_fingerprint
 from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_NETWORK
 from earlylin.training import losses
-from earlylin.training.batches import Batches
-from earlylin.training.optim import OptimSpec, stability_factor
+from earlylin.training.optim import stability_factor
 
 NetworkFn = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -229,10 +228,8 @@ class Network:
             tuple(torch.stack(parts) for parts in zip(*(fitted_features(A[k].reshape(A.shape[1], -1), fits[k],
                                                                         np.ones(a.d)) for k in range(K)), strict=True))
             for A in (X64, Xt64))
-        batches = Batches(a.n, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, a.n) else None
-        closed_form = cfg.loss == "squared" and cfg.optimizer in ("gd", "sgd") and batches is None
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, loss=cfg.loss,
-                                              iterated=not closed_form)
+                                              iterated=not closed_form(cfg))
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         scale = 1.0 / cfg.alpha**2
         theta_lin = ThetaLinear(self.g, params, X, y, cfg.loss, cfg.alpha) if cfg.ntk_lin else None
@@ -258,9 +255,7 @@ class Network:
             test_outputs=lambda ps: self.forward(ps, Xt),
             train_outputs=lambda ps: self.forward(ps, X),
             comparison=comparison,
-            optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
-            batches=batches,
-            lr_factor=factor,
+            **training_fields(cfg, a.n, a.outputs),
             trained=[] if theta_lin is None else [theta_lin],
             extra_outputs=None if theta_lin is None else (lambda ps: {"ntk_lin": theta_lin.outputs(Xt)}),
             lr_context=f"network {cfg.name}, fitted linear model",

@@ -42,7 +42,7 @@ from earlylin.runtime.devices import exact_fp32, resolve_device
 from earlylin.runtime.progress import say, warn
 from earlylin.runtime.records import Cache, probe_dir, to_jsonable
 from earlylin.training.batches import Batches
-from earlylin.training.optim import Optimizer, OptimSpec
+from earlylin.training.optim import Optimizer, OptimSpec, stability_factor
 
 KEPT = "outputs:"  # prefix of a recorded row's full outputs (keep_outputs), taken out before the metrics
 STABILITY_WARN = 0.9  # warn when η exceeds this fraction of the linear model's bound 2n/λ_max
@@ -92,6 +92,14 @@ class Experiment(Protocol):
     def identity(self) -> dict[str, Any] | str: ...
 
     def prepare(self, seeds: list[int], device: torch.device, progress: bool) -> Prepared: ...
+
+
+def training_fields(cfg: Any, n: int, outputs: int = 1) -> dict[str, Any]:
+    """The :class:`Prepared` fields of how ``cfg`` trains (docs/theory.md §3.3): its update rule, its mini-batch
+    sequence (None: all n points) and the factor of its stability bound."""
+    return {"optim": OptimSpec(cfg.optimizer, momentum=cfg.momentum),
+            "batches": Batches(n, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, n) else None,
+            "lr_factor": stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, outputs)}
 
 
 def _disk_bytes(cfg: Any, keep_outputs: bool = False) -> int:

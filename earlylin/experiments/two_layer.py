@@ -21,16 +21,15 @@ from earlylin.config import TwoLayerConfig, closed_form
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
-from earlylin.experiments.pipeline import Prepared, check_lr
+from earlylin.experiments.pipeline import Prepared, check_lr, training_fields
 from earlylin.linear.features import ABLATIONS, ablation_is_lin, features
 from earlylin.linear.finite_width import finite_width_features
 from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import linearized
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DTYPES
-from earlylin.training import losses
-from earlylin.training.batches import Batches
-from earlylin.training.optim import OptimSpec, stability_factor
+from earlylin.training.autograd import autograd_step
+from earlylin.training.optim import stability_factor
 
 
 class TwoLayer(SyntheticFamily):
@@ -65,9 +64,8 @@ class TwoLayer(SyntheticFamily):
 
         psi, psi_t = psi_of(X64), psi_of(Xt64)
         bound = stability_bound(psi)
-        factor0 = stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)
-        if factor0 is not None:
-            check_lr(cfg.lr, bound * factor0, self.lr_context)  # before the costly parts of the set-up
+        if (factor := stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)) is not None:
+            check_lr(cfg.lr, bound * factor, self.lr_context)  # before the costly parts of the set-up
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
         inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
@@ -115,25 +113,13 @@ class TwoLayer(SyntheticFamily):
         def extra_outputs(params: list[torch.Tensor]) -> dict[str, torch.Tensor]:  # test_mse_ntk_lin, test_ntk_lin
             return {"ntk_lin": ntk_step.forward(params[2], params[3], Xt)} if ntk_step is not None else {}
 
-        def autograd_step(params: list[torch.Tensor], idx: torch.Tensor | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor | None, list]:
-            """Any loss, optimizer and batch (docs/theory.md §3.3): the net's gradients by autograd."""
-            Xb, yb = (X, y) if idx is None else (X[:, idx], y[:, idx])
-            with torch.enable_grad():
-                Wp, vp = (p.detach().requires_grad_(True) for p in params[:2])
-                L = losses.loss(cfg.loss, nets.forward(act, Wp, vp, Xb), yb)
-                gW, gv = torch.autograd.grad(L.sum(), [Wp, vp])
-            f = None if idx is not None else nets.forward(act, params[0], params[1], X)
-            return L.detach(), f, [gW if train_W else None, gv if train_v else None]
-
         lrs = [cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0]
         params = [W, v, *ntk_step.init_params()] if ntk_step is not None else [W, v]
-        n_points = X.shape[1]
-        factor = stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)
         return Prepared(
             params=params,
             lrs=lrs * (len(params) // 2),
-            step=step_fn if paper else autograd_step,
+            step=step_fn if paper else autograd_step(lambda ps, A: nets.forward(act, ps[0], ps[1], A), X, y, cfg.loss,
+                                                     [train_W, train_v]),
             test_outputs=lambda ps: test_forward(act, ps[0], ps[1], Xt),
             train_outputs=lambda ps: nets.forward(act, ps[0], ps[1], X),
             comparison=comparison,
@@ -142,8 +128,5 @@ class TwoLayer(SyntheticFamily):
                     "net_step": (nets.step_info(nets.resolve_step(cfg.step, device)) if paper
                                  else {"impl": "autograd", "matmul_precision": "ieee", "fused": "false"})},
             extra_outputs=extra_outputs,
-            optim=OptimSpec(cfg.optimizer, momentum=cfg.momentum),
-            batches=Batches(n_points, cfg.batch_size, cfg.batch_seed) if cfg.batch_size not in (None, n_points)
-            else None,
-            lr_factor=factor,
+            **training_fields(cfg, X.shape[1]),
         )
