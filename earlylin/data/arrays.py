@@ -22,8 +22,8 @@ class Arrays:
         x_train: (n, d) training inputs, any float dtype (kept as float64), or image-shaped (n, C, H, W) for a
             convolutional network of :func:`earlylin.run_network` (d = C·H·W; the fitted linear model sees the
             flattened pixels). The theory's scale is ‖x‖² ≈ d (docs/theory.md §1).
-        y_train: (n,) training targets, or (n, K) for K outputs (:func:`earlylin.run_network`); integer class
-            labels (n,) become one-hot rows with ``NetworkConfig(classes=K)``.
+        y_train: (n,) training targets, or (n, K) for K outputs (:func:`earlylin.run_network`, the built-in
+            nets); integer class labels (n,) become one-hot rows with ``NetworkConfig(classes=K)``.
         x_test: test inputs, shaped as x_train.
         y_test: test targets, shaped as y_train.
 

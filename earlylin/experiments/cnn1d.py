@@ -15,6 +15,7 @@ import torch
 
 from earlylin.activations import gaussian_constants
 from earlylin.config import Cnn1dConfig, closed_form
+from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared, check_lr, training_fields
@@ -23,6 +24,7 @@ from earlylin.linear.features import ABLATIONS, ablation_is_lin
 from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import cnn1d
 from earlylin.runtime.devices import DTYPES
+from earlylin.training import losses
 from earlylin.training.autograd import autograd_step
 from earlylin.training.optim import stability_factor
 
@@ -53,7 +55,11 @@ class Cnn1d(SyntheticFamily):
 
         psi, psi_t = psi_of(X64), psi_of(Xt64)
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
-        paper = closed_form(cfg)  # the paper's training: full-batch GD on the squared loss
+        outputs = 1 if y64.ndim == 2 else int(y64.shape[-1])
+        paper = closed_form(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
+        if not losses.takes(cfg.loss, y64, yt64):
+            raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels, ±1 for one column or "
+                              "rows of class probabilities; use the squared loss")
         bound = stability_bound(psi)
         if (factor := stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)) is not None:
             check_lr(cfg.lr, bound * factor, f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}")
@@ -66,9 +72,10 @@ class Cnn1d(SyntheticFamily):
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
         inits = [cnn1d.cnn1d_init(s, cfg.width, q, cfg.d) for s in seeds]
         W = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=dtype)
-        v = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=dtype)
+        v = torch.from_numpy(np.stack([v for _, v in inits]) if outputs == 1 else np.stack(
+            [cnn1d.cnn1d_readout(s, cfg.width, q, cfg.d, outputs) for s in seeds])).to(device=device, dtype=dtype)
         train_W, train_v = cfg.layers in ("first", "both"), cfg.layers in ("second", "both")
-        step = cnn1d.Cnn1dStep(act, X, y, q, train_W, train_v)
+        step = cnn1d.Cnn1dStep(act, X, y, q, train_W, train_v) if paper else None
 
         def step_fn(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list]:
             loss, f, gW, gv = step(params[0], params[1])

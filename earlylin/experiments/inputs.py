@@ -55,10 +55,9 @@ class SyntheticInputs:
             if not isinstance(data, Arrays):
                 raise ConfigError(f"data: a {type(data).__name__}; give earlylin.Arrays(x_train, y_train, x_test, "
                                   "y_test)")
-            if data.images or data.outputs > 1:
-                raise ConfigError(f"data: inputs of shape {data.x_train.shape[1:]} and targets of shape "
-                                  f"{data.y_train.shape[1:]}; the built-in nets take inputs (n, d) and one target "
-                                  "column (n,); image inputs and several outputs: earlylin.run_network")
+            if data.images:
+                raise ConfigError(f"data: inputs of shape {data.x_train.shape[1:]}; the built-in nets take inputs "
+                                  "(n, d) (targets (n,) or (n, K)); image inputs: earlylin.run_network")
             return data.sized(cfg).with_(target=f"{CUSTOM}arrays", inputs=f"{CUSTOM}arrays",
                                          sigma=f"{CUSTOM}empirical")
         if target is not None:

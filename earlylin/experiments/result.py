@@ -104,7 +104,8 @@ def summarise(
     first = next(iter(record["per_seed"].values()))
     steps = np.asarray(first["steps"])
     family = cfg.get("family", "two_layer")
-    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"], closed_form(cfg))
+    one_output = np.ndim(first.get("logits_y", [0.0])) == 1  # K outputs: no theorem covers them
+    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"], closed_form(cfg) and one_output)
     eps = float(cfg.get("regime_eps", REGIME_EPS))
     factor = cfg["escape_factor"]
     rel = seed_curves(record, "test_rel_mse")

@@ -28,6 +28,7 @@ from earlylin.linear.trajectory import stability_bound
 from earlylin.nets import linearized
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DTYPES
+from earlylin.training import losses
 from earlylin.training.autograd import autograd_step
 from earlylin.training.optim import stability_factor
 
@@ -58,6 +59,15 @@ class TwoLayer(SyntheticFamily):
         consts = gaussian_constants(act)
         nu, nu2 = consts.nu(batch.tr_sigma2_over_d), consts.nu2(batch.tr_sigma2_over_d)
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
+        outputs = 1 if y64.ndim == 2 else int(y64.shape[-1])
+        paper = closed_form(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
+        if outputs > 1 and cfg.ntk_lin:
+            raise ConfigError(f"{arg('ntk_lin')} with targets of {outputs} columns: the θ-linearised two-layer net "
+                              "has one output")
+        if not losses.takes(cfg.loss, y64, yt64):
+            raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels, ±1 for one column or "
+                              f"rows of class probabilities (target {cfg.target!r} gives other values); use the "
+                              "squared loss")
 
         def psi_of(A: torch.Tensor, **kw: Any) -> torch.Tensor:  # Ψ of inputs A with this run's constants
             return features(A, consts, nu, cfg.layers, nu2=nu2, **kw)
@@ -69,11 +79,9 @@ class TwoLayer(SyntheticFamily):
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
         inits = [nets.symmetric_init(s, cfg.width, cfg.d) for s in seeds]
         W64 = torch.from_numpy(np.stack([w for w, _ in inits])).to(device=device, dtype=torch.float64)
-        v64 = torch.from_numpy(np.stack([v for _, v in inits])).to(device=device, dtype=torch.float64)
-        paper = closed_form(cfg)  # the paper's training: full-batch GD on the squared loss
-        if cfg.loss == "cross_entropy" and not bool(((y64.abs() == 1.0).all() & (yt64.abs() == 1.0).all()).item()):
-            raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels ±1 (target {cfg.target!r} "
-                              "gives other values); use the squared loss or ±1 labels")
+        v64 = torch.from_numpy(np.stack([v for _, v in inits]) if outputs == 1 else np.stack(
+            [nets.symmetric_readout(s, cfg.width, cfg.d, outputs) for s in seeds])).to(device=device,
+                                                                                    dtype=torch.float64)
         psi_fw = tuple(finite_width_features(A, W64, v64, consts, nu, cfg.layers, nu2=nu2) for A in (X64, Xt64)) \
             if paper else None
         ablations = {f"no_{drop}": None if ablation_is_lin(consts, nu, cfg.layers, drop, nu2=nu2) else
@@ -86,7 +94,7 @@ class TwoLayer(SyntheticFamily):
         train_W = cfg.layers in ("first", "both")
         train_v = cfg.layers in ("second", "both")
         H_fixed = act.phi(X @ W.transpose(-1, -2) / math.sqrt(cfg.d)) if not train_W else None
-        net_step = nets.make_step(cfg.step, act, X, y, train_W, train_v)  # reference, fast or fused
+        net_step = nets.make_step(cfg.step, act, X, y, train_W, train_v) if paper else None  # reference, fast, fused
         # the fast step's test outputs too are computed on single-threaded workers (bits free of the threads)
         test_forward = nets.forward_rows if nets.resolve_step(cfg.step, device) == "fast" else nets.forward
         # the θ-linearised network (Lee et al. 2019) trains its own copy of θ alongside; the network's
@@ -120,7 +128,7 @@ class TwoLayer(SyntheticFamily):
             lrs=lrs * (len(params) // 2),
             step=step_fn if paper else autograd_step(lambda ps, A: nets.forward(act, ps[0], ps[1], A), X, y, cfg.loss,
                                                      [train_W, train_v]),
-            test_outputs=lambda ps: test_forward(act, ps[0], ps[1], Xt),
+            test_outputs=lambda ps: (test_forward if outputs == 1 else nets.forward)(act, ps[0], ps[1], Xt),
             train_outputs=lambda ps: nets.forward(act, ps[0], ps[1], X),
             comparison=comparison,
             lr_context=self.lr_context,
@@ -130,3 +138,4 @@ class TwoLayer(SyntheticFamily):
             extra_outputs=extra_outputs,
             **training_fields(cfg, X.shape[1]),
         )
+

@@ -51,6 +51,16 @@ def cnn1d_init(seed: int, m: int, q: int, d: int) -> tuple[np.ndarray, np.ndarra
     return W, np.concatenate([v, -v])
 
 
+def cnn1d_readout(seed: int, m: int, q: int, d: int, outputs: int) -> np.ndarray:
+    """The readout of a 1D CNN with ``outputs`` > 1 columns, (outputs, m, d): row 0 is :func:`cnn1d_init`'s v, each
+    further row its own ±1 signs (``stream(seed, STREAM_CNN1D_SIGNS, c)``), mirrored the same way (f₀ ≡ 0)."""
+    rows = [cnn1d_init(seed, m, q, d)[1]]
+    for c in range(1, outputs):
+        v = stream(seed, STREAM_CNN1D_SIGNS, c).choice([-1.0, 1.0], size=(m // 2, d))
+        rows.append(np.concatenate([v, -v]))
+    return np.stack(rows)
+
+
 def preacts(W: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
     """Z_{k,i,p,r} = w_rᵀ x_[p]/√q for patches P (K, n, d, q) and filters W (K, m, q) → (K, n, d, m)."""
     K, n, d, q = P.shape
@@ -67,8 +77,12 @@ def readout(H: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def forward(act: Activation, W: torch.Tensor, v: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Network outputs f(X), shape (K, n), for W (K, m, q), v (K, m, d), X (K, n, d)."""
-    return readout(act.phi(preacts(W, patches(X, W.shape[-1]))), v)
+    """Network outputs f(X), shape (K, n), for W (K, m, q), v (K, m, d), X (K, n, d); for a readout v of shape
+    (K, C, m, d), (K, n, C)."""
+    H = act.phi(preacts(W, patches(X, W.shape[-1])))
+    if v.ndim == 4:
+        return torch.stack([readout(H, v[:, c]) for c in range(v.shape[1])], dim=-1)
+    return readout(H, v)
 
 
 class Cnn1dStep:

@@ -55,10 +55,22 @@ def symmetric_init(seed: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([w, w]), np.concatenate([v, -v])
 
 
+def symmetric_readout(seed: int, m: int, d: int, outputs: int) -> np.ndarray:
+    """The readout of a net with ``outputs`` > 1 columns, (outputs, m): row 0 is :func:`symmetric_init`'s v, each
+    further row its own ±1 draw (``stream(seed, STREAM_INIT, c)``), mirrored the same way, so f ≡ 0 at init."""
+    rows = [symmetric_init(seed, m, d)[1]]
+    for c in range(1, outputs):
+        v = stream(seed, STREAM_INIT, c).choice([-1.0, 1.0], size=m // 2)
+        rows.append(np.concatenate([v, -v]))
+    return np.stack(rows)
+
+
 def forward(act: Activation, W: torch.Tensor, v: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Network outputs f(X), shape (K, n)."""
+    """Network outputs f(X), shape (K, n); for a readout v of shape (K, C, m), (K, n, C)."""
     m, d = W.shape[-2], W.shape[-1]
     Z = torch.matmul(X, W.transpose(-1, -2)) / math.sqrt(d)
+    if v.ndim == 3:
+        return torch.matmul(act.phi(Z), v.transpose(-1, -2)) / math.sqrt(m)
     return readout(act.phi(Z), v) / math.sqrt(m)
 
 

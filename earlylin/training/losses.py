@@ -37,3 +37,13 @@ def grad_outputs(name: str, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if f.ndim == 2:
         return -y * torch.sigmoid(-y * f) / n
     return (torch.softmax(f, dim=-1) - y) / n
+
+
+def takes(name: str, *ys: torch.Tensor) -> bool:
+    """Whether ``name`` takes these targets: any for squared; for cross-entropy ±1 labels for one output (K, n),
+    rows of class probabilities (≥ 0, summing to 1) for several (K, n, C)."""
+    if name == "squared":
+        return True
+    if ys[0].ndim == 2:
+        return all(bool((y.abs() == 1.0).all()) for y in ys)
+    return all(bool((y >= 0).all() and torch.allclose(y.sum(-1), torch.ones_like(y[..., 0]))) for y in ys)

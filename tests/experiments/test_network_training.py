@@ -228,3 +228,28 @@ def test_the_built_in_nets_autograd_path_equals_its_analytic_step(family):
         assert other.record["net_step"]["impl"] == "autograd"
         with pytest.raises(earlylin.ConfigError, match="ntk_lin"):
             earlylin.TwoLayerConfig(ntk_lin=True, optimizer="adam")
+
+
+@pytest.mark.parametrize("family", ["two_layer", "cnn1d"])
+def test_the_built_in_nets_with_k_outputs(family):
+    """Targets (n, 3) for the two-layer net and the 1D CNN: f^lin's columns are the one-output runs' f^lin on each
+    column (closed form per column); with the second layer alone the outputs do not interact, so output 0 (readout
+    row 0 = the one-output net's v) is the one-output run on column 0; no theorem window is claimed."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((260, 10))
+    y = np.stack([np.sign(x[:, 0]), np.tanh(x[:, 1]), x[:, 2] * x[:, 3]], axis=1)
+    data = earlylin.Arrays(x[:200], y[:200], x[200:], y[200:])
+    kind, Config = ((earlylin.TwoLayer, earlylin.TwoLayerConfig) if family == "two_layer"
+                    else (earlylin.Cnn1d, earlylin.Cnn1dConfig))
+    for layers in ("both", "second"):
+        cfg = Config(width=16, steps=30, layers=layers, dtype="float64", **({"filter_size": 3} if family == "cnn1d"
+                                                                         else {}))
+        many = earlylin.run(kind(cfg, data=data), keep_outputs=True)
+        assert many.summary["early_window_steps"] is None and many.linear_model.predict(x[:4]).shape == (1, 4, 3)
+        out = many.outputs()
+        for c in range(3):
+            one = earlylin.Arrays(data.x_train, data.y_train[:, c], data.x_test, data.y_test[:, c])
+            single = earlylin.run(kind(cfg, data=one), keep_outputs=True).outputs()
+            assert_close(out["test_lin"][..., c], single["test_lin"], "iterated", atol=TOL["iterated"])
+            if layers == "second" and c == 0:
+                assert_close(out["test_net"][..., 0], single["test_net"], "iterated", atol=TOL["iterated"])
