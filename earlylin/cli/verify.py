@@ -40,7 +40,7 @@ from earlylin.config import (
     Cnn1dConfig,
     Sweep,
     TwoLayerConfig,
-    closed_form,
+    paper_training,
     theorem_window,
 )
 from earlylin.data.cifar_files import DATA_DIR_ENV
@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     g("--batch-size", type=int, default=None, help="mini-batch size in [1, n] for sgd, momentum, adam (default: n)")
     g("--batch-seed", type=int, default=None, help="seed of the mini-batch order (default: 0)")
     g("--momentum", type=float, default=None, help="μ of heavy-ball momentum and Adam's β₁, in [0, 1) (default: 0.9)")
+    g("--alpha", type=float, default=None,
+      help="the output scale of lazy training (not --scale-alpha): the net trains as α·f on the loss / α², > 0; the "
+      "synthetic nets (default: 1)")
 
     g = p.add_argument_group("output, cache and checkpoints").add_argument
     g("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")
@@ -252,7 +255,7 @@ def warn_regime(configs: list[Any], quiet: bool) -> None:
         if cfg.n < cfg.d:
             progress.warn(f"--n {cfg.n} < d = {cfg.d}: fewer training points than input dimensions; the theorems "
                      "assume n ≳ d^(1+α) (docs/theory.md §4), so this run is outside their regime")
-        window = theorem_window(family_of(cfg), cfg.d, cfg.lr, cfg.window_c, closed_form(cfg))  # none: CIFAR, SGD, …
+        window = theorem_window(family_of(cfg), cfg.d, cfg.lr, cfg.window_c, paper_training(cfg))  # none: CIFAR, SGD, …
         if window is not None and window > cfg.steps:
             progress.say(f"note: the early window T = {window:,} steps is past the last step ({cfg.steps:,}): every "
                     "recorded step counts as early", not quiet)

@@ -104,7 +104,7 @@ def regime_line(s: dict[str, Any], lr: float) -> str:
     shown = (f"{regime:,} steps (η·t = {regime * lr:.4g})" if regime is not None
              else "the whole run (never exceeded)")
     T = s["early_window_steps"]
-    theorem = "no theorem for this network" if T is None else f"{T:,} steps" + (
+    theorem = "no theorem for this network and training" if T is None else f"{T:,} steps" + (
         " (past the last step)" if s.get("run_ends_inside_window") else "")
     step = s.get("initial_mismatch_step")
     return (f"  initial mismatch (rel MSE at step {step}: the tangent kernel's mismatch at initialisation, not drift): "

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from earlylin.activations import gaussian_constants
-from earlylin.config import Cnn1dConfig, closed_form
+from earlylin.config import Cnn1dConfig, paper_training
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
@@ -56,7 +56,7 @@ class Cnn1d(SyntheticFamily):
         psi, psi_t = psi_of(X64), psi_of(Xt64)
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
         outputs = 1 if y64.ndim == 2 else int(y64.shape[-1])
-        paper = closed_form(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
+        paper = paper_training(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
         if not losses.takes(cfg.loss, y64, yt64):
             raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels, ±1 for one column or "
                               "rows of class probabilities; use the squared loss")
@@ -85,9 +85,9 @@ class Cnn1d(SyntheticFamily):
             params=[W, v],
             lrs=[cfg.lr if train_W else 0.0, cfg.lr if train_v else 0.0],
             step=step_fn if paper else autograd_step(lambda ps, A: cnn1d.forward(act, ps[0], ps[1], A), X, y,
-                                                     cfg.loss, [train_W, train_v]),
-            test_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], Xt),
-            train_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], X),
+                                                     cfg.loss, [train_W, train_v], cfg.alpha),
+            test_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], Xt) * cfg.alpha,
+            train_outputs=lambda ps: cnn1d.forward(act, ps[0], ps[1], X) * cfg.alpha,
             comparison=comparison,
             lr_context=f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}",
             shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d)},

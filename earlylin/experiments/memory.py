@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from earlylin.config import CIFAR_D, CifarConfig, Cnn1dConfig, TwoLayerConfig, closed_form
+from earlylin.config import CIFAR_D, CifarConfig, Cnn1dConfig, TwoLayerConfig, paper_training
 from earlylin.errors import ConfigError, arg
 from earlylin.runtime.devices import DTYPES
 
@@ -282,7 +282,7 @@ def recorded_steps(config: Any) -> int:
 
     family = ("cnn1d" if isinstance(config, Cnn1dConfig) else "two_layer" if isinstance(config, TwoLayerConfig)
               else "cifar" if isinstance(config, CifarConfig) else "network")
-    window = theorem_window(family, config.d, config.lr, config.window_c, closed_form(config))
+    window = theorem_window(family, config.d, config.lr, config.window_c, paper_training(config))
     return len(record_schedule(config.steps, config.n_log, extra=[] if window is None else [window]))
 
 

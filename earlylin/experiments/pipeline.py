@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from earlylin.activations import gaussian_constants
-from earlylin.config import closed_form, theorem_window
+from earlylin.config import paper_training, theorem_window
 from earlylin.errors import ConfigError, DivergenceError, arg
 from earlylin.experiments import memory
 from earlylin.experiments.comparison import LinearComparison, output_mse, relative_mse
@@ -143,7 +143,7 @@ def train(exp: Experiment, seeds: list[int], device: torch.device, progress: boo
         check_lr(cfg.lr, prep.comparison.bound * prep.lr_factor, prep.lr_context,
                  what="the linear model's stability bound 2n/λ_max(ΨᵀΨ)" + (
                      "" if prep.lr_factor == 1.0 else f" × {prep.lr_factor:g} (the loss and optimizer's factor)"))
-    paper = closed_form(cfg) and prep.comparison.classes is None  # one output, trained as the theorem assumes
+    paper = paper_training(cfg) and prep.comparison.classes is None  # one output, trained as the theorem assumes
     window = theorem_window(exp.family, cfg.d, cfg.lr, cfg.window_c, paper)  # where a theorem gives it
     steps = record_schedule(cfg.steps, cfg.n_log, extra=[] if window is None else [window])
     rows: list[dict[str, torch.Tensor]] = [] if checkpoint is None else checkpoint.rows

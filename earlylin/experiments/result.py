@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 import torch
 
-from earlylin.config import REGIME_EPS, closed_form, theorem_window
+from earlylin.config import REGIME_EPS, paper_training, theorem_window
 from earlylin.errors import ConfigError, DataError
 from earlylin.experiments.analysis import sweep_summary
 from earlylin.experiments.comparison import escape_step
@@ -105,7 +105,7 @@ def summarise(
     steps = np.asarray(first["steps"])
     family = cfg.get("family", "two_layer")
     one_output = np.ndim(first.get("logits_y", [0.0])) == 1  # K outputs: no theorem covers them
-    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"], closed_form(cfg) and one_output)
+    window = theorem_window(family, cfg["d"], cfg["lr"], cfg["window_c"], paper_training(cfg) and one_output)
     eps = float(cfg.get("regime_eps", REGIME_EPS))
     factor = cfg["escape_factor"]
     rel = seed_curves(record, "test_rel_mse")

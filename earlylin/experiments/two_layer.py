@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from earlylin.activations import gaussian_constants
-from earlylin.config import TwoLayerConfig, closed_form
+from earlylin.config import TwoLayerConfig, paper_training
 from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
@@ -60,7 +60,7 @@ class TwoLayer(SyntheticFamily):
         nu, nu2 = consts.nu(batch.tr_sigma2_over_d), consts.nu2(batch.tr_sigma2_over_d)
         X64, Xt64, y64, yt64 = batch.X, batch.Xt, batch.y, batch.yt
         outputs = 1 if y64.ndim == 2 else int(y64.shape[-1])
-        paper = closed_form(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
+        paper = paper_training(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
         if outputs > 1 and cfg.ntk_lin:
             raise ConfigError(f"{arg('ntk_lin')} with targets of {outputs} columns: the θ-linearised two-layer net "
                               "has one output")
@@ -127,9 +127,9 @@ class TwoLayer(SyntheticFamily):
             params=params,
             lrs=lrs * (len(params) // 2),
             step=step_fn if paper else autograd_step(lambda ps, A: nets.forward(act, ps[0], ps[1], A), X, y, cfg.loss,
-                                                     [train_W, train_v]),
-            test_outputs=lambda ps: (test_forward if outputs == 1 else nets.forward)(act, ps[0], ps[1], Xt),
-            train_outputs=lambda ps: nets.forward(act, ps[0], ps[1], X),
+                                                     [train_W, train_v], cfg.alpha),
+            test_outputs=lambda ps: (test_forward if outputs == 1 else nets.forward)(act, ps[0], ps[1], Xt) * cfg.alpha,
+            train_outputs=lambda ps: nets.forward(act, ps[0], ps[1], X) * cfg.alpha,
             comparison=comparison,
             lr_context=self.lr_context,
             shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d),

@@ -224,6 +224,9 @@ def test_the_built_in_nets_autograd_path_equals_its_analytic_step(family):
     sgd = earlylin.run(base.with_(optimizer="sgd", batch_size=64, loss="cross_entropy"))
     assert sgd.summary["early_window_steps"] is None and sgd.summary["loss_spikes_checked"] is False
     assert 0.5 < sgd.summary["test_label_agreement"] <= 1.0
+    lazy = earlylin.run(base.with_(alpha=4.0), keep_outputs=True)  # f^lin does not depend on α (§3.3)
+    assert_close(lazy.outputs()["test_lin"], a["test_lin"], "iterated", atol=TOL["iterated"])
+    assert lazy.summary["early_window_steps"] is None
     if family == "two_layer":
         assert other.record["net_step"]["impl"] == "autograd"
         with pytest.raises(earlylin.ConfigError, match="ntk_lin"):
