@@ -205,7 +205,7 @@ class CifarConfig(RunControls):
     batch_size: int | None = None
     batch_seed: int = 0
     momentum: float = 0.9
-    alpha: float = 1.0  # only 1: the output scale is a user network's field (NetworkConfig)
+    alpha: float = 1.0  # the output scale of lazy training: the nets train as α·f on the loss / α²
 
     @property
     def d(self) -> int:
@@ -238,9 +238,6 @@ class CifarConfig(RunControls):
             int_range("n_fit", self.n_fit, 8, self.n,
                        f"must be an integer in [8, {self.n}] with {arg('linear', 'fitted')}")
         _check_training(self, self.n)
-        if self.alpha != 1.0:
-            raise ConfigError(f"{arg('alpha', self.alpha)}: the CIFAR nets train at α = 1 (the output scale is for a "
-                              "user's network and the synthetic nets)")
         if self.classes is not None:
             if not isinstance(self.classes, tuple | list):
                 raise ConfigError(f"{arg('classes', self.classes)}: give a tuple of CIFAR-10 labels, e.g. 0 … 9")

@@ -188,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     g("--batch-seed", type=int, default=None, help="seed of the mini-batch order (default: 0)")
     g("--momentum", type=float, default=None, help="μ of heavy-ball momentum and Adam's β₁, in [0, 1) (default: 0.9)")
     g("--alpha", type=float, default=None,
-      help="the output scale of lazy training (not --scale-alpha): the net trains as α·f on the loss / α², > 0; the "
-      "synthetic nets (default: 1)")
+      help="the output scale of lazy training (not --scale-alpha): the net trains as α·f on the loss / α², > 0 "
+      "(default: 1)")
 
     g = p.add_argument_group("output, cache and checkpoints").add_argument
     g("--out", type=Path, default=Path("runs/verify"), help="directory for record.json and verify.png")

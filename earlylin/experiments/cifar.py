@@ -166,9 +166,9 @@ class Cifar:
         return Prepared(
             params=params,
             lrs=[cfg.lr] * len(params),
-            step=deep.make_step(spec, act, X, y, cfg.loss),
-            test_outputs=lambda ps: deep.forward(spec, act, ps, Xt),
-            train_outputs=lambda ps: deep.forward(spec, act, ps, X),
+            step=deep.make_step(spec, act, X, y, cfg.loss, cfg.alpha),
+            test_outputs=lambda ps: deep.forward(spec, act, ps, Xt) * cfg.alpha,
+            train_outputs=lambda ps: deep.forward(spec, act, ps, X) * cfg.alpha,
             comparison=comparison,
             **training_fields(cfg, n, spec.outputs),
             lr_context=context,

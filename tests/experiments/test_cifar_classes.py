@@ -50,3 +50,31 @@ def test_the_ten_class_cross_entropy_sgd_command(tmp_path):
     assert 0.0 < s["test_label_agreement"] <= 1.0 and s["loss_spikes_checked"] is False
     assert m["test_loss_net"][0] == pytest.approx(np.log(10.0))  # f₀ ≡ 0: the uniform softmax
     assert (tmp_path / "verify.png").stat().st_size > 10_000
+
+
+def test_the_official_batch_format_gives_the_fixtures_arrays(tmp_path):
+    """The fixture's images written at their official places into full-size python batches (data_batch_1 is its
+    training set; test_batch's first 2,000 rows its test set; every other row a blank airplane): reading the batches
+    with ``cifar_root`` and classes 1–9 gives the arrays the fixture gives."""
+    import pickle
+    import shutil
+
+    from tests.data.test_cifar import encode_rows, write_batch, write_meta
+
+    with np.load(default_npz()) as z:
+        raw = {k: z[k] for k in z.files}
+    folder = tmp_path / cifar_files.BATCH_DIR
+    folder.mkdir()
+    blank = np.zeros((10000, 3072), np.uint8)
+    for b in range(1, 6):
+        data, labels = (encode_rows(raw["x_train"]), raw["y_train"]) if b == 1 else (blank, np.zeros(10000, int))
+        write_batch(folder / f"data_batch_{b}", None, labels.tolist(), protocol=pickle.HIGHEST_PROTOCOL, data=data)
+    data, labels = blank.copy(), np.zeros(10000, int)
+    data[:2000], labels[:2000] = encode_rows(raw["x_test"]), raw["y_test"]
+    write_batch(folder / "test_batch", None, labels.tolist(), protocol=pickle.HIGHEST_PROTOCOL, data=data)
+    write_meta(folder)
+    classes = tuple(range(1, 10))
+    got, want = load_classes(classes, cifar_root=tmp_path), load_classes(classes)
+    for key in ("x_train", "y_train", "labels_train", "idx_train", "x_test", "y_test", "labels_test", "idx_test"):
+        np.testing.assert_array_equal(getattr(got, key), getattr(want, key), err_msg=key)
+    shutil.rmtree(folder)
