@@ -58,7 +58,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import numpy as np
 
@@ -102,26 +102,14 @@ PathArg = str | os.PathLike[str]
 # The result
 
 
-@dataclass(frozen=True, eq=False)
-class CatHorse:
-    """The pooled, standardised cats-vs-horses set of Fig 3 (docs/theory.md §5); see the module docstring.
-
-    ``x_*`` are (N, 3, 8, 8) float64 NCHW, ``y_*`` (N,) float64 with horse = +1 and cat = −1,
-    ``mean``/``std`` the (3, 8, 8) training-set statistics used for standardisation, ``idx_*`` the
-    official CIFAR-10 index of each row, ``source`` the file or folder read, ``from_cache`` whether the
-    arrays came from the pooled cache. Treat the arrays as read-only (copy before changing them).
-    """
+class PooledImages:
+    """What every pooled CIFAR set has: ``x_train`` / ``x_test`` (N, 3, 8, 8), their sizes, flat views, and the
+    same set on the sphere (``source`` names it). :class:`CatHorse` and
+    :class:`earlylin.data.cifar_classes.CifarClasses` are frozen dataclasses with these fields."""
 
     x_train: np.ndarray
-    y_train: np.ndarray
     x_test: np.ndarray
-    y_test: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    idx_train: np.ndarray
-    idx_test: np.ndarray
     source: str
-    from_cache: bool = False
 
     @property
     def d(self) -> int:
@@ -146,10 +134,35 @@ class CatHorse:
             raise ConfigError(f"split {split!r} is unknown; valid: {', '.join(SPLITS)}")
         return x.reshape(x.shape[0], -1)
 
-    def on_sphere(self) -> CatHorse:
+    def on_sphere(self: _P) -> _P:
         """The same images rescaled to ‖x‖ = √d each (module docstring, step 6); directions unchanged."""
-        return replace(self, x_train=to_sphere(self.x_train), x_test=to_sphere(self.x_test),
+        return replace(self, x_train=to_sphere(self.x_train), x_test=to_sphere(self.x_test),  # type: ignore[type-var]
                        source=f"{self.source} [on the sphere ‖x‖ = √d]")
+
+
+_P = TypeVar("_P", bound=PooledImages)
+
+
+@dataclass(frozen=True, eq=False)
+class CatHorse(PooledImages):
+    """The pooled, standardised cats-vs-horses set of Fig 3 (docs/theory.md §5); see the module docstring.
+
+    ``x_*`` are (N, 3, 8, 8) float64 NCHW, ``y_*`` (N,) float64 with horse = +1 and cat = −1,
+    ``mean``/``std`` the (3, 8, 8) training-set statistics used for standardisation, ``idx_*`` the
+    official CIFAR-10 index of each row, ``source`` the file or folder read, ``from_cache`` whether the
+    arrays came from the pooled cache. Treat the arrays as read-only (copy before changing them).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    idx_train: np.ndarray
+    idx_test: np.ndarray
+    source: str
+    from_cache: bool = False
 
     def subsample(self, n_train: int, n_test: int, seed: int) -> CatHorse:
         """A smaller set for ``--quick`` runs: random rows, half horses and half cats where possible.

@@ -20,7 +20,7 @@ import numpy as np
 
 from earlylin.data import cifar_batches
 from earlylin.data import cifar_files as files
-from earlylin.data.cifar import pool_images, standardise, to_sphere
+from earlylin.data.cifar import PooledImages, pool_images, standardise
 from earlylin.errors import ConfigError, DataError, arg
 
 NPZ_NAME: Final = "cifar10_10class_10k.npz"
@@ -29,7 +29,7 @@ CLASS_NAMES: Final = ("airplane", "automobile", "bird", "cat", "deer", "dog", "f
 
 
 @dataclass(frozen=True, eq=False)
-class CifarClasses:
+class CifarClasses(PooledImages):
     """Pooled, standardised images ``x_*`` (N, 3, 8, 8) float64 NCHW, one-hot ``y_*`` (N, K), the official
     ``labels_*`` (N,) and indices ``idx_*``, the ``classes`` chosen and a ``source`` line."""
 
@@ -44,23 +44,6 @@ class CifarClasses:
     classes: tuple[int, ...]
     source: str
     from_cache: bool = False  # read from the data themselves every time (a few seconds): no pooled-array cache
-
-    @property
-    def n_train(self) -> int:
-        return int(self.x_train.shape[0])
-
-    @property
-    def n_test(self) -> int:
-        return int(self.x_test.shape[0])
-
-    def flat(self, split: str) -> np.ndarray:
-        x = self.x_train if split == "train" else self.x_test
-        return x.reshape(x.shape[0], -1)
-
-    def on_sphere(self) -> CifarClasses:
-        """Each image rescaled to ‖x‖ = √d (:func:`earlylin.data.cifar.to_sphere`)."""
-        return replace(self, x_train=to_sphere(self.x_train), x_test=to_sphere(self.x_test),
-                       source=f"{self.source} [on the sphere ‖x‖ = √d]")
 
     def subsample(self, n_train: int, n_test: int, seed: int) -> CifarClasses:
         """Random rows (``default_rng(seed)``, train then test), kept in their original order; the full set's
