@@ -56,6 +56,7 @@ from earlylin.nets import deep, fused
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DEVICES, exact_fp32, resolve_device
 from earlylin.runtime.records import environment, write_json_atomic
+from earlylin.training.autograd import autograd_step
 from earlylin.training.batches import Batches
 
 
@@ -316,14 +317,16 @@ def time_interleaved(runners: dict[str, Runner], device, repeats: int) -> dict[s
 
 def time_sgd(K: int, args: argparse.Namespace, device, dtype) -> dict[str, Any]:
     """An SGD step on a batch of ``args.sgd_batch`` against a GD step on all n points, interleaved in one run: the
-    autograd step of earlylin.nets.deep (FC, one hidden layer of ``width``: the benchmark's shapes; the step a CIFAR
-    run or a user's network trains with when it uses a loss or optimizer of docs/theory.md §3.3)."""
+    autograd step (earlylin.training.autograd) of earlylin.nets.deep, FC with one hidden layer of ``width`` (the
+    benchmark's shapes), which the CIFAR nets, a user's network and the synthetic nets outside the paper's training
+    train with (docs/theory.md §3.3)."""
     spec = deep.DeepSpec(arch="fc", depth=1, width=args.width, in_shape=(args.d, 1, 1))
     g = torch.Generator(device="cpu").manual_seed(0)
     X = torch.randn(K, args.n, args.d, 1, 1, generator=g).to(device=device, dtype=dtype)
     y = torch.sign(torch.randn(K, args.n, generator=g)).to(device=device, dtype=dtype)
     params = deep.init_params(spec, list(range(K)), dtype, device)
-    step = deep.make_step(spec, get_activation("erf"), X, y)
+    act = get_activation("erf")
+    step = autograd_step(lambda ps, A: deep.forward(spec, act, ps, A), X, y, "squared", [True] * len(params))
     batches = Batches(args.n, args.sgd_batch, 0)
     runners = {"gd_step": lambda: [step(params) for _ in range(args.steps)],
                "sgd_step": lambda: [step(params, batches.indices(t)) for t in range(args.steps)]}

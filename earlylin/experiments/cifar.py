@@ -42,6 +42,7 @@ from earlylin.ntk import exact
 from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import array_fingerprint
+from earlylin.training.autograd import autograd_step
 from earlylin.training.optim import stability_factor
 
 
@@ -166,7 +167,8 @@ class Cifar:
         return Prepared(
             params=params,
             lrs=[cfg.lr] * len(params),
-            step=deep.make_step(spec, act, X, y, cfg.loss, cfg.alpha),
+            step=autograd_step(lambda ps, A: deep.forward(spec, act, ps, A), X, y, cfg.loss, [True] * len(params),
+                               cfg.alpha),
             test_outputs=lambda ps: deep.forward(spec, act, ps, Xt) * cfg.alpha,
             train_outputs=lambda ps: deep.forward(spec, act, ps, X) * cfg.alpha,
             comparison=comparison,

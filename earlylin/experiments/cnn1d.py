@@ -15,7 +15,6 @@ import torch
 
 from earlylin.activations import gaussian_constants
 from earlylin.config import Cnn1dConfig, paper_training
-from earlylin.errors import ConfigError, arg
 from earlylin.experiments import comparison as compare
 from earlylin.experiments.inputs import SyntheticFamily
 from earlylin.experiments.pipeline import Prepared, check_lr, training_fields
@@ -57,9 +56,7 @@ class Cnn1d(SyntheticFamily):
         psi_s, psi_st = psi_of(X64, stripped=True), psi_of(Xt64, stripped=True)
         outputs = 1 if y64.ndim == 2 else int(y64.shape[-1])
         paper = paper_training(cfg) and outputs == 1  # the paper's training: full-batch GD, squared loss, one output
-        if not losses.takes(cfg.loss, y64, yt64):
-            raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels, ±1 for one column or "
-                              "rows of class probabilities; use the squared loss")
+        losses.check_targets(cfg.loss, y64, yt64)
         bound = stability_bound(psi)
         if (factor := stability_factor(cfg.loss, cfg.optimizer, cfg.momentum, 1)) is not None:
             check_lr(cfg.lr, bound * factor, f"1D CNN d={cfg.d}, q={q}, layers={cfg.layers}")

@@ -45,11 +45,6 @@ def output_mse(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return mse(f, g) if f.ndim == 2 else torch.mean(((f - g) ** 2).sum(-1), dim=-1)
 
 
-def half_mse_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The training objective (1/2n) Σ (f − y)²."""
-    return 0.5 * mse(f, y)
-
-
 def relative_mse(f_net: torch.Tensor, f_lin: torch.Tensor) -> torch.Tensor:
     """MSE(net, lin) / mean(f_net²) (squares summed over outputs); NaN where mean f_net² ≤ 1e-12 (the output is
     zero up to rounding)."""
@@ -204,11 +199,13 @@ class LinearComparison:
         if "test_ntk_inf" in o:  # exact infinite-width NTK model (kernel GD)
             ft_inf = o["test_ntk_inf"]
             extra |= {"test_mse_ntk_inf": mse(ft_net, ft_inf), "test_rel_mse_ntk_inf": relative_mse(ft_net, ft_inf),
-                      "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin), "test_loss_ntk_inf": half_mse_loss(ft_inf, yt),
+                      "test_mse_lin_ntk_inf": mse(ft_inf, ft_lin),
+                      "test_loss_ntk_inf": train_loss("squared", ft_inf, yt),
                       "test_res_perp_ntk_inf": self.vsplit.split(ft_inf - yt)[1]}
         for name, pair in self.psi_ab.items():  # f^lin ablations; None: the ablation is f^lin itself
             f_ab, ft_ab = (f_lin, ft_lin) if pair is None else (self.ablated[name].outputs(p, tt)[:, 0] for p in pair)
-            extra |= {f"train_loss_{name}": half_mse_loss(f_ab, y), f"test_loss_{name}": half_mse_loss(ft_ab, yt),
+            extra |= {f"train_loss_{name}": train_loss("squared", f_ab, y),
+                      f"test_loss_{name}": train_loss("squared", ft_ab, yt),
                       f"test_mse_{name}": mse(ft_net, ft_ab)}
         L = self.loss_name
         mu = (mu_terms(ft_net, ft_lin, yt) if self.classes is None

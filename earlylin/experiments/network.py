@@ -51,7 +51,7 @@ from earlylin.ntk.empirical import empirical_ntk
 from earlylin.runtime.devices import DTYPES
 from earlylin.runtime.fingerprint import Unhashable, callable_fingerprint, module_fingerprint
 from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_NETWORK
-from earlylin.training import losses
+from earlylin.training.autograd import autograd_step
 from earlylin.training.optim import stability_factor
 
 NetworkFn = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
@@ -177,14 +177,18 @@ class Network:
                               f"of shape {self.data.y_train.shape[1:] or '(n,)'} it must give {ways}")
         return out
 
-    def forward(self, params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
-        """f(x) = α(g(x; θ_A) − g(x; θ_B))/√2 for every seed: params (K, 2, *shape), X (K, n, …) → (K, n[, C])."""
+    def doubled(self, params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+        """(g(x; θ_A) − g(x; θ_B))/√2 for every seed (α = 1): params (K, 2, *shape), X (K, n, …) → (K, n[, C])."""
         rows = []
         for k in range(X.shape[0]):
             gA = self.g([p[k, 0] for p in params], X[k])
             gB = self.g([p[k, 1] for p in params], X[k])
             rows.append((gA - gB) / math.sqrt(2.0))
-        out = torch.stack(rows)
+        return torch.stack(rows)
+
+    def forward(self, params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+        """f(x) = α(g(x; θ_A) − g(x; θ_B))/√2 for every seed (:meth:`doubled` scaled by the output scale α)."""
+        out = self.doubled(params, X)
         return out if self.config.alpha == 1.0 else self.config.alpha * out
 
     def _theta(self, seed: int, X: torch.Tensor) -> torch.Tensor:
@@ -194,8 +198,8 @@ class Network:
         K = self.data.outputs
 
         def out(ps: Sequence[torch.Tensor], x: torch.Tensor, c: int | None) -> torch.Tensor:
-            rows = [(self.g([p[0, 0] for p in ps], x) - self.g([p[0, 1] for p in ps], x)) / math.sqrt(2.0)]
-            return rows[0] if c is None else rows[0][:, c]
+            f = self.doubled(list(ps), x.unsqueeze(0))[0]
+            return f if c is None else f[:, c]
 
         if K == 1:
             return empirical_ntk(lambda ps, x: out(ps, x, None), first, X).double()
@@ -231,27 +235,12 @@ class Network:
         comparison = compare.LinearComparison((psi, psi_t), (psi_s, psi_st), y64, yt64, cfg.lr, loss=cfg.loss,
                                               iterated=not closed_form(cfg))
         X, Xt, y = X64.to(dtype), Xt64.to(dtype), y64.to(dtype)
-        scale = 1.0 / cfg.alpha**2
         theta_lin = ThetaLinear(self.g, params, X, y, cfg.loss, cfg.alpha) if cfg.ntk_lin else None
-
-        def step(ps: list[torch.Tensor], idx: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
-            Xb, yb = (X, y) if idx is None else (X[:, idx], y[:, idx])
-            with torch.enable_grad():
-                f = self.forward(ps, Xb)
-                if cfg.loss == "squared" and f.ndim == 2:
-                    loss = 0.5 * torch.mean((f - yb) ** 2, dim=-1)
-                else:
-                    loss = losses.loss(cfg.loss, f, yb)
-                if scale != 1.0:
-                    loss = loss * scale
-                grads = torch.autograd.grad(loss.sum(), ps, allow_unused=True)  # seeds are independent
-            return loss.detach(), (f.detach() if idx is None else None), [None if g is None else g for g in grads]
 
         return Prepared(
             params=params,
             lrs=[cfg.lr] * len(params),
-            step=step,
+            step=autograd_step(self.doubled, X, y, cfg.loss, [True] * len(params), cfg.alpha),
             test_outputs=lambda ps: self.forward(ps, Xt),
             train_outputs=lambda ps: self.forward(ps, X),
             comparison=comparison,

@@ -64,10 +64,7 @@ class TwoLayer(SyntheticFamily):
         if outputs > 1 and cfg.ntk_lin:
             raise ConfigError(f"{arg('ntk_lin')} with targets of {outputs} columns: the θ-linearised two-layer net "
                               "has one output")
-        if not losses.takes(cfg.loss, y64, yt64):
-            raise ConfigError(f"{arg('loss', 'cross_entropy')}: the targets must be labels, ±1 for one column or "
-                              f"rows of class probabilities (target {cfg.target!r} gives other values); use the "
-                              "squared loss")
+        losses.check_targets(cfg.loss, y64, yt64)
 
         def psi_of(A: torch.Tensor, **kw: Any) -> torch.Tensor:  # Ψ of inputs A with this run's constants
             return features(A, consts, nu, cfg.layers, nu2=nu2, **kw)

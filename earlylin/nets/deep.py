@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from earlylin.activations import Activation
 from earlylin.runtime.rng import STREAM_INIT, SUBSTREAM_DEEP, stream
-from earlylin.training import losses
 
 ARCHS = ("fc", "cnn")
 
@@ -102,28 +101,3 @@ def forward(spec: DeepSpec, act: Activation, params: list[torch.Tensor], X: torc
     """f(x) = (g_A(x) − g_B(x))/√2, shape (K, n) (or (K, n, outputs))."""
     g = copies_forward(spec, act, params, X)
     return (g[:, 0] - g[:, 1]) / math.sqrt(2.0)
-
-
-def make_step(spec: DeepSpec, act: Activation, X: torch.Tensor, y: torch.Tensor, loss: str = "squared",
-              alpha: float = 1.0):
-    """A trainer step function: per-seed loss (default (1/2n)Σ(f − y)²; :mod:`earlylin.training.losses`), outputs
-    and autograd gradients; ``step(params, idx)`` on the training points ``idx`` returns no outputs. ``alpha``: the
-    output scale of lazy training, α·f on the loss / α² (docs/theory.md §3.3)."""
-
-    def step(params: list[torch.Tensor], idx: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
-        Xb, yb = (X, y) if idx is None else (X[:, idx], y[:, idx])
-        with torch.enable_grad():
-            f = forward(spec, act, params, Xb)
-            if alpha != 1.0:
-                f = alpha * f
-            if loss == "squared" and f.ndim == 2:
-                L = 0.5 * torch.mean((f - yb) ** 2, dim=-1)
-            else:
-                L = losses.loss(loss, f, yb)
-            if alpha != 1.0:
-                L = L / alpha**2
-            grads = torch.autograd.grad(L.sum(), params)  # seeds are independent: sum = per-seed grads
-        return L.detach(), (f.detach() if idx is None else None), list(grads)
-
-    return step

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from earlylin.errors import ConfigError, arg
+
 LOSSES = ("squared", "cross_entropy")
 
 
@@ -39,11 +41,15 @@ def grad_outputs(name: str, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (torch.softmax(f, dim=-1) - y) / n
 
 
-def takes(name: str, *ys: torch.Tensor) -> bool:
-    """Whether ``name`` takes these targets: any for squared; for cross-entropy ±1 labels for one output (K, n),
-    rows of class probabilities (≥ 0, summing to 1) for several (K, n, C)."""
+def check_targets(name: str, *ys: torch.Tensor) -> None:
+    """Refuse targets the loss ``name`` cannot take: cross-entropy needs ±1 labels for one output (K, n) and rows of
+    class probabilities (≥ 0, summing to 1) for several (K, n, C); squared takes any."""
     if name == "squared":
-        return True
+        return
     if ys[0].ndim == 2:
-        return all(bool((y.abs() == 1.0).all()) for y in ys)
-    return all(bool((y >= 0).all() and torch.allclose(y.sum(-1), torch.ones_like(y[..., 0]))) for y in ys)
+        ok = all(bool((y.abs() == 1.0).all()) for y in ys)
+    else:
+        ok = all(bool((y >= 0).all() and torch.allclose(y.sum(-1), torch.ones_like(y[..., 0]))) for y in ys)
+    if not ok:
+        raise ConfigError(f"{arg('loss', name)}: the targets must be labels, ±1 for one column or rows of class "
+                          "probabilities; use the squared loss")
