@@ -52,7 +52,7 @@ import torch
 from earlylin import cli
 from earlylin.activations import get_activation
 from earlylin.errors import ConfigError
-from earlylin.nets import deep, fused
+from earlylin.nets import deep, fused, providers
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DEVICES, exact_fp32, resolve_device
 from earlylin.runtime.records import environment, write_json_atomic
@@ -75,16 +75,32 @@ def _time(fn, device: torch.device, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def measured_rates(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
-    """This device's matmul FLOP/s and copy bandwidth (bytes/s), measured now: the best of 10 timings
-    each (the machine's capability; on a shared machine a mean would measure the other processes)."""
-    n = 4096 if device.type == "cuda" else 1024
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+def measured_rates(device: torch.device, dtype: torch.dtype, n: int, d: int, m: int) -> dict[str, Any]:
+    """This device's matmul FLOP/s on the benchmark's own two products (X Wᵀ: (n × d)·(d × m) and (r ⊙ X)ᵀ φ′:
+    (d × n)·(n × m)) by each GEMM provider of the fast step (earlylin.nets.providers: torch, numpy; on CUDA
+    torch), each with its library's own threads, the best provider's rate kept; its copy bandwidth (bytes/s);
+    and the transcendental work of a step timed apart: erf and φ′ = (2/√π) e^{−z²} (the step's own form) on
+    n × m values each. Best of 10 timings each (the machine's capability; on a shared machine a mean would
+    measure the other processes)."""
+    g = torch.Generator().manual_seed(0)
+    X, Wt = (torch.randn(*s, generator=g).to(device, dtype) for s in ((n, d), (d, m)))
+    Z, gw = torch.empty(n, m, device=device, dtype=dtype), torch.empty(d, m, device=device, dtype=dtype)
+    gemms = {"torch": providers.GEMMS["torch"]} if device.type != "cpu" else providers.GEMMS
+    gemm_flops = {}
+    for name, p in gemms.items():
+        t = min(_time(lambda p=p: (p.mm(X, Wt, Z), p.mm(X.transpose(0, 1), Z, gw)), device, 1) for _ in range(10))
+        gemm_flops[name] = 4 * n * d * m / t
     big = torch.empty(64 * 2**20 // 4, device=device, dtype=torch.float32)
     out = torch.empty_like(big)
-    t_mm = min(_time(lambda: a @ b, device, 1) for _ in range(10))
     t_cp = min(_time(lambda: out.copy_(big), device, 1) for _ in range(10))
-    return {"flops_per_s": 2 * n**3 / t_mm, "bytes_per_s": 2 * big.numel() * 4 / t_cp}
+    Z.copy_(torch.randn(n, m, generator=g))
+    H, act = torch.empty_like(Z), get_activation("erf")
+    erf_s = min(_time(lambda: act.phi_out(Z, H), device, 1) for _ in range(10))
+    dphi_s = min(_time(lambda: act.dphi_out(Z, H), device, 1) for _ in range(10))
+    best = max(gemm_flops, key=lambda name: gemm_flops[name])
+    return {"flops_per_s": gemm_flops[best], "gemm_provider": best, "gemm_flops_per_s": gemm_flops,
+            "bytes_per_s": 2 * big.numel() * 4 / t_cp, "erf_s": erf_s, "dphi_s": dphi_s,
+            "transcendental_values": 2 * n * m}
 
 
 def make_problem(K: int, n: int, d: int, m: int, device: torch.device, dtype: torch.dtype):
@@ -383,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     with exact_fp32():  # fp32 means fp32, as in every run; torch's settings restored after
         dtype = getattr(torch, args.dtype)
-        rates = measured_rates(device, dtype)
+        rates = measured_rates(device, dtype, args.n, args.d, args.width)
         flops = 4 * args.n * args.width * args.d
         bytes_moved = 3 * args.n * args.width * torch.finfo(dtype).bits // 8
         floor = max(flops / rates["flops_per_s"], bytes_moved / rates["bytes_per_s"])
@@ -420,9 +436,15 @@ def main(argv: list[str] | None = None) -> int:
         shipped_impl = nets.resolve_step("auto", device)
         print(f"device {device}, {args.dtype}, n={args.n} d={args.d} m={args.width}, "
               f"{torch.get_num_threads()} threads; "
-              f"measured {rates['flops_per_s'] / 1e9:.1f} GFLOP/s, {rates['bytes_per_s'] / 1e9:.1f} GB/s; floor "
+              f"{providers.cpu_model() if device.type == 'cpu' else torch.cuda.get_device_name(device)}; measured "
+              f"{rates['flops_per_s'] / 1e9:.1f} GFLOP/s ({rates['gemm_provider']}, the best of "
+              + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in rates["gemm_flops_per_s"].items())
+              + f"), {rates['bytes_per_s'] / 1e9:.1f} GB/s; floor "
               f"{floor * 1e6:.1f} µs/model-step; medians of {args.repeats} interleaved rounds of {args.steps} steps; "
               f"shipped = {shipped_impl}")
+        print(f"transcendentals apart (not in the floor), n·m = {args.n * args.width:,} values each: erf "
+              f"{rates['erf_s'] * 1e6:.0f} µs, φ′ = (2/√π)e^(−z²) {rates['dphi_s'] * 1e6:.0f} µs per model-step "
+              f"({torch.get_num_threads()} threads)")
         print(f"{'impl':>12} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× reference':>12} {'× jax':>7}")
         for r in rows:
             ratios = [("" if r[k] is None else f"{r[k]:.2f}") for k in ("ratio_to_reference", "ratio_to_jax")]
@@ -447,7 +469,11 @@ def main(argv: list[str] | None = None) -> int:
                 us = e["us_per_model_step"]
                 print(f"sgd vs gd, K={e['K']}: batch {e['batch_size']} {us['sgd_step']:.1f} µs/model-step, all n "
                       f"{us['gd_step']:.1f}: ratio {e['sgd_over_gd']:.3f} (b/n = {e['batch_over_n']:.4f})")
-        env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl))
+        X1, y1, *_ = make_problem(1, args.n, args.d, args.width, device, dtype)  # whose products the shipped step uses
+        shipped_gemm = nets.gemm_of(nets.make_step("auto", get_activation("erf"), X1, y1, True, True), args.width)
+        print(f"shipped step's products: {shipped_gemm or 'torch'}")
+        env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl, shipped_gemm))
+        env["cpu_model"] = providers.cpu_model()
         record = {"config": vars(args) | {"out": str(args.out)}, "environment": env, "shipped_impl": shipped_impl,
                   "rates": rates, "floor_s": floor, "rows": rows, **extras}
         write_json_atomic(args.out, record)

@@ -31,6 +31,7 @@ import math
 import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,7 +40,7 @@ import torch
 
 from earlylin.activations import Activation
 from earlylin.errors import ConfigError, arg
-from earlylin.nets import seed_batched
+from earlylin.nets import providers, seed_batched
 from earlylin.runtime.rng import STREAM_INIT, stream
 
 NET_STEPS = ("auto", "reference", "fast", "fused")  # the network step's implementations (resolve_step)
@@ -180,7 +181,8 @@ class BlockedTwoLayerStep:
     """
 
     def __init__(self, act: Activation, X: torch.Tensor, y: torch.Tensor, grad_W: bool, grad_v: bool,
-                 *, block_rows: int | None = None, threads: int | None = None) -> None:
+                 *, block_rows: int | None = None, threads: int | None = None,
+                 gemm: str | None = None) -> None:
         for name, value in (("block_rows", block_rows), ("threads", threads)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} {value}: must be an integer ≥ 1")
@@ -189,6 +191,31 @@ class BlockedTwoLayerStep:
         self.block_rows = block_rows
         self.threads = threads or (torch.get_num_threads() if X.device.type == "cpu" else 1)
         self._buffers: dict[tuple[int, ...], list[tuple[torch.Tensor, ...]]] = {}
+        if gemm is not None and gemm not in providers.GEMMS:
+            raise ConfigError(f"gemm {gemm!r} is unknown; valid: {', '.join(providers.GEMMS)}")
+        self._gemm = gemm
+
+    def gemm(self, m: int) -> str:
+        """Who computes the products (:mod:`earlylin.nets.providers`): as given, else on a CPU in float32 the
+        machine's measured choice for this block shape (a few steps of each provider on n = 2 blocks per
+        worker, once per machine), else torch."""
+        if self._gemm is None:
+            self._gemm = providers.forced() or providers.DEFAULT
+            if providers.forced() is None and self.X.device.type == "cpu" and self.X.dtype == torch.float32:
+                rows = min(self.X.shape[1], self.block_rows or default_block_rows(m))
+                key = providers.machine_key(rows, m, self.X.shape[2], self.threads)
+                self._gemm = providers.machine_choice(key, lambda: self._candidates(rows, m))
+        return self._gemm
+
+    def _candidates(self, rows: int, m: int) -> dict[str, Callable[[], object]]:
+        """One step per provider on a problem of this block shape (two blocks per worker, K = 1)."""
+        g = torch.Generator().manual_seed(0)
+        n, d = 2 * rows * self.threads, self.X.shape[2]
+        X, y = torch.randn(1, n, d, generator=g), torch.randn(1, n, generator=g)
+        W, v = torch.randn(1, m, d, generator=g), torch.randn(1, m, generator=g)
+        steps = {name: BlockedTwoLayerStep(self.act, X, y, self.grad_W, self.grad_v, block_rows=rows,
+                                           threads=self.threads, gemm=name) for name in providers.GEMMS}
+        return {name: (lambda step=step: step(W, v)) for name, step in steps.items()}
 
     def _get_buffers(self, rows: int, m: int, n_blocks: int) -> list[tuple[torch.Tensor, ...]]:
         """Per worker: Z/φ′(Z), φ(Z) and r ⊙ X tiles; then the partial gradients of every block."""
@@ -216,26 +243,28 @@ class BlockedTwoLayerStep:
         f, r = X.new_empty((K, n)), X.new_empty((K, n))
         inv_sqrt_m = 1.0 / math.sqrt(m)
         workers = min(self.threads, len(blocks))
+        gemm = providers.GEMMS[self.gemm(m)]
 
         def work(worker: int) -> None:
             Zb, Hb, RXb = tiles[worker]
             for k, b in blocks[worker::workers]:
                 start, stop = b * rows, min(n, (b + 1) * rows)
                 Xb, Z, H = X[k, start:stop], Zb[: stop - start], Hb[: stop - start]
-                torch.mm(Xb, Wt[k], out=Z)
+                gemm.mm(Xb, Wt[k], Z)
                 self.act.phi_out(Z, H)
                 fb, rb = f[k, start:stop], r[k, start:stop]
-                torch.mv(H, v[k], out=fb).mul_(inv_sqrt_m)
+                gemm.mv(H, v[k], fb).mul_(inv_sqrt_m)
                 torch.sub(fb, y[k, start:stop], out=rb)
                 if self.grad_v:
-                    torch.mv(H.transpose(0, 1), rb, out=gv_parts[k, b])
+                    gemm.mv(H.transpose(0, 1), rb, gv_parts[k, b])
                 if self.grad_W:
                     G = self.act.dphi_out(Z, Z)  # φ′(Z_b) in place of Z_b
                     rX = torch.mul(Xb, rb.unsqueeze(-1), out=RXb[: stop - start])
-                    torch.mm(rX.transpose(0, 1), G, out=gw_parts[k, b])
+                    gemm.mm(rX.transpose(0, 1), G, gw_parts[k, b])
 
         # every block on a single-threaded worker (one block, one thread too): the bits never depend on the threads
-        list(_pool(workers).map(work, range(workers)))
+        with gemm.single():
+            list(_pool(workers).map(work, range(workers)))
         loss = 0.5 * torch.mean(r * r, dim=-1)
         scale = 1.0 / (n * math.sqrt(m))
         gv = _sum_in_order(gv_parts).mul_(scale) if self.grad_v else None
@@ -288,11 +317,18 @@ def check_step(step: str, activation: str, device: torch.device | str, dtype: st
         raise ConfigError(f"{arg('step', 'fused')}: {reason}; choose another step: auto, fast or reference")
 
 
-def step_info(step: str) -> dict[str, str]:
-    """What a record carries about a resolved step: its name and the precision of its products
-    (``ieee``: fp32 products; ``tf32x3``: three TF32 tensor-core products per fp32 product)."""
-    return {"impl": step, "matmul_precision": "tf32x3" if step == "fused" else "ieee",
+def step_info(step: str, gemm: str | None = None) -> dict[str, str]:
+    """What a record carries about a resolved step: its name, the precision of its products (``ieee``: fp32
+    products; ``tf32x3``: three TF32 tensor-core products per fp32 product) and, for ``fast``, who computes
+    them (``gemm``: ``torch`` or ``numpy``, :mod:`earlylin.nets.providers`)."""
+    info = {"impl": step, "matmul_precision": "tf32x3" if step == "fused" else "ieee",
             "fused": str(step == "fused").lower()}
+    return info if gemm is None else info | {"gemm": gemm}
+
+
+def gemm_of(step: object, m: int) -> str | None:
+    """The GEMM provider of a ``fast`` step at width m (measured now if not yet known); None for the others."""
+    return step.gemm(m) if isinstance(step, BlockedTwoLayerStep) else None
 
 
 def forward_rows(act: Activation, W: torch.Tensor, v: torch.Tensor, X: torch.Tensor, *,

@@ -15,6 +15,7 @@ import earlylin
 from earlylin.activations import get_activation
 from earlylin.config import TwoLayerConfig
 from earlylin.errors import ConfigError
+from earlylin.nets import providers
 from earlylin.nets import two_layer as nets
 from tests.conftest import ALL_ACTIVATIONS, assert_close, random_two_layer_problem
 
@@ -37,8 +38,9 @@ def test_fast_equals_reference_in_float64(name, grad_W, grad_v):
             assert_close(a, e)
 
 
+@pytest.mark.parametrize("gemm", list(providers.GEMMS))
 @pytest.mark.parametrize("name", ["erf", "relu", "tanh"])
-def test_fast_matches_reference_to_fp32_rounding(name):
+def test_fast_matches_reference_to_fp32_rounding(name, gemm):
     """In float32 the blocked step is as close to the float64 step as the fp32 reference is (within 4×,
     the fp32 sums are only reordered), on the benchmark's d and m at a small n."""
     act = get_activation(name)
@@ -47,24 +49,26 @@ def test_fast_matches_reference_to_fp32_rounding(name):
     exact = nets.TwoLayerStep(act, X, y, True, True)(W, v)
     X32, y32, W32, v32 = (t.float() for t in (X, y, W, v))
     ref = nets.TwoLayerStep(act, X32, y32, True, True)(W32, v32)
-    out = nets.BlockedTwoLayerStep(act, X32, y32, True, True, block_rows=128)(W32, v32)
+    out = nets.BlockedTwoLayerStep(act, X32, y32, True, True, block_rows=128, gemm=gemm)(W32, v32)
     for what, a, r, e in zip(("loss", "f", "gW", "gv"), out, ref, exact, strict=True):
         eps = torch.finfo(torch.float32).eps
         assert _rel_err(a, e) <= 4 * _rel_err(r, e) + 4 * eps, (what, _rel_err(a, e), _rel_err(r, e))
 
 
-def test_threads_do_not_change_the_result():
+@pytest.mark.parametrize("gemm", list(providers.GEMMS))
+def test_threads_do_not_change_the_result(gemm):
     """The partial sums are added in block order: 1, 2 or 3 worker threads give the same bits; so do
     repeated calls (the reused buffers carry nothing over); unbatched inputs give the batched result."""
     act = get_activation("erf")
     X, y, W, v = random_two_layer_problem(2, 300, 20, 32)
-    outs = [nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64, threads=t)(W, v) for t in (1, 2, 3)]
-    step = nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64)
+    outs = [nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64, threads=t, gemm=gemm)(W, v)
+            for t in (1, 2, 3)]
+    step = nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=64, gemm=gemm)
     outs += [step(W, v), step(W, v)]
     for out in outs[1:]:
         for a, b in zip(out, outs[0], strict=True):
             assert torch.equal(a, b)
-    single = nets.BlockedTwoLayerStep(act, X[1], y[1], True, True, block_rows=64)(W[1], v[1])
+    single = nets.BlockedTwoLayerStep(act, X[1], y[1], True, True, block_rows=64, gemm=gemm)(W[1], v[1])
     for a, b in zip(single, outs[0], strict=True):
         assert torch.equal(a, b[1])
 
@@ -137,5 +141,7 @@ def test_run_with_fast_path_is_fp32_accurate(tmp_path):
     ref_digits = _digits(results["reference"].summary[key], exact)
     fast_digits = _digits(results["fast"].summary[key], exact)
     assert ref_digits > 4 and math.floor(fast_digits) >= math.floor(ref_digits), (ref_digits, fast_digits)
-    assert results["fast"].record["net_step"] == {"impl": "fast", "matmul_precision": "ieee", "fused": "false"}
+    step = results["fast"].record["net_step"]
+    assert step == {"impl": "fast", "matmul_precision": "ieee", "fused": "false", "gemm": step["gemm"]}
+    assert step["gemm"] in providers.GEMMS
     assert results["reference"].record["net_step"]["impl"] == "reference"
