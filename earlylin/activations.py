@@ -40,6 +40,7 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 _SQRT_2 = math.sqrt(2.0)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_LOG_TWO_OVER_SQRT_PI = math.log(_TWO_OVER_SQRT_PI)
 _LOG2_TWO_OVER_SQRT_PI = math.log2(_TWO_OVER_SQRT_PI)
 _LOG2_E = math.log2(math.e)
 
@@ -77,11 +78,15 @@ def _erf_dphi(z: torch.Tensor) -> torch.Tensor:
 
 
 def _erf_dphi_into(z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    # 2^(log2(2/√π) − z² log2 e) = (2/√π) e^{−z²} in two passes over memory instead of four; exp2, not exp:
-    # torch's CPU exp goes through MKL's vector maths, 2.7× slower than its own exp2 on an AMD EPYC (BENCHMARKS.md)
-    torch.addcmul(torch.full((), _LOG2_TWO_OVER_SQRT_PI, dtype=z.dtype, device=z.device), z, z, value=-_LOG2_E,
-                  out=out)
-    return out.exp2_()
+    # (2/√π) e^{−z²} in two passes over memory instead of four. In float32, as 2^(log2(2/√π) − z² log2 e): torch's
+    # CPU exp goes through MKL's vector maths, 2.7× slower than its own exp2 on an AMD EPYC (BENCHMARKS.md), and the
+    # rounded exponent costs < 4e-6 relative (tests/test_activations.py). Float64 (the constants) keeps exp.
+    if z.dtype == torch.float32:
+        torch.addcmul(torch.full((), _LOG2_TWO_OVER_SQRT_PI, dtype=z.dtype, device=z.device), z, z, value=-_LOG2_E,
+                      out=out)
+        return out.exp2_()
+    torch.addcmul(torch.full((), _LOG_TWO_OVER_SQRT_PI, dtype=z.dtype, device=z.device), z, z, value=-1.0, out=out)
+    return out.exp_()
 
 
 def _gelu_dphi(z: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ as torch's are on the step's workers).
 
 :func:`choose` times candidates (interleaved rounds, best of each) and keeps the fastest; :func:`machine_choice`
 does it once per machine (CPU model, torch and numpy versions, threads, block shape) on the whole step, and
-caches the answer in ``<cache>/providers.json`` (``$XDG_CACHE_HOME/earlylin``, else ``~/.cache/earlylin``).
+caches the answer in ``<cache dir>/providers.json`` (the run's cache dir, ``~/.cache/earlylin`` by default for the
+commands; none with ``--no-cache`` or ``cache_dir=None``: then measured once per process). Where numpy is not
+clearly faster (under :data:`MARGIN` × torch's time) torch stays, so that a near tie cannot flip between runs.
 The choice goes into every record's ``net_step.gemm``; ``EARLYLIN_GEMM=torch`` (or ``numpy``) forces one. A
 choice changes only the fp32 rounding of the products, never the equations; reruns on one machine reuse it,
 so their bits agree.
@@ -24,6 +26,7 @@ import platform
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 
 from earlylin.errors import ConfigError
-from earlylin.runtime.records import default_cache_dir, write_json_atomic
+from earlylin.runtime.records import write_json_atomic
 
 
 def mm_torch(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -124,23 +127,48 @@ def machine_key(rows: int, m: int, d: int, threads: int) -> str:
             f"block {rows}x{m}x{d}")
 
 
-def machine_choice(key: str, candidates: Callable[[], dict[str, Callable[[int], object]]],
-                   cache_dir: Path | None = None) -> str:
-    """The GEMM provider for ``key`` (:func:`machine_key`): the cached choice, else :func:`choose` among
-    ``candidates()`` (name → one step with that provider) now, cached atomically for the next run (an
-    unwritable cache only costs the measurement again)."""
-    path = (cache_dir or default_cache_dir()) / "providers.json"
+_CHOSEN: dict[str, str] = {}  # this process's choices, by machine_key
+CACHE_DIR: ContextVar[Path | None] = ContextVar("earlylin_providers_cache", default=None)
+MARGIN = 0.9  # numpy replaces torch only when its time is below 0.9× torch's: a near tie keeps torch, run after run
+
+
+@contextlib.contextmanager
+def cache_at(directory: str | os.PathLike[str] | None):
+    """Within the block, :func:`machine_choice` reads and writes ``directory/providers.json`` (None: no file)."""
+    token = CACHE_DIR.set(None if directory is None else Path(directory))
     try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    known = known if isinstance(known, dict) else {}
+        yield
+    finally:
+        CACHE_DIR.reset(token)
+
+
+def machine_choice(key: str, candidates: Callable[[], dict[str, Callable[[], object]]]) -> str:
+    """The GEMM provider for ``key`` (:func:`machine_key`): this process's earlier answer, else the one cached in
+    ``CACHE_DIR/providers.json`` (set by the run to its cache dir; None: no file, as with ``--no-cache``), else
+    measured now: :func:`choose` among ``candidates()`` (name → one step with that provider), ``numpy`` only where
+    it takes under :data:`MARGIN` × torch's time, and cached atomically for the next run (an unwritable cache only
+    costs the measurement again)."""
+    if key in _CHOSEN:
+        return _CHOSEN[key]
+    directory = CACHE_DIR.get()
+    path = None if directory is None else Path(directory) / "providers.json"
+    known: dict = {}
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+            known = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            pass
     entry = known.get(key)
     if isinstance(entry, dict) and entry.get("gemm") in GEMMS:
-        return str(entry["gemm"])
-    name, seconds = choose(candidates(), repeats=3)
-    try:
-        write_json_atomic(path, known | {key: {"gemm": name, "seconds": seconds}})
-    except OSError:
-        pass
+        name = str(entry["gemm"])
+    else:
+        _, seconds = choose(candidates(), repeats=3)
+        name = "numpy" if seconds.get("numpy", math.inf) < MARGIN * seconds.get("torch", math.inf) else "torch"
+        if path is not None:
+            try:
+                write_json_atomic(path, known | {key: {"gemm": name, "seconds": seconds}})
+            except OSError:
+                pass
+    _CHOSEN[key] = name
     return name
