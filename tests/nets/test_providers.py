@@ -35,21 +35,30 @@ def test_choose_picks_the_faster_of_two_providers(order):
 
 
 def test_machine_choice_is_measured_once_then_cached(tmp_path, monkeypatch):
-    monkeypatch.delenv("EARLYLIN_GEMM", raising=False)
+    """Measured once, then read from the cache file (a new process: the in-process memo emptied); an unreadable
+    file is measured again; without a cache dir nothing is written."""
+    monkeypatch.setattr(providers, "_CHOSEN", {})
     calls = []
 
     def candidates():
         calls.append(1)
         return {"torch": _work(30), "numpy": _work(1)}
 
-    assert providers.machine_choice("k", candidates, tmp_path) == "numpy"
-    assert providers.machine_choice("k", candidates, tmp_path) == "numpy"
-    assert len(calls) == 1  # the second answer came from the cache
-    cached = json.loads((tmp_path / "providers.json").read_text())
-    assert cached["k"]["gemm"] == "numpy" and set(cached["k"]["seconds"]) == {"torch", "numpy"}
-    (tmp_path / "providers.json").write_text("{not json")
-    assert providers.machine_choice("k", candidates, tmp_path) == "numpy"
-    assert len(calls) == 2  # an unreadable cache is measured again
+    with providers.cache_at(tmp_path):
+        assert providers.machine_choice("k", candidates) == "numpy"
+        providers._CHOSEN.clear()  # as in a new process
+        assert providers.machine_choice("k", candidates) == "numpy"
+        assert len(calls) == 1  # the second answer came from the cache file
+        cached = json.loads((tmp_path / "providers.json").read_text())
+        assert cached["k"]["gemm"] == "numpy" and set(cached["k"]["seconds"]) == {"torch", "numpy"}
+        (tmp_path / "providers.json").write_text("{not json")
+        providers._CHOSEN.clear()
+        assert providers.machine_choice("k", candidates) == "numpy"
+        assert len(calls) == 2  # an unreadable cache is measured again
+    providers._CHOSEN.clear()
+    assert providers.CACHE_DIR.get() is None
+    assert providers.machine_choice("other", candidates) == "numpy"
+    assert len(calls) == 3 and set(json.loads((tmp_path / "providers.json").read_text())) == {"k"}
 
 
 def test_forced_provider_and_bad_name(monkeypatch):
