@@ -470,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"sgd vs gd, K={e['K']}: batch {e['batch_size']} {us['sgd_step']:.1f} µs/model-step, all n "
                       f"{us['gd_step']:.1f}: ratio {e['sgd_over_gd']:.3f} (b/n = {e['batch_over_n']:.4f})")
         X1, y1, *_ = make_problem(1, args.n, args.d, args.width, device, dtype)  # whose products the shipped step uses
-        shipped_gemm = nets.gemm_of(nets.make_step("auto", get_activation("erf"), X1, y1, True, True), args.width)
-        print(f"shipped step's products: {shipped_gemm or 'torch'}")
-        env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl, shipped_gemm))
+        shipped = nets.fast_choices(nets.make_step("auto", get_activation("erf"), X1, y1, True, True), args.width)
+        print(f"shipped step's products: {shipped.get('gemm', 'torch')}; its erf and φ′: {shipped.get('phi', 'torch')}")
+        env = environment(device, args.dtype, net_step=nets.step_info(shipped_impl, **shipped))
         env["cpu_model"] = providers.cpu_model()
         record = {"config": vars(args) | {"out": str(args.out)}, "environment": env, "shipped_impl": shipped_impl,
                   "rates": rates, "floor_s": floor, "rows": rows, **extras}

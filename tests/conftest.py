@@ -11,10 +11,13 @@ tolerances (tests/golden/tolerances.json, tests/golden/derive_tolerances.py) and
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,13 @@ from earlylin.data.synthetic import make_dataset
 # tests start keep torch's default.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+# The machine folder (earlylin.runtime.machine: the GEMM choice, the compiled erf) is the suite's own, so that it
+# neither reads nor writes the user's; set at import, before any test starts a child or a Ray worker (they inherit
+# it). The first process to import this file makes it; pytest-xdist's workers inherit it from there.
+if not os.environ.get("EARLYLIN_MACHINE_DIR"):
+    os.environ["EARLYLIN_MACHINE_DIR"] = tempfile.mkdtemp(prefix="earlylin-machine-")
+    atexit.register(shutil.rmtree, os.environ["EARLYLIN_MACHINE_DIR"], ignore_errors=True)
 
 # The repository's root: tests sit one or two folders below it, mirroring the package (tests/<subpackage>/).
 ROOT = Path(__file__).resolve().parent.parent

@@ -38,7 +38,6 @@ from earlylin.experiments import memory
 from earlylin.experiments.comparison import LinearComparison, output_mse, relative_mse
 from earlylin.experiments.result import Result, summarise
 from earlylin.experiments.train import Checkpoint, StepFn, record_schedule, run_gd
-from earlylin.nets import providers
 from earlylin.runtime.devices import exact_fp32, resolve_device
 from earlylin.runtime.progress import say, warn
 from earlylin.runtime.records import Cache, probe_dir, to_jsonable
@@ -241,8 +240,7 @@ def run(exp: Experiment, cache: Cache | None = None, progress: bool = False,
                              **({"keep_outputs": True} if keep_outputs else {})})  # its rows hold the outputs
             checkpoint = Checkpoint(cache.directory / "checkpoints" / f"{key}.pt", checkpoint_every_s)
         try:
-            # fp32 means fp32 for the run, torch's settings restored after it; the GEMM choice cached with the results
-            with exact_fp32(), providers.cache_at(cache.directory):
+            with exact_fp32():  # fp32 means fp32 for the run, torch's settings restored after it
                 per_seed, shared = train(exp, missing, device, progress, checkpoint, kept)
         except DivergenceError:
             if checkpoint is not None:

@@ -130,7 +130,8 @@ class TwoLayer(SyntheticFamily):
             comparison=comparison,
             lr_context=self.lr_context,
             shared={"constants": consts.used(act.name, batch.tr_sigma2_over_d),
-                    "net_step": (nets.step_info(nets.resolve_step(cfg.step, device), nets.gemm_of(net_step, cfg.width))
+                    "net_step": (nets.step_info(nets.resolve_step(cfg.step, device),
+                                                **nets.fast_choices(net_step, cfg.width))
                                  if paper
                                  else {"impl": "autograd", "matmul_precision": "ieee", "fused": "false"})},
             extra_outputs=extra_outputs,

@@ -7,13 +7,12 @@ and ``numpy`` (``numpy.matmul`` on the same memory, OpenBLAS held to one thread 
 as torch's are on the step's workers).
 
 :func:`choose` times candidates (interleaved rounds, best of each) and keeps the fastest; :func:`machine_choice`
-does it once per machine (CPU model, torch and numpy versions, threads, block shape) on the whole step, and
-caches the answer in ``<cache dir>/providers.json`` (the run's cache dir, ``~/.cache/earlylin`` by default for the
-commands; none with ``--no-cache`` or ``cache_dir=None``: then measured once per process). Where numpy is not
-clearly faster (under :data:`MARGIN` × torch's time) torch stays, so that a near tie cannot flip between runs.
-The choice goes into every record's ``net_step.gemm``; ``EARLYLIN_GEMM=torch`` (or ``numpy``) forces one. A
-choice changes only the fp32 rounding of the products, never the equations; reruns on one machine reuse it,
-so their bits agree.
+does it once per machine (CPU model, torch and numpy versions, block shape) on the whole step, and keeps the answer
+in ``providers.json`` in the machine folder (:func:`earlylin.runtime.machine.machine_dir`), under that folder's lock:
+every later run and process on the machine (with or without a result cache, a sweep's Ray workers too) reads the
+same answer, so their bits agree. Where numpy is not clearly faster (under :data:`MARGIN` × torch's time) torch
+stays. The choice goes into every record's ``net_step.gemm``; ``EARLYLIN_GEMM=torch`` (or ``numpy``) forces one.
+A choice changes only the fp32 rounding of the products, never the equations.
 """
 
 from __future__ import annotations
@@ -22,18 +21,16 @@ import contextlib
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from earlylin.errors import ConfigError
+from earlylin.errors import ConfigError, DataError
+from earlylin.runtime.machine import cpu_model, machine_lock
 from earlylin.runtime.records import write_json_atomic
 
 
@@ -91,23 +88,6 @@ def choose(candidates: dict[str, Callable[[], object]], repeats: int = 5) -> tup
     return min(best, key=lambda name: best[name]), best
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``), with family and model."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-            if not line.strip():
-                break
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    if "cpu family" in fields:
-        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
-    return name
-
-
 def forced() -> str | None:
     """``EARLYLIN_GEMM`` if set (one of :data:`GEMMS`), else None.
 
@@ -122,53 +102,41 @@ def forced() -> str | None:
     return name
 
 
-def machine_key(rows: int, m: int, d: int, threads: int) -> str:
-    return (f"{cpu_model()} | torch {torch.__version__} | numpy {np.__version__} | threads {threads} | "
-            f"block {rows}x{m}x{d}")
+def machine_key(rows: int, m: int, d: int) -> str:
+    """What a choice is kept under: the CPU, the libraries and the block shape (not the thread count: the step's
+    bits must not depend on it, so every thread count takes the same provider)."""
+    return f"{cpu_model()} | torch {torch.__version__} | numpy {np.__version__} | block {rows}x{m}x{d}"
 
 
 _CHOSEN: dict[str, str] = {}  # this process's choices, by machine_key
-CACHE_DIR: ContextVar[Path | None] = ContextVar("earlylin_providers_cache", default=None)
-MARGIN = 0.9  # numpy replaces torch only when its time is below 0.9× torch's: a near tie keeps torch, run after run
-
-
-@contextlib.contextmanager
-def cache_at(directory: str | os.PathLike[str] | None):
-    """Within the block, :func:`machine_choice` reads and writes ``directory/providers.json`` (None: no file)."""
-    token = CACHE_DIR.set(None if directory is None else Path(directory))
-    try:
-        yield
-    finally:
-        CACHE_DIR.reset(token)
+MARGIN = 0.9  # numpy replaces torch only when its time is below 0.9× torch's: a near tie keeps torch
 
 
 def machine_choice(key: str, candidates: Callable[[], dict[str, Callable[[], object]]]) -> str:
-    """The GEMM provider for ``key`` (:func:`machine_key`): this process's earlier answer, else the one cached in
-    ``CACHE_DIR/providers.json`` (set by the run to its cache dir; None: no file, as with ``--no-cache``), else
-    measured now: :func:`choose` among ``candidates()`` (name → one step with that provider), ``numpy`` only where
-    it takes under :data:`MARGIN` × torch's time, and cached atomically for the next run (an unwritable cache only
-    costs the measurement again)."""
+    """The GEMM provider for ``key`` (:func:`machine_key`): this process's earlier answer, else the machine's
+    (``providers.json`` in the machine folder), else measured now under the folder's lock (a second process
+    waits, then reads it): :func:`choose` among ``candidates()`` (name → one step with that provider), ``numpy``
+    only where it takes under :data:`MARGIN` × torch's time, written atomically. Where the folder cannot be
+    made or written the answer is kept for this process only."""
     if key in _CHOSEN:
         return _CHOSEN[key]
-    directory = CACHE_DIR.get()
-    path = None if directory is None else Path(directory) / "providers.json"
-    known: dict = {}
-    if path is not None:
-        try:
-            loaded = json.loads(path.read_text())
-            known = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            pass
-    entry = known.get(key)
-    if isinstance(entry, dict) and entry.get("gemm") in GEMMS:
-        name = str(entry["gemm"])
-    else:
-        _, seconds = choose(candidates(), repeats=3)
-        name = "numpy" if seconds.get("numpy", math.inf) < MARGIN * seconds.get("torch", math.inf) else "torch"
+    with machine_lock() as folder:
+        path = None if folder is None else folder / "providers.json"
+        known: dict = {}
         if path is not None:
             try:
-                write_json_atomic(path, known | {key: {"gemm": name, "seconds": seconds}})
-            except OSError:
+                loaded = json.loads(path.read_text())
+                known = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
                 pass
+        entry = known.get(key)
+        if isinstance(entry, dict) and entry.get("gemm") in GEMMS:
+            name = str(entry["gemm"])
+        else:
+            _, seconds = choose(candidates(), repeats=3)
+            name = "numpy" if seconds.get("numpy", math.inf) < MARGIN * seconds.get("torch", math.inf) else "torch"
+            if path is not None:
+                with contextlib.suppress(OSError, DataError):
+                    write_json_atomic(path, known | {key: {"gemm": name, "seconds": seconds}})
     _CHOSEN[key] = name
     return name

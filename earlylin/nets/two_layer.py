@@ -18,7 +18,9 @@ Three implementations of one step, chosen by ``TwoLayerConfig.step`` (:func:`mak
 - ``fast`` — :class:`BlockedTwoLayerStep`, the same equations over blocks of rows: per block of B rows,
   Z_B = X_B Wᵀ/√d, φ(Z_B), f_B, r_B, then its contributions to ∇_v and ∇_W, so that the n×m matrices
   are never formed and each B×m tile stays in the CPU's cache (fp32 products; the sums over blocks
-  change only the order of the fp32 additions);
+  change only the order of the fp32 additions); for erf in float32, φ, φ′, f_B, r_B and H_Bᵀr_B come
+  from one compiled pass per block (:mod:`earlylin.nets.native`), the products from the machine's
+  faster BLAS (:mod:`earlylin.nets.providers`);
 - ``fused`` — :class:`earlylin.nets.fused.FusedTwoLayerStep`, two Triton kernels (CUDA) with
   split-precision "3×TF32" tensor-core products.
 
@@ -40,10 +42,11 @@ import torch
 
 from earlylin.activations import Activation
 from earlylin.errors import ConfigError, arg
-from earlylin.nets import providers, seed_batched
+from earlylin.nets import native, providers, seed_batched
 from earlylin.runtime.rng import STREAM_INIT, stream
 
 NET_STEPS = ("auto", "reference", "fast", "fused")  # the network step's implementations (resolve_step)
+PHI_IMPLS = ("native", "torch")  # who evaluates φ and φ′ in the fast step (BlockedTwoLayerStep.phi_impl)
 
 
 def symmetric_init(seed: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +185,7 @@ class BlockedTwoLayerStep:
 
     def __init__(self, act: Activation, X: torch.Tensor, y: torch.Tensor, grad_W: bool, grad_v: bool,
                  *, block_rows: int | None = None, threads: int | None = None,
-                 gemm: str | None = None) -> None:
+                 gemm: str | None = None, phi: str | None = None) -> None:
         for name, value in (("block_rows", block_rows), ("threads", threads)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} {value}: must be an integer ≥ 1")
@@ -194,18 +197,37 @@ class BlockedTwoLayerStep:
         if gemm is not None and gemm not in providers.GEMMS:
             raise ConfigError(f"gemm {gemm!r} is unknown; valid: {', '.join(providers.GEMMS)}")
         self._gemm = gemm
+        if phi is not None and phi not in PHI_IMPLS:
+            raise ConfigError(f"phi {phi!r} is unknown; valid: {', '.join(PHI_IMPLS)}")
+        if phi == "native" and not self._native_fits():
+            raise ConfigError("phi 'native' needs φ = erf in float32 on a CPU and the compiled kernel "
+                              f"({native.unavailable_reason() or 'available'}); use phi='torch'")
+        self._phi_impl = phi
 
     def gemm(self, m: int) -> str:
         """Who computes the products (:mod:`earlylin.nets.providers`): as given, else on a CPU in float32 the
         machine's measured choice for this block shape (a few steps of each provider on n = 2 blocks per
         worker, once per machine), else torch."""
         if self._gemm is None:
-            self._gemm = providers.forced() or providers.DEFAULT
-            if providers.forced() is None and self.X.device.type == "cpu" and self.X.dtype == torch.float32:
+            forced = providers.forced()
+            if forced is not None or self.X.device.type != "cpu" or self.X.dtype != torch.float32:
+                self._gemm = forced or providers.DEFAULT
+            else:
                 rows = min(self.X.shape[1], self.block_rows or default_block_rows(m))
-                key = providers.machine_key(rows, m, self.X.shape[2], self.threads)
+                key = providers.machine_key(rows, m, self.X.shape[2])
                 self._gemm = providers.machine_choice(key, lambda: self._candidates(rows, m))
         return self._gemm
+
+    def _native_fits(self) -> bool:
+        fits = self.act.name == "erf" and self.X.device.type == "cpu" and self.X.dtype == torch.float32
+        return fits and native.available()
+
+    def phi_impl(self) -> str:
+        """Who evaluates φ, φ′ and the readout on the tiles: as given, else ``native`` (:mod:`earlylin.nets.native`,
+        one compiled pass per block) for erf in float32 on a CPU where it builds, else ``torch``."""
+        if self._phi_impl is None:
+            self._phi_impl = "native" if self._native_fits() else "torch"
+        return self._phi_impl
 
     def _candidates(self, rows: int, m: int) -> dict[str, Callable[[], object]]:
         """One step per provider on a problem of this block shape (two blocks per worker, K = 1)."""
@@ -214,7 +236,8 @@ class BlockedTwoLayerStep:
         X, y = torch.randn(1, n, d, generator=g), torch.randn(1, n, generator=g)
         W, v = torch.randn(1, m, d, generator=g), torch.randn(1, m, generator=g)
         steps = {name: BlockedTwoLayerStep(self.act, X, y, self.grad_W, self.grad_v, block_rows=rows,
-                                           threads=self.threads, gemm=name) for name in providers.GEMMS}
+                                           threads=self.threads, gemm=name, phi=self.phi_impl())
+                 for name in providers.GEMMS}
         return {name: (lambda step=step: step(W, v)) for name, step in steps.items()}
 
     def _get_buffers(self, rows: int, m: int, n_blocks: int) -> list[tuple[torch.Tensor, ...]]:
@@ -244,6 +267,8 @@ class BlockedTwoLayerStep:
         inv_sqrt_m = 1.0 / math.sqrt(m)
         workers = min(self.threads, len(blocks))
         gemm = providers.GEMMS[self.gemm(m)]
+        fused_phi = self.phi_impl() == "native"  # φ(Z_b), φ′(Z_b) and the readout in one compiled pass
+        vc = v.contiguous()
 
         def work(worker: int) -> None:
             Zb, Hb, RXb = tiles[worker]
@@ -251,14 +276,18 @@ class BlockedTwoLayerStep:
                 start, stop = b * rows, min(n, (b + 1) * rows)
                 Xb, Z, H = X[k, start:stop], Zb[: stop - start], Hb[: stop - start]
                 gemm.mm(Xb, Wt[k], Z)
-                self.act.phi_out(Z, H)
                 fb, rb = f[k, start:stop], r[k, start:stop]
-                gemm.mv(H, v[k], fb).mul_(inv_sqrt_m)
-                torch.sub(fb, y[k, start:stop], out=rb)
-                if self.grad_v:
-                    gemm.mv(H.transpose(0, 1), rb, gv_parts[k, b])
+                if fused_phi:  # f_b, r_b, H_bᵀr_b and φ′(Z_b) over Z_b, row by row: H_b is never stored
+                    gv_b = gv_parts[k, b].zero_() if self.grad_v else None
+                    native.erf_readout(Z, self.grad_W, vc[k], y[k, start:stop], inv_sqrt_m, fb, rb, gv_b, Hb[0])
+                else:
+                    self.act.phi_out(Z, H)
+                    gemm.mv(H, v[k], fb).mul_(inv_sqrt_m)
+                    torch.sub(fb, y[k, start:stop], out=rb)
+                    if self.grad_v:
+                        gemm.mv(H.transpose(0, 1), rb, gv_parts[k, b])
                 if self.grad_W:
-                    G = self.act.dphi_out(Z, Z)  # φ′(Z_b) in place of Z_b
+                    G = Z if fused_phi else self.act.dphi_out(Z, Z)  # φ′(Z_b) in place of Z_b
                     rX = torch.mul(Xb, rb.unsqueeze(-1), out=RXb[: stop - start])
                     gemm.mm(rX.transpose(0, 1), G, gw_parts[k, b])
 
@@ -317,18 +346,22 @@ def check_step(step: str, activation: str, device: torch.device | str, dtype: st
         raise ConfigError(f"{arg('step', 'fused')}: {reason}; choose another step: auto, fast or reference")
 
 
-def step_info(step: str, gemm: str | None = None) -> dict[str, str]:
+def step_info(step: str, gemm: str | None = None, phi: str | None = None) -> dict[str, str]:
     """What a record carries about a resolved step: its name, the precision of its products (``ieee``: fp32
     products; ``tf32x3``: three TF32 tensor-core products per fp32 product) and, for ``fast``, who computes
-    them (``gemm``: ``torch`` or ``numpy``, :mod:`earlylin.nets.providers`)."""
+    its products (``gemm``: ``torch`` or ``numpy``, :mod:`earlylin.nets.providers`) and its φ and φ′ (``phi``:
+    ``native`` or ``torch``, :mod:`earlylin.nets.native`)."""
     info = {"impl": step, "matmul_precision": "tf32x3" if step == "fused" else "ieee",
             "fused": str(step == "fused").lower()}
-    return info if gemm is None else info | {"gemm": gemm}
+    return info | {k: v for k, v in (("gemm", gemm), ("phi", phi)) if v is not None}
 
 
-def gemm_of(step: object, m: int) -> str | None:
-    """The GEMM provider of a ``fast`` step at width m (measured now if not yet known); None for the others."""
-    return step.gemm(m) if isinstance(step, BlockedTwoLayerStep) else None
+def fast_choices(step: object, m: int) -> dict[str, str]:
+    """A ``fast`` step's machine choices at width m, ``{"gemm": ..., "phi": ...}`` (measured or built now if not
+    yet known), for :func:`step_info`; empty for the other steps."""
+    if not isinstance(step, BlockedTwoLayerStep):
+        return {}
+    return {"gemm": step.gemm(m), "phi": step.phi_impl()}
 
 
 def forward_rows(act: Activation, W: torch.Tensor, v: torch.Tensor, X: torch.Tensor, *,

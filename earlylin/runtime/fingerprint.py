@@ -3,8 +3,8 @@
 A cached result may be served only for the same code, the same inputs and the same config:
 
 - :func:`code_fingerprint` hashes the source of every module of the installed ``earlylin``
-  package (path and bytes, in sorted order), so any edit of the code that computes results —
-  a target, a network, a metric — changes every cache key.
+  package, its Python files and its C kernels (path and bytes, in sorted order), so any edit of
+  the code that computes results — a target, a network, a metric — changes every cache key.
 - :func:`array_fingerprint` hashes arrays by dtype, shape and bytes (user data, CIFAR arrays).
 - :func:`callable_fingerprint` hashes a user function by its source code, its default arguments,
   the values it closes over and the globals it reads (functions recursively, plain values by
@@ -36,7 +36,7 @@ class Unhashable(ValueError):
 
 
 def code_fingerprint(root: str | Path | None = None, fresh: bool = False) -> str:
-    """sha256 (first 16 hex digits) of every ``*.py`` file below ``root`` (default: the package).
+    """sha256 (first 16 hex digits) of every ``*.py`` and ``*.c`` file below ``root`` (default: the package).
 
     Computed once per process and root (the code of a running process does not change under it);
     ``fresh`` reads the files again."""
@@ -48,7 +48,7 @@ def code_fingerprint(root: str | Path | None = None, fresh: bool = False) -> str
 def _code_fingerprint(root: str) -> str:
     h = hashlib.sha256()
     base = Path(root)
-    for path in sorted(base.rglob("*.py")):
+    for path in sorted([*base.rglob("*.py"), *base.rglob("*.c")]):
         h.update(path.relative_to(base).as_posix().encode())
         h.update(b"\0")
         h.update(path.read_bytes())

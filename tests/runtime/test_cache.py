@@ -46,7 +46,11 @@ def test_code_fingerprint_covers_every_source_file(tmp_path):
     assert before == code_fingerprint(PACKAGE_ROOT)
     with open(copy / "data" / "synthetic.py", "a", encoding="utf-8") as fh:
         fh.write("\n# an edit\n")
-    assert code_fingerprint(copy, fresh=True) != before
+    edited = code_fingerprint(copy, fresh=True)
+    assert edited != before
+    with open(copy / "nets" / "native" / "erf.c", "a", encoding="utf-8") as fh:  # the C kernel computes results too
+        fh.write("\n/* an edit */\n")
+    assert code_fingerprint(copy, fresh=True) != edited
 
 
 RUN = textwrap.dedent("""
