@@ -14,8 +14,9 @@ Implementations, all erf, both layers, η = 1, fp32 (TF32 off) unless --dtype sa
   ``reference`` on CUDA); the JSON's ``shipped_impl`` says which;
 - ``fast``     : :class:`earlylin.nets.two_layer.BlockedTwoLayerStep`, blocks of rows kept in cache, shared
   among as many worker threads as torch has intra-op threads, each running single-threaded ops;
-  ``fast_omp``: one worker, each op on torch's intra-op (OpenMP) threads (CPU only); ``--fast-sweep``
-  adds block sizes;
+  ``fast_omp``: one worker, each op on torch's intra-op (OpenMP) threads (CPU only); ``fast_torch_phi``:
+  ``fast`` with torch's erf, φ′ and readout instead of the compiled pass of earlylin.nets.native (CPU only; the
+  same as ``fast`` where that pass is not built); ``--fast-sweep`` adds block sizes;
 - ``jax``      : ``jit(vmap(lax.scan))`` of the same step at precision "highest", where JAX imports;
 - ``fused``    : :class:`earlylin.nets.fused.FusedTwoLayerStep`, two Triton kernels with 3×TF32 products
   that never store an n×m matrix (CUDA with Triton only; ``--fused-autotune`` picks its tiles by
@@ -30,7 +31,8 @@ Implementations, all erf, both layers, η = 1, fp32 (TF32 off) unless --dtype sa
 Each implementation is built and warmed up once per K; then ``--repeats`` rounds time ``--steps`` GD steps
 of every implementation in turn (interleaved, so that a change in the machine's load hits all of them
 alike) and the median round is reported. Printed per implementation and K: µs per model-step (wall
-time / (steps·K)), the ratio to the floor, to ``reference`` and to ``jax``. The floor is computed from
+time / (steps·K)), the ratio to the floor, to ``reference`` and to ``jax`` (of the medians, and the median of
+the per-round ratios: "paired", each round's two timings under the same load). The floor is computed from
 this device's *measured* rates, not a constant: max(FLOPs / measured matmul FLOP/s, bytes / measured
 copy bandwidth), with 4·n·m·d FLOPs (the two GEMMs) and 3·n·m·bytes (one write, two reads of the n×m
 hidden activation) per model-step. Writes a JSON with every number and the environment. Nothing here
@@ -52,7 +54,7 @@ import torch
 from earlylin import cli
 from earlylin.activations import get_activation
 from earlylin.errors import ConfigError
-from earlylin.nets import deep, fused, providers
+from earlylin.nets import deep, fused, native, providers
 from earlylin.nets import two_layer as nets
 from earlylin.runtime.devices import DEVICES, exact_fp32, resolve_device
 from earlylin.runtime.records import environment, write_json_atomic
@@ -79,8 +81,9 @@ def measured_rates(device: torch.device, dtype: torch.dtype, n: int, d: int, m: 
     """This device's matmul FLOP/s on the benchmark's own two products (X Wᵀ: (n × d)·(d × m) and (r ⊙ X)ᵀ φ′:
     (d × n)·(n × m)) by each GEMM provider of the fast step (earlylin.nets.providers: torch, numpy; on CUDA
     torch), each with its library's own threads, the best provider's rate kept; its copy bandwidth (bytes/s);
-    and the transcendental work of a step timed apart: erf and φ′ = (2/√π) e^{−z²} (the step's own form) on
-    n × m values each. Best of 10 timings each (the machine's capability; on a shared machine a mean would
+    and the transcendental work of a step timed apart: erf and φ′ = (2/√π) e^{−z²} by torch (the reference
+    step's functions) on n × m values each, and both in the fast step's compiled pass (earlylin.nets.native, one
+    thread) where it is built. Best of 10 timings each (the machine's capability; on a shared machine a mean would
     measure the other processes)."""
     g = torch.Generator().manual_seed(0)
     X, Wt = (torch.randn(*s, generator=g).to(device, dtype) for s in ((n, d), (d, m)))
@@ -97,9 +100,13 @@ def measured_rates(device: torch.device, dtype: torch.dtype, n: int, d: int, m: 
     H, act = torch.empty_like(Z), get_activation("erf")
     erf_s = min(_time(lambda: act.phi_out(Z, H), device, 1) for _ in range(10))
     dphi_s = min(_time(lambda: act.dphi_out(Z, H), device, 1) for _ in range(10))
+    native_s = None  # the compiled pass of the fast step (earlylin.nets.native): erf and φ′ together
+    if device.type == "cpu" and dtype == torch.float32 and native.available():
+        G = torch.empty_like(Z)
+        native_s = min(_time(lambda: native.erf_dphi(Z, H, G), device, 1) for _ in range(10))
     best = max(gemm_flops, key=lambda name: gemm_flops[name])
     return {"flops_per_s": gemm_flops[best], "gemm_provider": best, "gemm_flops_per_s": gemm_flops,
-            "bytes_per_s": 2 * big.numel() * 4 / t_cp, "erf_s": erf_s, "dphi_s": dphi_s,
+            "bytes_per_s": 2 * big.numel() * 4 / t_cp, "erf_s": erf_s, "dphi_s": dphi_s, "native_erf_dphi_s": native_s,
             "transcendental_values": 2 * n * m}
 
 
@@ -131,13 +138,15 @@ def _step_runner(step, W: torch.Tensor, v: torch.Tensor, steps: int, device: tor
 
 
 def build_step(impl: str, K: int, n: int, d: int, m: int, steps: int, device, dtype, **knobs) -> Runner:
-    """``reference``, ``shipped`` (the trainer's ``--step auto``), ``fast`` / ``fast_omp`` or ``fused``."""
+    """``reference``, ``shipped`` (the trainer's ``--step auto``), ``fast`` / ``fast_omp`` / ``fast_torch_phi`` or
+    ``fused``."""
     act = get_activation("erf")
     X, y, W, v = make_problem(K, n, d, m, device, dtype)
     if impl == "fused":
         step = fused.FusedTwoLayerStep(act, X, y, True, True, **knobs)
-    elif impl in ("fast", "fast_omp"):
-        step = nets.BlockedTwoLayerStep(act, X, y, True, True, threads=1 if impl == "fast_omp" else None, **knobs)
+    elif impl in ("fast", "fast_omp", "fast_torch_phi"):
+        step = nets.BlockedTwoLayerStep(act, X, y, True, True, threads=1 if impl == "fast_omp" else None,
+                                        phi="torch" if impl == "fast_torch_phi" else None, **knobs)
     else:
         step = nets.make_step("auto" if impl == "shipped" else "reference", act, X, y, True, True)
     return _step_runner(step, W, v, steps, device)
@@ -271,7 +280,8 @@ def build_jax(K: int, n: int, d: int, m: int, steps: int) -> Runner | None:
     return run
 
 
-IMPLS = ("naive", "reference", "shipped", "fast", "fast_omp", "jax", "fused", "fused_ieee", "compiled")
+IMPLS = ("naive", "reference", "shipped", "fast", "fast_omp", "fast_torch_phi", "jax", "fused", "fused_ieee",
+         "compiled")
 DEFAULT_SKIP = ("compiled",)  # its compilation takes minutes; name it in --only to time it
 
 
@@ -409,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         if dtype != torch.float32 or not fused.fused_available(get_activation("erf"), device):
             impls = [i for i in impls if not i.startswith("fused")]
         if device.type != "cpu":
-            impls = [i for i in impls if i != "fast_omp"]
+            impls = [i for i in impls if i not in ("fast_omp", "fast_torch_phi")]
         rows: list[dict[str, Any]] = []
         extras: dict[str, Any] = {"fused_check": {}, "fused_sweep": {}}
         for K in args.ks:
@@ -432,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"impl": impl, "K": K, "us_per_model_step": sec * 1e6, "ratio_to_floor": sec / floor,
                              "ratio_to_reference": sec / med["reference"] if "reference" in med else None,
                              "ratio_to_jax": sec / med["jax"] if "jax" in med else None,
+                             "ratio_to_jax_paired": (float(np.median(np.array(times[impl]) / np.array(times["jax"])))
+                                                     if "jax" in times else None),
                              "us_per_model_step_rounds": [1e6 * t / (args.steps * K) for t in times[impl]]})
         shipped_impl = nets.resolve_step("auto", device)
         print(f"device {device}, {args.dtype}, n={args.n} d={args.d} m={args.width}, "
@@ -442,14 +454,18 @@ def main(argv: list[str] | None = None) -> int:
               + f"), {rates['bytes_per_s'] / 1e9:.1f} GB/s; floor "
               f"{floor * 1e6:.1f} µs/model-step; medians of {args.repeats} interleaved rounds of {args.steps} steps; "
               f"shipped = {shipped_impl}")
+        compiled = ("" if rates["native_erf_dphi_s"] is None else
+                    f"; both in the fast step's compiled pass {rates['native_erf_dphi_s'] * 1e6:.0f} µs (1 thread)")
         print(f"transcendentals apart (not in the floor), n·m = {args.n * args.width:,} values each: erf "
               f"{rates['erf_s'] * 1e6:.0f} µs, φ′ = (2/√π)e^(−z²) {rates['dphi_s'] * 1e6:.0f} µs per model-step "
-              f"({torch.get_num_threads()} threads)")
-        print(f"{'impl':>12} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× reference':>12} {'× jax':>7}")
+              f"({torch.get_num_threads()} threads, torch){compiled}")
+        print(f"{'impl':>14} {'K':>4} {'µs/model-step':>14} {'× floor':>8} {'× reference':>12} {'× jax':>7} "
+              f"{'× jax, paired':>14}")
         for r in rows:
-            ratios = [("" if r[k] is None else f"{r[k]:.2f}") for k in ("ratio_to_reference", "ratio_to_jax")]
-            print(f"{r['impl']:>12} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} "
-                  f"{ratios[0]:>12} {ratios[1]:>7}")
+            ratios = [("" if r[k] is None else f"{r[k]:.2f}")
+                      for k in ("ratio_to_reference", "ratio_to_jax", "ratio_to_jax_paired")]
+            print(f"{r['impl']:>14} {r['K']:>4} {r['us_per_model_step']:>14.1f} {r['ratio_to_floor']:>8.2f} "
+                  f"{ratios[0]:>12} {ratios[1]:>7} {ratios[2]:>14}")
         for K, check in extras["fused_check"].items():
             if "error" in check:
                 continue

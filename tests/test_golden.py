@@ -260,8 +260,9 @@ NETWORK_ONLY = ("train_loss_net", "test_loss_net", "train_err_net", "test_err_ne
 def test_thread_count_does_not_change_the_network(tmp_path):
     """Rerun on this machine, not against committed bits: the default two-layer step (``fast`` on a CPU:
     blocks of rows on a pool of worker threads, partial sums added in block order) gives the same bits
-    with 1 and with 2 torch threads (in a fresh process, torch.set_num_threads), here over 3 blocks of
-    2,048, 2,048 and 104 rows: every metric of the network's outputs alone is identical. The metrics that
+    with 1 and with 2 torch threads (in a fresh process, torch.set_num_threads), here over 4,200 rows in
+    blocks of an L2 cache's size (1,024 or 2,048 rows at m = 256) and a last short one: every metric of the
+    network's outputs alone is identical. The metrics that
     involve the float64 linear models (their losses, the MSEs to the net, the split onto V_lin) agree to
     float64 rounding, 1e-12 of their largest value: MKL's threaded float64 kernels may add in another order
     with another thread count (seen with MKL_CBWR=COMPATIBLE: 5e-15 relative)."""

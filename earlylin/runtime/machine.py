@@ -97,3 +97,21 @@ def cpu_signature() -> str:
     flags = _cpuinfo().get("flags") or _cpuinfo().get("Features") or ""
     digest = hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
     return f"{cpu_model()} | {platform.machine()} | flags {digest}"
+
+
+L2_FALLBACK = 1 << 20  # bytes, where the system does not say (1 MiB: the smaller of the per-core L2s measured)
+
+
+@functools.cache
+def l2_bytes() -> int:
+    """The size of one core's level-2 cache (Linux: ``/sys/devices/system/cpu/cpu0/cache``), else
+    :data:`L2_FALLBACK`."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            if (index / "level").read_text().strip() == "2" and (index / "type").read_text().strip() != "Instruction":
+                size = (index / "size").read_text().strip()
+                return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+    except (OSError, ValueError):
+        pass
+    return L2_FALLBACK

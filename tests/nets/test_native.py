@@ -1,5 +1,6 @@
-"""The compiled erf of the fast CPU step (earlylin.nets.native, erf.c) against float64: erf within 1.5 ulp and
-φ′ = (2/√π)e^{−z²} within 2 ulp on 2·10⁷ points and the special values; the fused readout (f, r, Hᵀr, φ′ in
+"""The compiled erf of the fast CPU step (earlylin.nets.native, erf.c) against float64: erf within 1 ulp and
+φ′ = (2/√π)e^{−z²} within 2 ulp (0 where it is below float32's normal range) on 2·10⁷ points and the special
+values; the fused readout (f, r, Hᵀr, φ′ in
 place) against the same sums in float64; the constants against their fit (erf_fit.py); the build kept once per
 machine and reused; and the fall-back to torch, with its reason, where it cannot be built or is turned off."""
 
@@ -22,7 +23,8 @@ from tests.conftest import ROOT, assert_close
 
 pytestmark = pytest.mark.skipif(not native.available(), reason=f"no compiled erf here: {native.unavailable_reason()}")
 
-ERF_ULP, DPHI_ULP = 1.5, 2.0  # the bounds erf.c states (measured 1.46 and 1.80 on this grid)
+ERF_ULP, DPHI_ULP = 1.0, 2.0  # the bounds erf.c states (measured 0.98 and 1.80 on this grid)
+NORMAL_HI = 87.0  # erf.c: z² at or beyond it gives φ′ = 0 (exactly below 2e-38)
 
 
 def _ulps(got: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
@@ -46,7 +48,9 @@ def test_erf_and_dphi_are_within_their_ulp_bounds_of_float64():
     exact_phi = torch.erf(z.double())
     exact_dphi = 2.0 / math.sqrt(math.pi) * torch.exp(-z.double() ** 2)
     assert _ulps(phi, exact_phi).max().item() <= ERF_ULP
-    assert _ulps(dphi, exact_dphi).max().item() <= DPHI_ULP
+    normal = z * z < NORMAL_HI  # in float32, as the kernel squares
+    assert _ulps(dphi[normal], exact_dphi[normal]).max().item() <= DPHI_ULP
+    assert (dphi[~normal] == 0).all() and (exact_dphi[~normal] < 2e-38).all()
     assert torch.equal(phi[z.abs() >= 4.0], torch.sign(z[z.abs() >= 4.0]))  # erf rounds to ±1 there
     assert torch.equal(phi[z == 0], z[z == 0]) and (dphi[z.isinf()] == 0).all()
     nan = torch.tensor([math.nan] * 3)
@@ -66,31 +70,33 @@ def test_in_place_and_phi_only_give_the_same_bits():
 
 
 @pytest.mark.parametrize(("rows", "m"), [(37, 256), (5, 24), (3, 7)])  # m not a multiple of the 16 lanes too
-@pytest.mark.parametrize("dphi", [True, False])
-def test_readout_is_the_two_layer_blocks_sums(rows, m, dphi):
-    """f = φ(Z)v·s, r = f − y, gv += φ(Z)ᵀr and φ′(Z) in place, against the same in float64 from the float64
-    erf: to fp32 rounding of sums of m (f) and rows (gv) terms (TOL fp32)."""
+@pytest.mark.parametrize("grad_W", [True, False])
+def test_readout_is_the_two_layer_blocks_sums(rows, m, grad_W):
+    """f = φ(Z)v·s, r = f − y, gv = φ(Z)ᵀr, and for ∇_W φ′(Z) in place and r ⊙ X, against the same in float64
+    from the float64 erf: to fp32 rounding of sums of m (f) and rows (gv) terms (TOL fp32)."""
     g = torch.Generator().manual_seed(rows * m)
     z, v, y = torch.randn(rows, m, generator=g), torch.randn(m, generator=g), torch.randn(rows, generator=g)
-    gv0 = torch.randn(m, generator=g)
+    x = torch.randn(rows, 5, generator=g)
     scale = 1.0 / math.sqrt(m)
-    f, r, gv, h, zz = torch.empty(rows), torch.empty(rows), gv0.clone(), torch.empty(m), z.clone()
-    native.erf_readout(zz, dphi, v, y, scale, f, r, gv, h)
+    f, r, gv, h, zz = torch.empty(rows), torch.empty(rows), torch.randn(m, generator=g), torch.empty(m), z.clone()
+    rx = torch.empty_like(x) if grad_W else None
+    native.erf_readout(zz, v, y, scale, f, r, gv, x if grad_W else None, rx, h)
     H = torch.erf(z.double())
     f64 = H @ v.double() * scale
-    r64 = f64 - y.double()
     assert_close(f, f64, "fp32")
-    assert_close(r, r64, "fp32")
-    assert_close(gv, gv0.double() + H.T @ r.double(), "fp32")
-    assert_close(zz, 2.0 / math.sqrt(math.pi) * torch.exp(-z.double() ** 2) if dphi else z.double(), "fp32")
+    assert_close(r, f64 - y.double(), "fp32")
+    assert_close(gv, H.T @ r.double(), "fp32")  # gv is set, not added to
+    assert_close(zz, 2.0 / math.sqrt(math.pi) * torch.exp(-z.double() ** 2) if grad_W else z.double(), "fp32")
+    if grad_W:
+        assert torch.equal(rx, x * r.unsqueeze(-1))  # one float32 product each
     f2, r2 = torch.empty(rows), torch.empty(rows)
-    native.erf_readout(z.clone(), dphi, v, y, scale, f2, r2, None, h)  # no ∇_v: f and r the same bits
+    native.erf_readout(z.clone(), v, y, scale, f2, r2, None, None, None, h)  # φ only: f and r the same bits
     assert torch.equal(f2, f) and torch.equal(r2, r)
 
 
 def test_the_constants_are_the_fit_rounded_to_float32():
     """erf.c's arrays are erf_fit.fit()'s coefficients rounded to float32 (to a last bit: the fit's float64 LAPACK
-    sums may round the other way on another machine), and each fit's relative error is the one erf.c states."""
+    sums may round the other way on another machine), and each fit's error is the one erf.c states."""
     source = (ROOT / "earlylin" / "nets" / "native" / "erf.c").read_text()
     for name, (coef, err) in erf_fit.fit().items():
         match = re.search(rf"static const float {name}\[\d+\] = {{([^}}]*)}};", source)
@@ -98,7 +104,8 @@ def test_the_constants_are_the_fit_rounded_to_float32():
         written = np.array([float.fromhex(c.strip().rstrip("f")) for c in match.group(1).split(",")])
         assert written.shape == coef.shape
         np.testing.assert_allclose(written, coef.astype(np.float32), rtol=2.0**-22, atol=0)
-        stated = re.search(rf"/\* {name}: degree \d+, largest relative error ([0-9.e+-]+)", source)
+        what = "error put into erf" if name == "R" else "relative error"
+        stated = re.search(rf"/\* {name}: degree \d+, largest {what} ([0-9.e+-]+)", source)
         assert stated is not None and err <= 1.05 * float(stated.group(1)) and err < 3e-9, (name, err)
 
 

@@ -17,6 +17,7 @@ from earlylin.config import TwoLayerConfig
 from earlylin.errors import ConfigError
 from earlylin.nets import native, providers
 from earlylin.nets import two_layer as nets
+from earlylin.runtime import machine
 from tests.conftest import ALL_ACTIVATIONS, assert_close, random_two_layer_problem
 
 
@@ -112,7 +113,8 @@ def test_block_larger_than_n_and_bad_knobs():
         assert_close(a, e)
     with pytest.raises(ConfigError, match="block_rows"):
         nets.BlockedTwoLayerStep(act, X, y, True, True, block_rows=0)
-    assert nets.default_block_rows(256) == 2048 and nets.default_block_rows(10**6) == 64
+    assert nets.default_block_rows(256) == machine.l2_bytes() // 1024 and nets.default_block_rows(10**6) == 64
+    assert machine.l2_bytes() >= 1 << 16
 
 
 def test_step_selection():

@@ -4,8 +4,9 @@ The fast CPU step (:class:`earlylin.nets.two_layer.BlockedTwoLayerStep`) evaluat
 of rows; for φ = erf in float32 it calls :func:`erf_readout`, which runs ``earlylin_erf_readout`` from ``erf.c``:
 row by row, φ and φ′ in one pass, then f, r and the block's Hᵀr from the row while it is in cache (φ(Z) is never
 stored). :func:`erf_dphi` is the elementwise kernel alone. On a 2-core AMD EPYC the pass takes about half the time
-of ``torch.erf`` plus the two-pass φ′ (BENCHMARKS.md), with erf within 1.5 ulp and φ′ within 2 ulp of the float64
-values (``torch.erf``: 0.7 ulp; the former float32 φ′ through ``exp2``: 112 ulp).
+of ``torch.erf`` plus the two-pass φ′ (BENCHMARKS.md), with erf within 1 ulp and φ′ within 2 ulp of the float64
+values (``torch.erf``: 0.7 ulp; the former float32 φ′ through ``exp2``: 112 ulp; φ′ is 0 where it is below
+float32's normal range, 2e-38, as it was there).
 
 The C file is compiled on first use, once per machine, with the system's C compiler (``$CC``, else ``cc``,
 ``gcc`` or ``clang``) for this CPU (``-march=native``, else portable flags) and kept in the machine folder
@@ -107,7 +108,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.earlylin_erf_dphi.argtypes = [i64, ptr, ptr, ptr]
-    lib.earlylin_erf_readout.argtypes = [i64, i64, ptr, ctypes.c_int, ptr, ptr, ctypes.c_float, ptr, ptr, ptr, ptr]
+    lib.earlylin_erf_readout.argtypes = [i64, i64, i64, ptr, ptr, ptr, ctypes.c_float, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.earlylin_erf_dphi.restype = lib.earlylin_erf_readout.restype = None
     return lib
 
@@ -142,15 +143,24 @@ def erf_dphi(z: torch.Tensor, phi: torch.Tensor, dphi: torch.Tensor | None) -> N
     _lib().earlylin_erf_dphi(z.numel(), z.data_ptr(), phi.data_ptr(), None if dphi is None else dphi.data_ptr())
 
 
-def erf_readout(z: torch.Tensor, dphi: bool, v: torch.Tensor, y: torch.Tensor, scale: float, f: torch.Tensor,
-                r: torch.Tensor, gv: torch.Tensor | None, h: torch.Tensor) -> None:
+def erf_readout(z: torch.Tensor, v: torch.Tensor, y: torch.Tensor, scale: float, f: torch.Tensor, r: torch.Tensor,
+                gv: torch.Tensor | None, x: torch.Tensor | None, rx: torch.Tensor | None, h: torch.Tensor) -> None:
     """One block of the two-layer step (docs/theory.md §1) from its pre-activations z (rows × m): per row i,
-    f_i = φ(z_i)·v·scale and r_i = f_i − y_i into f and r (rows); gv (m) += Σ_i r_i φ(z_i) unless None; z ← φ′(z)
-    in place if ``dphi``. h is a scratch row of m floats. Contiguous float32 CPU tensors; only where
-    :func:`available`."""
+    f_i = φ(z_i)·v·scale and r_i = f_i − y_i into f and r (rows); gv (m) = Σ_i r_i φ(z_i) unless None; unless rx is
+    None, z ← φ′(z) in place and rx = r ⊙ x (x, rx: rows × d). h is a scratch row of m floats. Contiguous float32
+    CPU tensors; only where :func:`available`. (The fast step calls :func:`readout_function` with addresses it
+    checked once.)"""
     rows, m = z.shape
-    _check(z, v, y, f, r, h, *(() if gv is None else (gv,)))
+    _check(z, v, y, f, r, h, *(t for t in (gv, x, rx) if t is not None))
     assert v.numel() == h.numel() == m and y.numel() == f.numel() == r.numel() == rows
     assert gv is None or gv.numel() == m
-    _lib().earlylin_erf_readout(rows, m, z.data_ptr(), int(dphi), v.data_ptr(), y.data_ptr(), scale, f.data_ptr(),
-                                r.data_ptr(), None if gv is None else gv.data_ptr(), h.data_ptr())
+    assert (x is None) == (rx is None) and (x is None or x.shape == rx.shape == (rows, x.shape[1]))
+    d = 0 if x is None else x.shape[1]
+    readout_function()(rows, m, d, z.data_ptr(), v.data_ptr(), y.data_ptr(), scale, f.data_ptr(), r.data_ptr(),
+                       *(None if t is None else t.data_ptr() for t in (gv, x, rx)), h.data_ptr())
+
+
+def readout_function() -> ctypes._CFuncPtr:
+    """The C function ``earlylin_erf_readout`` itself (arguments: rows, m, d and the addresses of z, v, y, scale,
+    the addresses of f, r, gv, x, rx, h, None for a NULL): for a caller that has checked its buffers once."""
+    return _lib().earlylin_erf_readout

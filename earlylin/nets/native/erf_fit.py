@@ -1,12 +1,15 @@
-"""Where the constants of ``erf.c`` come from: three polynomials fitted for relative error (docs/theory.md §1.2).
+"""Where the constants of ``erf.c`` come from: three polynomials fitted in float64 (docs/theory.md §1.2).
 
-    |x| < 1:   erf(x) = x + x·S(x²),                         S(t) ≈ erf(√t)/√t − 1,       degree 6
-    |x| ≥ 1:   erf(x) = sign(x)·(1 − φ′(x)·R(1/|x|)),        R(u) ≈ (√π/2)·erfcx(1/u),    degree 10
+    |x| < 1:   erf(x) = x + x·S(x²),                      S(t) ≈ erf(√t)/√t − 1,                    degree 6
+    |x| ≥ 1:   erf(x) = sign(x)·(1 − φ′(x)·R(min(|x|, 4))),  R(x) ≈ (√π/2)·erfcx(x), in x − 5/2 on [1, 4], degree 8
     φ′(x) = (2/√π)·e^{−x²} = 2^k·E(r),  x² = h + l,  k = round(−h·log₂e),  r = −h − k·ln 2 − l,
-                                                              E(r) ≈ (2/√π)·e^r on |r| ≤ ln(2)/2, degree 7
+                                                           E(r) ≈ (2/√π)·e^r on |r| ≤ ln(2)/2,        degree 7
 
-Each fit is a weighted least-squares fit on a dense grid whose weights are updated (Lawson's iteration) until the
-largest relative error is nearly level; the reference values are scipy's float64 erf and erfcx (relative error
+(erfcx(x) = e^{x²}·erfc(x).) S and E are fitted for their relative error, the error of erf(x) and φ′(x) relative to
+their values; R for the error it puts into erf, φ′·|R − R_exact| = erfc(x)·|R/R_exact − 1|, which is what the
+sum 1 − φ′R keeps (beyond x = 4, erfc(x) < 2e-8 and erf rounds to ±1 in float32 whatever R is). Each fit is a
+weighted least-squares fit on a dense grid whose weights are updated (Lawson's iteration) until the largest
+weighted error is nearly level; the reference values are scipy's float64 erf, erfc and erfcx (relative error
 ≈ 1e-16, far below the fits'). The fitted coefficients are then rounded to float32, the precision the kernel
 computes in. Run ``python -m earlylin.nets.native.erf_fit`` to print the C arrays and each fit's error; the
 tests (tests/nets/test_native.py) refit and check the errors and the kernel's accuracy in ulps.
@@ -22,7 +25,8 @@ from scipy import special
 
 SPLIT = 1.0  # |x| below: the odd series x + x·S(x²); above: 1 − φ′(x)·R(1/|x|)
 CLAMP_HI = 104.0  # x² above this: φ′ = 0 in float32 (e^{−104} ≈ 7e-46 is below the smallest subnormal)
-DEGREES = {"S": 6, "R": 10, "E": 7}
+DEGREES = {"S": 6, "R": 8, "E": 7}
+R_CENTRE, R_TOP = 2.5, 4.0  # R is a polynomial in x − R_CENTRE on [SPLIT, R_TOP]
 GRID = 4000
 ITERATIONS = 300
 
@@ -42,13 +46,15 @@ def lawson(basis: np.ndarray, target: np.ndarray, weight: np.ndarray) -> tuple[n
 
 
 def fit() -> dict[str, tuple[np.ndarray, float]]:
-    """name → (coefficients, lowest power first; the largest relative error of the fit in float64)."""
+    """name → (coefficients, lowest power first; the fit's largest error in float64: relative for S and E, the
+    absolute error it puts into erf for R)."""
     x = np.linspace(1e-4, SPLIT, GRID)
     s_coef, s_err = lawson(np.vander(x * x, DEGREES["S"] + 1, increasing=True), special.erf(x) / x - 1.0,
                            x / special.erf(x))  # the error of x·S relative to erf(x)
-    x = np.linspace(SPLIT, 4.0, GRID)  # beyond 4, 1 − φ′R rounds to 1 in float32 whatever R is near
+    x = np.linspace(SPLIT, R_TOP, GRID)
     r_target = 0.5 * math.sqrt(math.pi) * special.erfcx(x)
-    r_coef, r_err = lawson(np.vander(1.0 / x, DEGREES["R"] + 1, increasing=True), r_target, 1.0 / r_target)
+    r_coef, r_err = lawson(np.vander(x - R_CENTRE, DEGREES["R"] + 1, increasing=True), r_target,
+                           special.erfc(x) / r_target)
     r = np.linspace(-0.505 * math.log(2.0), 0.505 * math.log(2.0), GRID)
     e_target = 2.0 / math.sqrt(math.pi) * np.exp(r)
     e_coef, e_err = lawson(np.vander(r, DEGREES["E"] + 1, increasing=True), e_target, 1.0 / e_target)
@@ -63,7 +69,8 @@ def c_array(name: str, coef: np.ndarray) -> str:
 
 def main() -> None:
     for name, (coef, err) in fit().items():
-        print(f"/* {name}: degree {len(coef) - 1}, largest relative error {err:.2e} before rounding to float32 */")
+        what = "error put into erf" if name == "R" else "relative error"
+        print(f"/* {name}: degree {len(coef) - 1}, largest {what} {err:.2e} before rounding to float32 */")
         print(c_array(name, coef))
 
 
