@@ -109,9 +109,11 @@ def test_the_constants_are_the_fit_rounded_to_float32():
         assert stated is not None and err <= 1.05 * float(stated.group(1)) and err < 3e-9, (name, err)
 
 
-def _child(env: dict[str, str], code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+def _child(env: dict[str, str], code: str, stderr: list[str] | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    if stderr is not None:
+        stderr.append(proc.stderr)
+    return proc.stdout.strip()
 
 
 REPORT = ("from earlylin.nets import native\n"
@@ -134,6 +136,8 @@ def test_the_build_is_kept_per_machine_and_reused(tmp_path):
     ({"PATH": ""}, "no C compiler found"),
 ])
 def test_without_the_kernel_the_step_falls_back_to_torch_and_says_why(tmp_path, change, reason):
+    """No kernel: the step's φ is torch's, the reason is given, and a build that could not be made is said in one
+    line on stderr (not when the user turned the kernel off); nothing is left in the machine folder."""
     env = {**os.environ, "EARLYLIN_MACHINE_DIR": str(tmp_path), **change}
     code = REPORT + (
         "\nimport json, torch\nfrom earlylin.activations import get_activation\n"
@@ -141,7 +145,10 @@ def test_without_the_kernel_the_step_falls_back_to_torch_and_says_why(tmp_path, 
         "X, y = torch.randn(1, 50, 4), torch.randn(1, 50)\n"
         "step = nets.BlockedTwoLayerStep(get_activation('erf'), X, y, True, True)\n"
         "print(json.dumps(nets.step_info('fast', **nets.fast_choices(step, 8))))")
-    out = _child(env, code).splitlines()
+    err: list[str] = []
+    out = _child(env, code, err).splitlines()
     assert out[0].startswith("False |") and reason in out[0]
+    said = [line for line in err[0].splitlines() if "compiled erf is not available" in line]
+    assert len(said) == (0 if "EARLYLIN_NATIVE" in change else 1)  # a failed build is said once; a choice is not
     assert json.loads(out[1])["phi"] == "torch"
     assert not list(tmp_path.glob("erf-*.so")) and not list(tmp_path.glob(".erf-*"))

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from earlylin.runtime.machine import cpu_signature, machine_lock
+from earlylin.runtime.progress import warn
 from earlylin.runtime.records import file_mode
 
 SOURCE = Path(__file__).with_name("erf.c")
@@ -90,18 +91,22 @@ def _build(cc: list[str], folder: Path) -> tuple[Path | None, str]:
 
 @functools.cache
 def _library() -> tuple[ctypes.CDLL | None, str]:
+    """The loaded library, or None and why; once per process. A build that fails (or no compiler) is said once
+    on stderr: the run goes on with torch's functions."""
     if os.environ.get(ENV, "").strip() == "0":
         return None, f"{ENV}=0"
     cc = compiler()
     if cc is None:
-        return None, "no C compiler found ($CC, cc, gcc, clang)"
-    with machine_lock() as folder:
-        if folder is None:
-            with tempfile.TemporaryDirectory() as tmp:  # no machine folder: build for this process only
-                path, reason = _build(cc, Path(tmp))
-                return (None, reason) if path is None else (_load(path), "")
-        path, reason = _build(cc, folder)
-    return (None, reason) if path is None else (_load(path), "")
+        path, reason = None, "no C compiler found ($CC, cc, gcc, clang)"
+    else:
+        with machine_lock() as folder, tempfile.TemporaryDirectory() as tmp:
+            # no machine folder: build for this process only (the library stays loaded after its file is gone)
+            path, reason = _build(cc, Path(tmp) if folder is None else folder)
+            if path is not None:
+                return _load(path), ""
+    warn(f"the fast CPU step's compiled erf is not available ({reason}); it uses torch's erf and exp2 instead "
+         f"(the same equations, slower on some CPUs; {ENV}=0 chooses that without this line)")
+    return None, reason
 
 
 def _load(path: Path) -> ctypes.CDLL:
