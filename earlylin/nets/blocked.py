@@ -39,10 +39,15 @@ def default_block_rows(m: int) -> int:
     return max(64, l2_bytes() // (4 * max(m, 1)))
 
 
+def rows_per_block(n: int, m: int, block_rows: int | None = None) -> int:
+    """``block_rows`` or :func:`default_block_rows`, at most n."""
+    return min(n, block_rows or default_block_rows(m))
+
+
 def row_blocks(K: int, n: int, m: int, block_rows: int | None = None) -> tuple[int, list[tuple[int, int]]]:
-    """The fast path's blocks: rows per block (``block_rows`` or :func:`default_block_rows`, at most n) and
-    every (seed, block) pair, seed by seed."""
-    rows = min(n, block_rows or default_block_rows(m))
+    """The fast path's blocks: rows per block (:func:`rows_per_block`) and every (seed, block) pair, seed by
+    seed."""
+    rows = rows_per_block(n, m, block_rows)
     return rows, [(k, b) for k in range(K) for b in range(-(-n // rows))]
 
 
@@ -119,7 +124,7 @@ class BlockedTwoLayerStep:
             if forced is not None or self.X.device.type != "cpu" or self.X.dtype != torch.float32:
                 self._gemm = forced or providers.DEFAULT
             else:
-                rows = min(self.X.shape[1], self.block_rows or default_block_rows(m))
+                rows = rows_per_block(self.X.shape[1], m, self.block_rows)
                 key = providers.machine_key(rows, m, self.X.shape[2])
                 self._gemm = providers.machine_choice(key, lambda: self._candidates(rows, m))
         return self._gemm
@@ -213,11 +218,8 @@ class BlockedTwoLayerStep:
         inv_sqrt_m = 1.0 / math.sqrt(m)
         workers = min(self.threads, len(blocks))
         gemm = providers.GEMMS[self.gemm(m)]
-        fused_phi = self.phi_impl() == "native"  # φ(Z_b), φ′(Z_b), the readout and r ⊙ X_b in one compiled pass
-        vc = v.contiguous()
-
-        if fused_phi:
-            work = self._native_work(rows, m, n_blocks, workers, gemm, Wt, vc, f, r, inv_sqrt_m)
+        if self.phi_impl() == "native":  # φ(Z_b), φ′(Z_b), the readout and r ⊙ X_b in one compiled pass
+            work = self._native_work(rows, m, n_blocks, workers, gemm, Wt, v.contiguous(), f, r, inv_sqrt_m)
         else:
             claim = _claims(len(blocks))
 

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from earlylin.runtime.records import default_cache_dir
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks (machine_lock locks nothing)
@@ -31,8 +33,7 @@ def machine_dir() -> Path:
     """``$EARLYLIN_MACHINE_DIR``, else ``<cache root>/earlylin/machine`` (not created here)."""
     if os.environ.get(MACHINE_DIR_ENV, "").strip():
         return Path(os.environ[MACHINE_DIR_ENV]).expanduser()
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "earlylin" / "machine"
+    return default_cache_dir() / "machine"
 
 
 _LOCK = threading.RLock()  # this process's hold on the folder's lock (re-entered by a nested choice)
@@ -67,6 +68,7 @@ def machine_lock() -> Iterator[Path | None]:
                 os.close(fd)
 
 
+@functools.cache
 def _cpuinfo() -> dict[str, str]:
     fields: dict[str, str] = {}
     try:

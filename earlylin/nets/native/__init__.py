@@ -61,17 +61,21 @@ def _version(cc: list[str]) -> str:
 
 
 def _build(cc: list[str], folder: Path) -> tuple[Path | None, str]:
-    """The library for this source, compiler and CPU in ``folder``: found there, else compiled now (to a
-    temporary name, then renamed into place). Returns its path or None, and the reason when None."""
-    source = SOURCE.read_bytes()
-    errors = []
+    """The library for this source, compiler and CPU in ``folder``: found there (for any of :data:`TARGET_FLAGS`),
+    else compiled now with each set of flags in turn until one builds (to a temporary name, then renamed into
+    place). Returns its path or None, and the reason when None."""
+    source, version = SOURCE.read_bytes(), _version(cc).encode()
+    builds = []
     for target in TARGET_FLAGS:
         flags = [*COMMON_FLAGS, *target]
-        key = hashlib.sha256(b"\0".join([source, " ".join(cc).encode(), _version(cc).encode(),
-                                         " ".join(flags).encode(), cpu_signature().encode()])).hexdigest()[:16]
-        path = folder / f"erf-{key}.so"
+        key = hashlib.sha256(b"\0".join([source, " ".join(cc).encode(), version, " ".join(flags).encode(),
+                                         cpu_signature().encode()])).hexdigest()[:16]
+        builds.append((flags, folder / f"erf-{key}.so"))
+    for _, path in builds:
         if path.exists():
             return path, ""
+    errors = []
+    for flags, path in builds:
         fd, tmp = tempfile.mkstemp(prefix=".erf-", suffix=".so", dir=folder)
         os.close(fd)
         try:
